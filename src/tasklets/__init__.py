@@ -1,0 +1,81 @@
+"""tasklets: asynchronous I/O where the ``concurrent.futures.Future`` is the one currency.
+
+A task is a generator (or ``async def``) that yields futures and is resumed
+with their results. The same futures can be waited on with a blocking
+``.result()`` from any thread, come from thread pools, process pools or a Dask
+cluster, and be combined with :func:`wait_first`, :func:`as_completed`,
+:func:`wait` and :func:`gather`.
+"""
+
+from __future__ import annotations
+
+from ._as_completed import as_completed, map_unordered
+from ._combinators import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    SignalFuture,
+    gather,
+    sleep,
+    to_thread,
+    wait,
+    wait_first,
+    with_timeout,
+)
+from ._exceptions import (
+    BadYieldError,
+    BlockingResultError,
+    Cancelled,
+    CancelledError,
+    InvalidStateError,
+    LoopError,
+    TimeoutError,
+)
+from ._future import Future
+from ._group import TaskGroup
+from ._loop import Handle, Loop, TimerHandle
+from ._runtime import current_loop, default_loop, run
+from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
+from ._task import Task, current_task, spawn, task
+
+__all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "BadYieldError",
+    "BlockingResultError",
+    "Cancelled",
+    "CancelledError",
+    "Event",
+    "Future",
+    "Handle",
+    "InvalidStateError",
+    "Lock",
+    "Loop",
+    "LoopError",
+    "Queue",
+    "QueueEmpty",
+    "QueueFull",
+    "Semaphore",
+    "SignalFuture",
+    "Task",
+    "TaskGroup",
+    "TimeoutError",
+    "TimerHandle",
+    "as_completed",
+    "current_loop",
+    "current_task",
+    "default_loop",
+    "gather",
+    "map_unordered",
+    "run",
+    "sleep",
+    "spawn",
+    "task",
+    "to_thread",
+    "wait",
+    "wait_first",
+    "with_timeout",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,339 @@
+"""``as_completed`` and ``map_unordered``: process results in the order they finish.
+
+Theory of operation
+-------------------
+The seed's ``as_completed`` built a fresh ``wait_first`` over the remaining
+futures at every step: O(n²) callbacks, none removable. Here a *matcher*
+registers exactly one callback per input and pairs two queues:
+
+* ``finished``: inputs that completed before anyone asked for them;
+* ``requests``: askers (signal futures handed out by ``next()``, or the
+  futures behind ``async for``) still waiting for an input to complete.
+
+An input that completes goes to the oldest request, or joins ``finished``; a
+new request takes the oldest finished input, or joins ``requests``. Both are
+O(1), so the whole iteration is O(n). The iterator object is separate from the
+matcher the callbacks point to, so an iteration abandoned half way lets the
+iterator be collected, which detaches the remaining callbacks.
+
+``map_unordered`` feeds a matcher lazily: it calls ``fn`` on the next item
+whenever a slot is free, with at most ``limit`` calls started and not yet
+handed out, so a million-item input never sits in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ._combinators import SignalFuture, check_futures, copy_outcome, detach
+from ._exceptions import TimeoutError
+from ._future import Future, is_future_like
+from ._loop import Loop, _get_ident
+from ._timers import Timer, timer_loop
+
+__all__ = ["as_completed", "map_unordered", "AsCompleted", "MapUnordered"]
+
+
+def _answer(request: Future[Any], f: Any) -> None:
+    """Resolve a request with the completed input ``f``.
+
+    A :class:`SignalFuture` takes on ``f``'s outcome (the ordinary iterator);
+    a plain future resolves to ``f`` itself (``async for``).
+    """
+    if isinstance(f, _Completed):  # from map_unordered: the call and its item
+        if isinstance(request, SignalFuture):
+            request.item = f.item
+        f = f.future
+    if isinstance(request, SignalFuture):
+        request.completed = f
+        copy_outcome(f, request)
+    elif not request.done():
+        request.set_result(f)
+
+
+class _Matcher:
+    """Pairs completed inputs with requests for them, oldest first, from any thread."""
+
+    __slots__ = ("lock", "finished", "requests", "expired", "on_match")
+
+    def __init__(self, on_match: Callable[[], None] | None = None) -> None:
+        self.lock = threading.Lock()
+        self.finished: deque[Any] = deque()
+        self.requests: deque[Future[Any]] = deque()
+        self.expired: BaseException | None = None
+        self.on_match = on_match
+
+    def on_done(self, f: Any) -> None:
+        """Done-callback on every input."""
+        with self.lock:
+            if self.expired is not None:
+                return
+            if not self.requests:
+                self.finished.append(f)
+                return
+            request = self.requests.popleft()
+        _answer(request, f)
+        if self.on_match is not None:
+            self.on_match()
+
+    def request(self, request: Future[Any]) -> None:
+        """Answer ``request`` with the next input to complete."""
+        with self.lock:
+            if self.finished:
+                f = self.finished.popleft()
+            elif self.expired is not None:
+                f = None
+            else:
+                self.requests.append(request)
+                return
+        if f is None:
+            request.set_exception(self.expired)  # type: ignore[arg-type]
+            return
+        _answer(request, f)
+        if self.on_match is not None:
+            self.on_match()
+
+    def expire(self, failure: BaseException) -> None:
+        """Fail every waiting request; later ones get what finished in time, then ``failure``."""
+        with self.lock:
+            self.expired = failure
+            waiting = list(self.requests)
+            self.requests.clear()
+        for request in waiting:
+            if not request.done():
+                request.set_exception(failure)
+
+
+class AsCompleted:
+    """The iterator :func:`as_completed` returns."""
+
+    def __init__(self, fs: Iterable[Any], timeout: float | None) -> None:
+        self._futures = list(dict.fromkeys(check_futures(fs, "as_completed")))  # duplicates count once
+        self._left = len(self._futures)
+        self._matcher = _Matcher()
+        self._timer: Timer | None = None
+        for f in self._futures:
+            f.add_done_callback(self._matcher.on_done)
+        if timeout is not None and self._left:
+            self._timer = Timer(max(0.0, timeout), functools.partial(_expire, self._matcher, self._futures, timeout))
+
+    def __iter__(self) -> Iterator[SignalFuture[Any]]:
+        return self
+
+    def __next__(self) -> SignalFuture[Any]:
+        """A signal future for the next input to complete (``.completed`` names it)."""
+        signal: SignalFuture[Any] = SignalFuture()
+        self._take(signal, StopIteration)
+        return signal
+
+    def __aiter__(self) -> AsCompleted:
+        return self
+
+    def __anext__(self) -> Future[Any]:
+        """Under ``async for``: the next *original* future to complete."""
+        waiter: Future[Any] = Future()
+        self._take(waiter, StopAsyncIteration)
+        return waiter
+
+    def _take(self, request: Future[Any], stop: type[BaseException]) -> None:
+        if self._left <= 0:
+            raise stop
+        self._left -= 1
+        self._matcher.request(request)
+        if self._matcher.expired is not None and request.done() and request.exception() is not None:
+            self._left = 0  # the deadline passed: this failed signal is the last one
+
+    def close(self) -> None:
+        """Stop: detach from every input and from the timer. Dropping the iterator does this too."""
+        self._left = 0
+        detach(self._futures, self._matcher.on_done)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _expire(matcher: _Matcher, futures: list[Any], timeout: float) -> None:
+    left = sum(1 for f in futures if not f.done())
+    matcher.expire(TimeoutError(f"as_completed(): {left} of {len(futures)} futures not done within {timeout} s"))
+    detach(futures, matcher.on_done)
+
+
+def as_completed(fs: Iterable[Any], timeout: float | None = None) -> AsCompleted:
+    """Iterate over ``fs`` in the order they complete.
+
+    As an ordinary iterator it yields one *signal future* per distinct input,
+    at once; yield each in a task (or call ``.result()``) to get the outcome
+    of the next input to complete, and read ``signal.completed`` afterwards to
+    learn which one it was::
+
+        for signal in as_completed(fs):
+            value = yield signal            # or signal.result() in plain code
+            print(signal.completed, value)
+
+    Under ``async for`` it yields the original futures, each once it is done.
+
+    Args:
+        fs: futures of any origin; duplicates count once.
+        timeout: seconds after which waiting signals fail with
+            :class:`TimeoutError`; inputs that finished in time are still
+            handed out, then the iteration ends.
+    """
+    return AsCompleted(fs, timeout)
+
+
+class MapUnordered:
+    """The iterator :func:`map_unordered` returns."""
+
+    def __init__(self, fn: Callable[[Any], Any], items: Iterable[Any], limit: int, loop: Loop) -> None:
+        if limit < 1:
+            raise ValueError(f"map_unordered() limit must be at least 1, got {limit!r}")
+        self._fn = fn
+        self._items = iter(items)
+        self._limit = limit
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pulled: deque[Any] = deque()  # items taken from the input, not yet started
+        self._exhausted = False
+        self._handed_out = 0  # signals given to the consumer
+        self._taken = 0  # items taken from the input
+        self._active = 0  # calls started and not yet handed to a signal
+        self._running: set[Any] = set()
+        self._closed = False
+        self._matcher = _Matcher(on_match=self._slot_freed)
+        self._on_loop(self._start_more)
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        if self._loop._thread_id == _get_ident():
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _slot_freed(self) -> None:
+        with self._lock:
+            self._active -= 1
+        self._on_loop(self._start_more)
+
+    def _pull(self) -> bool:
+        """Take one more item from the input into ``_pulled`` (lock held); False at its end."""
+        if self._exhausted:
+            return False
+        try:
+            item = next(self._items)
+        except StopIteration:
+            self._exhausted = True
+            return False
+        self._pulled.append(item)
+        self._taken += 1
+        return True
+
+    def _start_more(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed or self._active >= self._limit:
+                    return
+                if not self._pulled and not self._pull():
+                    return
+                item = self._pulled.popleft()
+                self._active += 1
+            self._start(item)
+
+    def _start(self, item: Any) -> None:
+        future = _call(self._fn, item)
+        self._running.add(future)
+
+        def on_done(f: Any, item: Any = item) -> None:
+            self._running.discard(f)
+            # The signal learns which item this was before anyone sees it resolve.
+            self._matcher.on_done(_Completed(f, item))
+
+        future.add_done_callback(on_done)
+
+    def __iter__(self) -> Iterator[SignalFuture[Any]]:
+        return self
+
+    def __next__(self) -> SignalFuture[Any]:
+        """A signal future for the next call to complete (``.item`` and ``.completed`` name it)."""
+        with self._lock:
+            if self._closed or (self._handed_out >= self._taken and not self._pull()):
+                raise StopIteration
+            self._handed_out += 1
+        signal: SignalFuture[Any] = SignalFuture()
+        self._matcher.request(signal)
+        return signal
+
+    def __aiter__(self) -> MapUnordered:
+        return self
+
+    def __anext__(self) -> Future[Any]:
+        """Under ``async for``: the next completed signal future (already done)."""
+        try:
+            signal = next(self)
+        except StopIteration:
+            raise StopAsyncIteration from None
+        done: Future[Any] = Future()
+        signal.add_done_callback(lambda s: done.set_result(s))
+        return done
+
+    def close(self) -> None:
+        """Stop starting calls and cancel those still running. Dropping the iterator does this too."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            running = list(self._running)
+        for f in running:
+            f.cancel()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class _Completed:
+    """A completed call and its item, as the matcher hands it to an :class:`_ItemSignal`."""
+
+    __slots__ = ("future", "item")
+
+    def __init__(self, future: Any, item: Any) -> None:
+        self.future = future
+        self.item = item
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    """``fn(item)`` as a future: a future returned as is, a generator run as a task, a value wrapped."""
+    from ._task import Task
+
+    future: Future[Any]
+    try:
+        made = fn(item)
+    except Exception as exc:
+        future = Future()
+        future.set_exception(exc)
+        return future
+    if is_future_like(made):
+        return made
+    if hasattr(made, "send") and hasattr(made, "throw"):
+        return Task(made)
+    future = Future()
+    future.set_result(made)
+    return future
+
+
+def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, limit: int) -> MapUnordered:
+    """Call ``fn`` on every item, at most ``limit`` at once, yielding results as they complete.
+
+    ``fn(item)`` may return a future (a task, say), a generator (run as a
+    task) or a plain value. Items are read lazily: no more than ``limit``
+    calls are started and not yet handed out, so a huge or endless input
+    never sits in memory. Like :func:`as_completed`, the ordinary iterator
+    yields signal futures; each carries ``.item`` and ``.completed`` once it
+    resolves. Under ``async for`` it yields the signal futures already done.
+    Dropping the iterator (or ``close()``) cancels the calls still running.
+    """
+    return MapUnordered(fn, items, limit, timer_loop())

@@ -1,0 +1,317 @@
+"""Combinators: the asynchronous twins of ``concurrent.futures``' helpers.
+
+Each takes futures of any origin (ours, executors', Dask's: anything with
+``add_done_callback``), mixed, and returns a :class:`Future`, so it serves both
+as ``yield combinator(...)`` in a task and as ``combinator(...).result()`` in
+plain code. Their callbacks may run on any thread, so each keeps its state
+behind a small lock and completes its own future outside it.
+
+Every combinator registers one callback per input future, and detaches the
+callbacks it no longer needs where the input allows it
+(``remove_done_callback``), so waiting is O(n) in all and an abandoned wait
+does not pin its state.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from ._exceptions import InvalidStateError, TimeoutError
+from ._future import Future, is_future_like
+from ._runtime import default_executor
+from ._timers import Timer, timer_loop
+
+__all__ = [
+    "SignalFuture",
+    "wait_first",
+    "wait",
+    "gather",
+    "with_timeout",
+    "sleep",
+    "to_thread",
+    "copy_outcome",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ALL_COMPLETED",
+]
+
+T = TypeVar("T")
+
+FIRST_COMPLETED = concurrent.futures.FIRST_COMPLETED
+FIRST_EXCEPTION = concurrent.futures.FIRST_EXCEPTION
+ALL_COMPLETED = concurrent.futures.ALL_COMPLETED
+
+
+class SignalFuture(Future[T]):
+    """A future that reports the outcome of another one.
+
+    ``completed`` is the original future whose outcome it carries (None until
+    it resolves); ``item`` is the input that ``map_unordered`` called its
+    function with.
+    """
+
+    __slots__ = ("completed", "item")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.completed: Any = None
+        self.item: Any = None
+
+
+def copy_outcome(source: Any, target: Future[Any]) -> None:
+    """Complete ``target`` like the done future ``source``; ignore a ``target`` already done."""
+    try:
+        if source.cancelled():
+            target.cancel()
+            return
+        exc = source.exception()
+        if exc is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(source.result())
+    except InvalidStateError:
+        pass  # target was cancelled (or timed out) meanwhile: nobody wants this outcome
+
+
+def check_futures(fs: Iterable[Any], what: str) -> list[Any]:
+    """The inputs as a list, with a clear error for anything that is not a future."""
+    futures = list(fs)
+    for f in futures:
+        if not is_future_like(f):
+            hint = " (call the task function, or wrap the generator with tasklets.spawn)" if hasattr(
+                f, "send"
+            ) else ""
+            raise TypeError(f"{what}() takes futures, but got {f!r}{hint}")
+    return futures
+
+
+def detach(futures: Iterable[Any], callback: Callable[[Any], object]) -> None:
+    """Remove ``callback`` from every input that supports removal."""
+    for f in futures:
+        remove = getattr(f, "remove_done_callback", None)
+        if remove is not None:
+            try:
+                remove(callback)
+            except Exception:
+                pass
+
+
+def wait_first(fs: Iterable[Any]) -> SignalFuture[Any]:
+    """A future with the outcome of whichever of ``fs`` completes first.
+
+    Its ``completed`` attribute is that original future. Cancelling the
+    returned future stops the wait but not the inputs.
+
+    Raises:
+        ValueError: ``fs`` is empty (the wait could never end).
+    """
+    futures = check_futures(fs, "wait_first")
+    if not futures:
+        raise ValueError("wait_first() needs at least one future")
+    signal: SignalFuture[Any] = SignalFuture()
+    lock = threading.Lock()
+
+    def on_done(f: Any) -> None:
+        with lock:
+            if signal.completed is not None:
+                return
+            signal.completed = f
+        detach(futures, on_done)
+        copy_outcome(f, signal)
+
+    def on_signal_done(_: object) -> None:
+        if signal.cancelled():
+            detach(futures, on_done)
+
+    signal.add_done_callback(on_signal_done)
+    for f in futures:
+        f.add_done_callback(on_done)
+        if signal.done():
+            break
+    return signal
+
+
+def gather(fs: Iterable[Any]) -> Future[list[Any]]:
+    """A future of the list of results of ``fs``, in order; fails with the first exception.
+
+    Cancelling the returned future cancels the inputs still running.
+    """
+    futures = check_futures(fs, "gather")
+    result: Future[list[Any]] = Future()
+    count = len(futures)
+    if not count:
+        result.set_result([])
+        return result
+    remaining = [count]
+    lock = threading.Lock()
+
+    def on_done(f: Any) -> None:
+        if result.done():
+            return
+        if f.cancelled():
+            result.cancel()
+            return
+        exc = f.exception()
+        if exc is not None:
+            try:
+                result.set_exception(exc)
+            except InvalidStateError:
+                pass
+            return
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            try:
+                result.set_result([f.result() for f in futures])
+            except InvalidStateError:
+                pass
+
+    def on_result_done(_: object) -> None:
+        detach(futures, on_done)
+        if result.cancelled():
+            for f in futures:
+                if not f.done():
+                    f.cancel()
+
+    result.add_done_callback(on_result_done)
+    for f in futures:
+        f.add_done_callback(on_done)
+    return result
+
+
+def wait(
+    fs: Iterable[Any], timeout: float | None = None, return_when: str = ALL_COMPLETED
+) -> Future[concurrent.futures._base.DoneAndNotDoneFutures]:
+    """A future of ``(done, not_done)`` sets, like ``concurrent.futures.wait``.
+
+    Args:
+        fs: the futures to wait for (duplicates count once).
+        timeout: seconds after which the future resolves with whatever is done.
+        return_when: ``FIRST_COMPLETED``, ``FIRST_EXCEPTION`` or ``ALL_COMPLETED``.
+    """
+    if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
+        raise ValueError(f"return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, not {return_when!r}")
+    futures = set(check_futures(fs, "wait"))
+    result: Future[Any] = Future()
+    done: set[Any] = set()
+    lock = threading.Lock()
+    timer: Timer | None = None
+
+    def finish() -> None:
+        with lock:
+            snapshot = (set(done), futures - done)
+        try:
+            result.set_result(concurrent.futures._base.DoneAndNotDoneFutures(*snapshot))
+        except InvalidStateError:
+            pass
+
+    def on_done(f: Any) -> None:
+        with lock:
+            done.add(f)
+            complete = (
+                len(done) == len(futures)
+                or return_when == FIRST_COMPLETED
+                or (return_when == FIRST_EXCEPTION and not f.cancelled() and f.exception() is not None)
+            )
+        if complete:
+            finish()
+
+    def on_result_done(_: object) -> None:
+        detach(futures, on_done)
+        if timer is not None:
+            timer.cancel()
+
+    if not futures:
+        finish()
+        return result
+    result.add_done_callback(on_result_done)
+    for f in futures:
+        f.add_done_callback(on_done)
+    if timeout is not None and not result.done():
+        timer = Timer(max(0.0, timeout), finish)
+        if result.done():
+            timer.cancel()
+    return result
+
+
+def with_timeout(future: Any, seconds: float) -> Future[Any]:
+    """``future``'s outcome, or :class:`TimeoutError` after ``seconds`` (``future`` is then cancelled)."""
+    if not is_future_like(future):
+        raise TypeError(f"with_timeout() takes a future, got {future!r}")
+    result: Future[Any] = Future()
+
+    def expire() -> None:
+        if future.done():
+            return  # its callback is on its way (from another thread)
+        try:
+            result.set_exception(TimeoutError(f"{future!r} did not complete within {seconds} s"))
+        except InvalidStateError:
+            return
+        future.cancel()
+
+    timer = Timer(max(0.0, seconds), expire)
+
+    def on_done(f: Any) -> None:
+        timer.cancel()
+        copy_outcome(f, result)
+
+    def on_result_done(_: object) -> None:
+        if result.cancelled():
+            timer.cancel()
+            future.cancel()
+
+    result.add_done_callback(on_result_done)
+    future.add_done_callback(on_done)
+    return result
+
+
+def sleep(seconds: float, result: T = None) -> Future[T]:  # type: ignore[assignment]
+    """A future that resolves to ``result`` after ``seconds``.
+
+    ``yield sleep(0)`` lets every other ready task run once, like ``yield None``.
+    """
+    future: Future[T] = Future()
+
+    def wake() -> None:
+        if not future.done():
+            future.set_result(result)
+
+    if seconds <= 0:
+        loop = timer_loop()
+        loop.call_soon_threadsafe(wake)
+        return future
+    timer = Timer(seconds, wake)
+
+    def on_done(_: object) -> None:
+        if future.cancelled():
+            timer.cancel()
+
+    future.add_done_callback(on_done)
+    return future
+
+
+def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    """Run ``fn(*args, **kwargs)`` in the default thread pool; a future of its result.
+
+    Cancelling the future before a worker picks the call up stops it from
+    running at all (as with ``Executor.submit``); a call already running runs
+    to its end and its result is dropped.
+    """
+    future: Future[T] = Future()
+    default_executor().submit(_run_into, future, fn, args, kwargs)
+    return future
+
+
+def _run_into(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)

@@ -1,0 +1,26 @@
+"""Which loop runs in this thread.
+
+The lowest module of the core: futures consult it to refuse a blocking
+``result()`` on a loop thread, the loop sets it while it runs, and tasks and
+timers use it to find the loop to schedule on.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._loop import Loop
+
+
+class _ThreadContext(threading.local):
+    loop: Loop | None = None
+
+
+thread_context = _ThreadContext()
+
+
+def running_loop() -> Loop | None:
+    """The loop running in the calling thread, or None."""
+    return thread_context.loop

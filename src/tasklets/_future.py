@@ -1,0 +1,336 @@
+"""``tasklets.Future``: a ``concurrent.futures.Future`` that is cheap on a loop.
+
+Theory of operation
+-------------------
+The stdlib future pays for a ``threading.Condition`` on every creation (about
+1.5 µs of its 2.1 µs) although most futures of an event loop are created,
+completed and waited on by one thread and never see a blocking waiter. This
+class keeps the stdlib's attribute names and state machine, so
+``concurrent.futures.wait``/``as_completed`` (which reach into ``_condition``,
+``_state`` and ``_waiters``) work unchanged, but:
+
+* every state change is guarded by a raw ``_thread`` lock (40 ns to allocate,
+  60 ns to take), which is what makes completion from a foreign thread safe
+  against a callback being registered on the loop thread at the same moment;
+* the ``Condition`` that blocking waiters sleep on is built *on that same
+  lock* only when somebody first asks for ``_condition`` (a blocking
+  ``result()`` or ``concurrent.futures.wait``), so holding the lock is holding
+  the condition and no notification can be missed;
+* ``_waiters`` (the stdlib's hook for ``wait``/``as_completed``) and the
+  callback list are created on first use.
+
+A cancelled tasklets future goes straight to ``CANCELLED_AND_NOTIFIED``: no
+executor will ever call ``set_running_or_notify_cancel`` on it, and the stdlib's
+``wait`` only counts a cancelled future as done in that state.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Generator
+from concurrent.futures._base import (
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+)
+from typing import Any, TypeVar
+
+from . import _context
+from ._exceptions import BlockingResultError, CancelledError, InvalidStateError
+
+__all__ = ["Future", "is_future_like"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("tasklets")
+
+_allocate_lock = threading.Lock
+_DONE_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
+_STATE_NAMES = {
+    PENDING: "pending",
+    RUNNING: "running",
+    CANCELLED: "cancelled",
+    CANCELLED_AND_NOTIFIED: "cancelled",
+    FINISHED: "finished",
+}
+
+
+class Future(concurrent.futures.Future[T]):
+    """The result of an asynchronous operation; a ``concurrent.futures.Future``.
+
+    Inside a task, ``result = yield future`` (or ``await future``) suspends
+    the task until the future is done. From plain code on any thread that is
+    not running a loop, ``future.result(timeout)`` blocks as usual.
+    """
+
+    #: False in subclasses that override ``add_done_callback``: tasks then
+    #: call it rather than appending to ``_callbacks`` themselves.
+    _plain_callbacks = True
+
+    __slots__ = ("_state", "_result", "_exception", "_lock", "_cond", "_waiter_list", "_callbacks")
+
+    def __init__(self) -> None:
+        self._state = PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._lock = _allocate_lock()
+        self._cond: threading.Condition | None = None
+        self._waiter_list: list[Any] | None = None
+        self._callbacks: list[Callable[[Any], object]] | None = None
+
+    # -- the stdlib's private hooks, created on demand -------------------------
+
+    @property
+    def _condition(self) -> threading.Condition:
+        """The stdlib's condition, built lazily on the future's own lock."""
+        cond = self._cond
+        if cond is None:
+            with self._lock:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition(self._lock)
+        return cond
+
+    @property
+    def _waiters(self) -> list[Any]:
+        # Only touched by the stdlib's wait()/as_completed() with the lock held.
+        waiters = self._waiter_list
+        if waiters is None:
+            waiters = self._waiter_list = []
+        return waiters
+
+    @property
+    def _done_callbacks(self) -> list[Callable[[Any], object]]:
+        callbacks = self._callbacks
+        if callbacks is None:
+            callbacks = self._callbacks = []
+        return callbacks
+
+    # -- inspection --------------------------------------------------------------
+
+    def done(self) -> bool:
+        """True once the future has a result, an exception, or was cancelled."""
+        return self._state in _DONE_STATES
+
+    def cancelled(self) -> bool:
+        """True if the future was cancelled."""
+        state = self._state
+        return state is CANCELLED_AND_NOTIFIED or state is CANCELLED
+
+    def running(self) -> bool:
+        """True while an executor runs the work behind the future."""
+        return self._state is RUNNING
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} at {id(self):#x} {self._describe_state()}>"
+
+    def _describe_state(self) -> str:
+        state = self._state
+        if state is FINISHED:
+            if self._exception is not None:
+                return f"raised {type(self._exception).__name__}"
+            return f"returned {type(self._result).__name__}"
+        return _STATE_NAMES[state]
+
+    # -- waiting -------------------------------------------------------------------
+
+    def result(self, timeout: float | None = None) -> T:
+        """The future's result, blocking up to ``timeout`` seconds for it.
+
+        Raises:
+            concurrent.futures.CancelledError: the future was cancelled.
+            TimeoutError: the future is not done after ``timeout`` seconds.
+            BlockingResultError: the future is pending and the calling thread
+                runs a tasklets loop, which this call would block forever.
+            Exception: whatever exception the future completed with.
+        """
+        if self._state is not FINISHED:
+            self._wait_until_done(timeout)
+        exc = self._exception
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                del exc  # break the frame -> traceback -> frame cycle
+        return self._result
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The future's exception (None if it succeeded), blocking like ``result``."""
+        if self._state is not FINISHED:
+            self._wait_until_done(timeout)
+        return self._exception
+
+    def _wait_until_done(self, timeout: float | None) -> None:
+        """Block until done; raise CancelledError or TimeoutError as the stdlib does."""
+        if self._state not in _DONE_STATES:
+            if _context.thread_context.loop is not None:
+                raise BlockingResultError(
+                    f"result() called on pending {self!r} from the thread running "
+                    f"{_context.thread_context.loop!r}: that thread would block the loop "
+                    "that must complete it, forever. Inside a task write "
+                    "'value = yield future' (or 'await future') instead."
+                )
+            cond = self._condition
+            with cond:
+                if self._state not in _DONE_STATES:
+                    cond.wait(timeout)
+                if self._state not in _DONE_STATES:
+                    raise TimeoutError(f"{self!r} still not done after {timeout} s")
+        if self._state is not FINISHED:
+            raise CancelledError(f"{self!r} was cancelled")
+
+    def _mark_retrieved(self) -> None:
+        """A task consumed this future's exception (tasks override this to stop their report)."""
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        """Call ``fn(future)`` once the future is done (at once if it is already).
+
+        The callback runs on whichever thread completes the future; a callback
+        that must run on a loop has to hand itself over with
+        ``loop.call_soon_threadsafe``.
+        """
+        lock = self._lock
+        lock.acquire()  # explicit acquire/release: half the cost of ``with`` on this hot path
+        try:
+            state = self._state
+            if state is PENDING or state is RUNNING:
+                callbacks = self._callbacks
+                if callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    callbacks.append(fn)
+                return
+        finally:
+            lock.release()
+        self._run_callback(fn)
+
+    def remove_done_callback(self, fn: Callable[[Future[T]], object]) -> int:
+        """Forget every registration of ``fn``; return how many were removed.
+
+        Combinators use this to detach from futures they no longer watch, so
+        an abandoned wait does not pin its state in memory.
+        """
+        with self._lock:
+            callbacks = self._callbacks
+            if not callbacks:
+                return 0
+            kept = [cb for cb in callbacks if cb != fn]
+            removed = len(callbacks) - len(kept)
+            self._callbacks = kept
+            return removed
+
+    def _run_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        try:
+            fn(self)
+        except Exception:
+            logger.exception("exception calling callback for %r", self)
+
+    def _invoke_callbacks(self) -> None:
+        callbacks = self._callbacks
+        if callbacks:
+            self._callbacks = None
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:
+                    logger.exception("exception calling callback for %r", self)
+
+    # -- completion ----------------------------------------------------------------------
+
+    def set_result(self, result: T) -> None:
+        """Complete the future with ``result``; callable from any thread.
+
+        Raises:
+            concurrent.futures.InvalidStateError: the future is already done.
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            state = self._state
+            if state is not PENDING and state is not RUNNING:
+                raise InvalidStateError(f"{self!r} is already done; cannot set result {result!r}")
+            self._result = result
+            self._state = FINISHED
+            if self._cond is not None:
+                self._cond.notify_all()
+            if self._waiter_list:
+                for waiter in self._waiter_list:
+                    waiter.add_result(self)
+            callbacks = self._callbacks
+            self._callbacks = None
+        finally:
+            lock.release()
+        if callbacks:
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:
+                    logger.exception("exception calling callback for %r", self)
+
+    def set_exception(self, exception: BaseException) -> None:
+        """Complete the future with ``exception``; callable from any thread.
+
+        Raises:
+            concurrent.futures.InvalidStateError: the future is already done.
+        """
+        if isinstance(exception, type):
+            exception = exception()
+        with self._lock:
+            if self._state in _DONE_STATES:
+                raise InvalidStateError(f"{self!r} is already done; cannot set exception {exception!r}")
+            self._exception = exception
+            self._state = FINISHED
+            if self._cond is not None:
+                self._cond.notify_all()
+            if self._waiter_list:
+                for waiter in self._waiter_list:
+                    waiter.add_exception(self)
+        self._invoke_callbacks()
+
+    def cancel(self) -> bool:
+        """Cancel the future unless it is running or done; True if it is cancelled."""
+        with self._lock:
+            state = self._state
+            if state is FINISHED or state is RUNNING:
+                return False
+            if state is CANCELLED or state is CANCELLED_AND_NOTIFIED:
+                return True
+            self._state = CANCELLED_AND_NOTIFIED
+            if self._cond is not None:
+                self._cond.notify_all()
+            if self._waiter_list:
+                for waiter in self._waiter_list:
+                    waiter.add_cancelled(self)
+        self._invoke_callbacks()
+        return True
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """The executor protocol: mark running, or report that it was cancelled."""
+        with self._lock:
+            if self._state is PENDING:
+                self._state = RUNNING
+                return True
+            if self._state is CANCELLED or self._state is CANCELLED_AND_NOTIFIED:
+                return False
+        raise InvalidStateError(f"{self!r} is {_STATE_NAMES[self._state]}; cannot start running")
+
+    # -- the task protocol ------------------------------------------------------------------
+
+    def __iter__(self) -> Generator[Future[T], None, T]:
+        """``value = yield from future`` in a generator task."""
+        if self._state not in _DONE_STATES:
+            yield self
+        return self.result()
+
+    __await__ = __iter__  # ``value = await future`` in an ``async def`` task
+
+
+def is_future_like(obj: object) -> bool:
+    """Whether ``obj`` quacks like a ``concurrent.futures.Future`` (a task may yield it)."""
+    return hasattr(obj, "add_done_callback") and hasattr(obj, "result") and hasattr(obj, "done")
