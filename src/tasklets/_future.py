@@ -71,15 +71,14 @@ class Future(concurrent.futures.Future[T]):
     #: call it rather than appending to ``_callbacks`` themselves.
     _plain_callbacks = True
 
-    __slots__ = ("_state", "_result", "_exception", "_lock", "_cond", "_waiter_list", "_callbacks")
+    __slots__ = ("_state", "_result", "_exception", "_lock", "_blocking", "_callbacks")
 
     def __init__(self) -> None:
         self._state = PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
         self._lock = _allocate_lock()
-        self._cond: threading.Condition | None = None
-        self._waiter_list: list[Any] | None = None
+        self._blocking: _BlockingWaiters | None = None
         self._callbacks: list[Callable[[Any], object]] | None = None
 
     # -- the stdlib's private hooks, created on demand -------------------------
@@ -87,21 +86,22 @@ class Future(concurrent.futures.Future[T]):
     @property
     def _condition(self) -> threading.Condition:
         """The stdlib's condition, built lazily on the future's own lock."""
-        cond = self._cond
-        if cond is None:
+        blocking = self._blocking
+        if blocking is None:
             with self._lock:
-                cond = self._cond
-                if cond is None:
-                    cond = self._cond = threading.Condition(self._lock)
-        return cond
+                blocking = self._blocking
+                if blocking is None:
+                    blocking = self._blocking = _BlockingWaiters(self._lock)
+        return blocking.cond
 
     @property
     def _waiters(self) -> list[Any]:
-        # Only touched by the stdlib's wait()/as_completed() with the lock held.
-        waiters = self._waiter_list
-        if waiters is None:
-            waiters = self._waiter_list = []
-        return waiters
+        # Only touched by the stdlib's wait()/as_completed(), with the lock held
+        # (they take ``_condition`` first, so ``_blocking`` exists by now).
+        blocking = self._blocking
+        if blocking is None:
+            blocking = self._blocking = _BlockingWaiters(self._lock)
+        return blocking.waiters
 
     @property
     def _done_callbacks(self) -> list[Callable[[Any], object]]:
@@ -257,11 +257,8 @@ class Future(concurrent.futures.Future[T]):
                 raise InvalidStateError(f"{self!r} is already done; cannot set result {result!r}")
             self._result = result
             self._state = FINISHED
-            if self._cond is not None:
-                self._cond.notify_all()
-            if self._waiter_list:
-                for waiter in self._waiter_list:
-                    waiter.add_result(self)
+            if self._blocking is not None:
+                self._blocking.wake(self, "add_result")
             callbacks = self._callbacks
             self._callbacks = None
         finally:
@@ -286,11 +283,8 @@ class Future(concurrent.futures.Future[T]):
                 raise InvalidStateError(f"{self!r} is already done; cannot set exception {exception!r}")
             self._exception = exception
             self._state = FINISHED
-            if self._cond is not None:
-                self._cond.notify_all()
-            if self._waiter_list:
-                for waiter in self._waiter_list:
-                    waiter.add_exception(self)
+            if self._blocking is not None:
+                self._blocking.wake(self, "add_exception")
         self._invoke_callbacks()
 
     def cancel(self) -> bool:
@@ -302,11 +296,8 @@ class Future(concurrent.futures.Future[T]):
             if state is CANCELLED or state is CANCELLED_AND_NOTIFIED:
                 return True
             self._state = CANCELLED_AND_NOTIFIED
-            if self._cond is not None:
-                self._cond.notify_all()
-            if self._waiter_list:
-                for waiter in self._waiter_list:
-                    waiter.add_cancelled(self)
+            if self._blocking is not None:
+                self._blocking.wake(self, "add_cancelled")
         self._invoke_callbacks()
         return True
 
@@ -329,6 +320,22 @@ class Future(concurrent.futures.Future[T]):
         return self.result()
 
     __await__ = __iter__  # ``value = await future`` in an ``async def`` task
+
+
+class _BlockingWaiters:
+    """What threads blocked on a future need: a condition and the stdlib's waiters."""
+
+    __slots__ = ("cond", "waiters")
+
+    def __init__(self, lock: Any) -> None:
+        self.cond = threading.Condition(lock)
+        self.waiters: list[Any] = []
+
+    def wake(self, future: Future[Any], how: str) -> None:
+        """Called with the future's lock held, once it is done."""
+        self.cond.notify_all()
+        for waiter in self.waiters:
+            getattr(waiter, how)(future)
 
 
 def is_future_like(obj: object) -> bool:

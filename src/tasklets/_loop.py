@@ -6,9 +6,10 @@ One iteration (of ``_run_until_stopped``) does three things, in order:
 
 1. **Poll** the OS for readiness. If callbacks are ready the poll does not
    block, and on a busy loop it is skipped unless ``_POLL_INTERVAL`` seconds
-   have passed since the last one: a task switch then costs a deque pop and a
-   generator send rather than a system call, yet sockets are still serviced
-   at least every half millisecond. Ready descriptors enqueue their
+   have passed since the last one (the clock itself is read only every few
+   iterations when no timer is pending): a task switch then costs a deque
+   pop and a generator send rather than a system call, yet sockets are still
+   serviced every half millisecond or so. Ready descriptors enqueue their
    callbacks.
 2. **Expire timers**: every timer due by now is moved to the ready queue.
 3. **Run** exactly the callbacks that were ready when the iteration began
@@ -55,6 +56,9 @@ logger = logging.getLogger("tasklets")
 
 # How long a busy loop may go without looking at its sockets.
 _POLL_INTERVAL = 0.0005
+# A busy loop with no timers reads the clock (to decide whether to poll) only
+# every this many iterations: a task switch is then a deque pop and a send.
+_UNCLOCKED_ITERATIONS = 8
 # Rebuild the timer heap once this share of it is cancelled timers.
 _CANCELLED_TIMER_SHARE = 0.5
 _MIN_CANCELLED_TIMERS_FOR_REBUILD = 100
@@ -164,6 +168,8 @@ class Loop:
         self._waker_write.setblocking(False)
         self._wake_pending = False
         self.add_reader(self._waker_read.fileno(), self._drain_waker)
+        if self._debug:
+            self.call_soon = self._call_soon_checked  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running" if self._thread_id is not None else "idle"
@@ -173,11 +179,13 @@ class Loop:
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> Handle:
         """Run ``callback(*args)`` in the next iteration. Loop thread only."""
-        if self._debug:
-            self._check_thread("call_soon")
         handle = Handle(callback, *args)
         self._ready.append(handle)
         return handle
+
+    def _call_soon_checked(self, callback: Callable[..., object], *args: Any) -> Handle:
+        self._check_thread("call_soon")
+        return Loop.call_soon(self, callback, *args)
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Handle:
         """Run ``callback(*args)`` on the loop; callable from any thread, wakes a sleeping loop."""
@@ -470,19 +478,27 @@ class Loop:
         clock = self.time
         poll = self._poll
         next_poll = 0.0
+        unclocked = 0  # busy iterations since the clock was last read
         while not self._stopping:
             # 1. readiness: never block while callbacks wait; poll a busy loop at intervals.
             if ready:
-                now = clock()
-                if now >= next_poll:
-                    poll(0)
-                    next_poll = now + _POLL_INTERVAL
+                if timers or unclocked >= _UNCLOCKED_ITERATIONS:
+                    unclocked = 0
+                    now = clock()
+                    if now >= next_poll:
+                        poll(0)
+                        next_poll = now + _POLL_INTERVAL
+                    # 2. timers that are due.
+                    if timers and timers[0][0] <= now:
+                        self._expire_timers(now)
+                else:
+                    unclocked += 1
             else:
                 now = self._wait_for_events()
                 next_poll = now + _POLL_INTERVAL
-            # 2. timers that are due.
-            if timers and timers[0][0] <= now:
-                self._expire_timers(now)
+                unclocked = 0
+                if timers and timers[0][0] <= now:
+                    self._expire_timers(now)
             # 3. exactly the callbacks that are ready now.
             for _ in range(len(ready)):
                 callback = popleft()

@@ -73,6 +73,7 @@ class Task(Future[T]):
         "_qualname",
         "_number",
         "_log_exception",
+        "_wakeup",
     )
 
     def __init__(
@@ -97,6 +98,7 @@ class Task(Future[T]):
         self._qualname: str = getattr(coro, "__qualname__", "Task")
         self._number = next(_task_numbers)
         self._log_exception = False
+        self._wakeup = self._on_done  # bound once: registered on every future the task waits on
         if loop is None:
             loop = _context.thread_context.loop or _default_loop()
         self._loop: Loop = loop
@@ -182,7 +184,7 @@ class Task(Future[T]):
             self._waiting_on = None
             remove = getattr(waited, "remove_done_callback", None)
             if remove is not None:
-                remove(self._on_done)
+                remove(self._wakeup)
             cancel = getattr(waited, "cancel", None)
             if cancel is not None:
                 try:
@@ -262,9 +264,9 @@ class Task(Future[T]):
                             self._waiting_on = yielded
                             callbacks = yielded._callbacks
                             if callbacks is None:
-                                yielded._callbacks = [self._on_done]
+                                yielded._callbacks = [self._wakeup]
                             else:
-                                callbacks.append(self._on_done)
+                                callbacks.append(self._wakeup)
                             lock.release()
                             if self._must_cancel:
                                 self._cancel_on_loop(self._cancel_message)  # cancelled from inside this step
@@ -306,13 +308,14 @@ class Task(Future[T]):
 
     def _wait_on(self, future: Any) -> None:
         self._waiting_on = future
-        future.add_done_callback(self._on_done)
+        future.add_done_callback(self._wakeup)
         if self._must_cancel and self._waiting_on is future:
             # cancel() was called from inside this very step: act on it now.
             self._cancel_on_loop(self._cancel_message)
 
     def _finish(self, value: Any, exc: BaseException | None) -> None:
         self._coro = None  # the generator and its frame can go now
+        self._wakeup = None  # break the task -> bound method -> task cycle
         self._loop._tasks.discard(self)
         if exc is None:
             self.set_result(value)
@@ -322,6 +325,7 @@ class Task(Future[T]):
 
     def _finish_cancelled(self) -> None:
         self._coro = None
+        self._wakeup = None
         self._loop._tasks.discard(self)
         Future.cancel(self)
 

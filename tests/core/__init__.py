@@ -1,0 +1,1 @@
+"""Unit tests of the core runtime: futures, tasks, loop, combinators, sync."""
