@@ -21,6 +21,7 @@ fragmented cannot be charged to another.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import json
 import os
@@ -52,6 +53,7 @@ def interleave(
     *,
     warmup: bool = True,
     progress: Callable[[str], None] | None = None,
+    sample_timeout: float = 300.0,
 ) -> dict[str, list[float]]:
     """Run every case once per round, in order, for ``rounds`` rounds.
 
@@ -65,19 +67,29 @@ def interleave(
         rounds: how many rounds to record.
         warmup: run one unrecorded round first (imports, caches, lazy set-up).
         progress: called with a short note after each round, if given.
+        sample_timeout: a sample that takes longer than this many seconds is
+            taken for a hang (a lost wake-up, say): every thread's traceback
+            is printed and the process exits, rather than waiting forever.
 
     Returns:
         ``{name: [figure of round 0, figure of round 1, ...]}``.
     """
     figures: dict[str, list[float]] = {name: [] for name, _ in cases}
+
+    def guarded(sample: Callable[[], float]) -> float:
+        gc.collect()
+        faulthandler.dump_traceback_later(sample_timeout, exit=True)
+        try:
+            return sample()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
     if warmup:
         for _, sample in cases:
-            gc.collect()
-            sample()
+            guarded(sample)
     for number in range(rounds):
         for name, sample in cases:
-            gc.collect()
-            figures[name].append(sample())
+            figures[name].append(guarded(sample))
         if progress is not None:
             progress(f"round {number + 1}/{rounds}")
     return figures
@@ -129,7 +141,7 @@ class Report:
 
     def section(self, title: str, note: str = "") -> None:
         """Start a new measure; print its title (and a note on the setup)."""
-        self._measure = title
+        self._measure = title.split(" (")[0]
         print(f"\n== {title}", flush=True)
         if note:
             for line in note.strip().splitlines():

@@ -37,6 +37,30 @@ from ._loop import Handle, Loop, TimerHandle
 from ._runtime import current_loop, default_loop, run
 from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._task import Task, current_task, spawn, task
+from .net import (
+    ConnectError,
+    ConnectionRefused,
+    ConnectTimeout,
+    IncompleteReadError,
+    LimitOverrunError,
+    NameResolutionError,
+    NetworkError,
+    ReadTimeout,
+    Server,
+    Stream,
+    StreamClosed,
+    StreamError,
+    StreamReset,
+    TLSCertificateError,
+    TLSError,
+    TLSHandshakeError,
+    WriteBufferFull,
+    WriteTimeout,
+    open_connection,
+    open_unix_connection,
+    start_server,
+    start_unix_server,
+)
 
 __all__ = [
     "ALL_COMPLETED",
@@ -76,6 +100,29 @@ __all__ = [
     "wait",
     "wait_first",
     "with_timeout",
+    # networking (tasklets.net)
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionRefused",
+    "IncompleteReadError",
+    "LimitOverrunError",
+    "NameResolutionError",
+    "NetworkError",
+    "ReadTimeout",
+    "Server",
+    "Stream",
+    "StreamClosed",
+    "StreamError",
+    "StreamReset",
+    "TLSCertificateError",
+    "TLSError",
+    "TLSHandshakeError",
+    "WriteBufferFull",
+    "WriteTimeout",
+    "open_connection",
+    "open_unix_connection",
+    "start_server",
+    "start_unix_server",
 ]
 
 __version__ = "0.1.0"

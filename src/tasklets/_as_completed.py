@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -58,14 +59,16 @@ def _answer(request: Future[Any], f: Any) -> None:
 class _Matcher:
     """Pairs completed inputs with requests for them, oldest first, from any thread."""
 
-    __slots__ = ("lock", "finished", "requests", "expired", "on_match")
+    __slots__ = ("lock", "finished", "requests", "expired", "failed_one", "on_match", "owner")
 
     def __init__(self, on_match: Callable[[], None] | None = None) -> None:
         self.lock = threading.Lock()
         self.finished: deque[Any] = deque()
         self.requests: deque[Future[Any]] = deque()
         self.expired: BaseException | None = None
+        self.failed_one = False  # a request has been failed with ``expired``
         self.on_match = on_match
+        self.owner: Any = None  # map_unordered: kept alive while requests wait (see MapUnordered)
 
     def on_done(self, f: Any) -> None:
         """Done-callback on every input."""
@@ -87,6 +90,7 @@ class _Matcher:
                 f = self.finished.popleft()
             elif self.expired is not None:
                 f = None
+                self.failed_one = True
             else:
                 self.requests.append(request)
                 return
@@ -103,6 +107,7 @@ class _Matcher:
             self.expired = failure
             waiting = list(self.requests)
             self.requests.clear()
+            self.failed_one = self.failed_one or bool(waiting)
         for request in waiting:
             if not request.done():
                 request.set_exception(failure)
@@ -115,7 +120,7 @@ class AsCompleted:
         self._futures = list(dict.fromkeys(check_futures(fs, "as_completed")))  # duplicates count once
         self._left = len(self._futures)
         self._matcher = _Matcher()
-        self._timer: Timer | None = None
+        self._timer: Timer | None = None  # __del__ tells a half-built iterator by its absence
         for f in self._futures:
             f.add_done_callback(self._matcher.on_done)
         if timeout is not None and self._left:
@@ -140,6 +145,9 @@ class AsCompleted:
         return waiter
 
     def _take(self, request: Future[Any], stop: type[BaseException]) -> None:
+        matcher = self._matcher
+        if matcher.failed_one and not matcher.finished:
+            self._left = 0  # past the deadline, a signal failed and what finished in time is out
         if self._left <= 0:
             raise stop
         self._left -= 1
@@ -156,7 +164,10 @@ class AsCompleted:
             self._timer = None
 
     def __del__(self) -> None:
-        self.close()
+        # Signals handed out and still waiting (``list(as_completed(fs))``)
+        # must still resolve: detach only when nobody waits on us any more.
+        if hasattr(self, "_timer") and not self._matcher.requests:
+            self.close()
 
 
 def _expire(matcher: _Matcher, futures: list[Any], timeout: float) -> None:
@@ -206,7 +217,10 @@ class MapUnordered:
         self._active = 0  # calls started and not yet handed to a signal
         self._running: set[Any] = set()
         self._closed = False
-        self._matcher = _Matcher(on_match=self._slot_freed)
+        # The running calls' callbacks reach the matcher, never this object
+        # (weakly, or through ``owner`` while signals wait), so dropping the
+        # iterator collects it and cancels the calls (see ``__del__``).
+        self._matcher = _Matcher(on_match=_weakly(self._slot_freed))
         self._on_loop(self._start_more)
 
     def _on_loop(self, fn: Callable[[], None]) -> None:
@@ -218,6 +232,10 @@ class MapUnordered:
     def _slot_freed(self) -> None:
         with self._lock:
             self._active -= 1
+        matcher = self._matcher
+        with matcher.lock:
+            if not matcher.requests:
+                matcher.owner = None
         self._on_loop(self._start_more)
 
     def _pull(self) -> bool:
@@ -246,12 +264,13 @@ class MapUnordered:
 
     def _start(self, item: Any) -> None:
         future = _call(self._fn, item)
-        self._running.add(future)
+        running, matcher = self._running, self._matcher
+        running.add(future)
 
         def on_done(f: Any, item: Any = item) -> None:
-            self._running.discard(f)
+            running.discard(f)
             # The signal learns which item this was before anyone sees it resolve.
-            self._matcher.on_done(_Completed(f, item))
+            matcher.on_done(_Completed(f, item))
 
         future.add_done_callback(on_done)
 
@@ -265,7 +284,11 @@ class MapUnordered:
                 raise StopIteration
             self._handed_out += 1
         signal: SignalFuture[Any] = SignalFuture()
-        self._matcher.request(signal)
+        matcher = self._matcher
+        matcher.request(signal)
+        with matcher.lock:
+            if matcher.requests:
+                matcher.owner = self  # a signal handed out waits: keep the calls going if we are dropped
         return signal
 
     def __aiter__(self) -> MapUnordered:
@@ -292,7 +315,8 @@ class MapUnordered:
             f.cancel()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_matcher"):  # not when __init__ refused its arguments
+            self.close()
 
 
 class _Completed:
@@ -303,6 +327,18 @@ class _Completed:
     def __init__(self, future: Any, item: Any) -> None:
         self.future = future
         self.item = item
+
+
+def _weakly(method: Callable[[], None]) -> Callable[[], None]:
+    """Call the bound ``method`` as long as its object is alive; do nothing after."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call
 
 
 def _call(fn: Callable[[Any], Any], item: Any) -> Any:

@@ -270,6 +270,30 @@ class Future(concurrent.futures.Future[T]):
                 except Exception:
                     logger.exception("exception calling callback for %r", self)
 
+    def _try_set_result(self, result: T) -> bool:
+        """``set_result`` for the library's hot paths: False, not an exception, if already done."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            state = self._state
+            if state is not PENDING and state is not RUNNING:
+                return False
+            self._result = result
+            self._state = FINISHED
+            if self._blocking is not None:
+                self._blocking.wake(self, "add_result")
+            callbacks = self._callbacks
+            self._callbacks = None
+        finally:
+            lock.release()
+        if callbacks:
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:
+                    logger.exception("exception calling callback for %r", self)
+        return True
+
     def set_exception(self, exception: BaseException) -> None:
         """Complete the future with ``exception``; callable from any thread.
 

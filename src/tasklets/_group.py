@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator
 from concurrent.futures._base import PENDING
 from typing import Any
 
-from ._exceptions import LoopError
+from ._exceptions import Cancelled, LoopError
 from ._future import Future
 from ._task import Task, spawn
 
@@ -169,9 +169,20 @@ class TaskGroup(Future[list[Any]]):
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is not None:
             self.cancel()
-        waiter: Future[None] = Future()
-        Future.add_done_callback(self, lambda _: waiter.set_result(None))
         self.close()
-        await waiter  # wait for the children (also after an error), without raising here
+        try:
+            await self._finished()  # wait for the children (also after an error), without raising here
+        except Cancelled:
+            # The task waiting for the children is cancelled: so are they, and
+            # it still waits for them to finish before the cancellation goes on.
+            self.cancel()
+            await self._finished()
+            raise
         if exc is None and not self.cancelled() and self.exception() is not None:
             raise self.exception()  # type: ignore[misc]
+
+    def _finished(self) -> Future[None]:
+        """A future that resolves to None once the group is done, whatever its outcome."""
+        waiter: Future[None] = Future()
+        Future.add_done_callback(self, lambda _: waiter.done() or waiter.set_result(None))
+        return waiter

@@ -162,6 +162,7 @@ class Loop:
         #: The task being stepped right now (read by ``tasklets.current_task()``).
         self._current_task: Task[Any] | None = None
         self._signal_handlers: dict[int, Handle] = {}
+        self._close_callbacks: list[Callable[[], object]] = []
         self._previous_wakeup_fd: int | None = None
         self._waker_read, self._waker_write = socket.socketpair()
         self._waker_read.setblocking(False)
@@ -230,15 +231,18 @@ class Loop:
                 pass  # the buffer is full (a wake-up is pending anyway) or we are closing
 
     def _drain_waker(self) -> None:
-        # Clear the flag before reading: a hand-over racing with us either sees
-        # the flag clear and writes, or appended before we read and is seen by
-        # the next iteration's look at the ready queue.
-        self._wake_pending = False
+        # Clear the flag only after reading: cleared first, a hand-over racing
+        # with the read (recv releases the GIL) would see it clear, write a
+        # byte we then swallow, and leave it set with nothing in the socket,
+        # so no later hand-over would ever wake us. A hand-over that sees the
+        # flag still set here appended before we clear it, and the next
+        # iteration's look at the ready queue finds its callback.
         try:
             while self._waker_read.recv(4096):
                 pass
         except OSError:
             pass
+        self._wake_pending = False
 
     def _timer_cancelled(self) -> None:
         self._cancelled_timers += 1
@@ -381,7 +385,9 @@ class Loop:
         try:
             self.run_forever()
         finally:
-            future.remove_done_callback(stop_when_done)
+            remove = getattr(future, "remove_done_callback", None)  # futures of other origins have none
+            if remove is not None:
+                remove(stop_when_done)
         if not future.done():
             raise LoopError(f"{self!r} stopped before {future!r} completed")
         return future.result()
@@ -406,6 +412,12 @@ class Loop:
             raise LoopError(f"cannot close {self!r} while it runs")
         if self._closed:
             return
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("exception in close callback %s of %r", _describe_callback(callback), self)
         for sig in list(self._signal_handlers):
             self.remove_signal_handler(sig)
         self._closed = True
@@ -415,6 +427,14 @@ class Loop:
         self._poller.close()
         self._waker_read.close()
         self._waker_write.close()
+
+    def add_close_callback(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the loop is closed, before its poller goes.
+
+        What outlives single tasks (a connection pool, say) uses this to
+        release its sockets with the loop that watches them.
+        """
+        self._close_callbacks.append(callback)
 
     def _check_thread(self, what: str) -> None:
         if self._thread_id is not None and self._thread_id != _get_ident():

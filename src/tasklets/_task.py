@@ -149,7 +149,7 @@ class Task(Future[T]):
         self._log_exception = False
 
     def __del__(self) -> None:
-        if self._log_exception:
+        if getattr(self, "_log_exception", False):  # unset if __init__ refused its argument
             exc = self._exception
             logger.error(
                 "exception of task %r was never retrieved", self, exc_info=(type(exc), exc, exc.__traceback__)

@@ -1,0 +1,510 @@
+"""``Client`` and ``urlopen_async``: urllib's interface, asynchronous, pooled.
+
+Theory of operation
+-------------------
+``urlopen_async`` returns a :class:`~tasklets.Task` whose body (``_fetch``)
+runs one request chain: pick a connection from the pool, send, read up to
+the response head, then either follow a redirect (the pure ``next_hop``
+decides), raise :class:`HTTPError` for a status >= 400 (its body read first,
+up to a limit, so ``err.read()`` works as in urllib), or return the
+:class:`Response`, whose body the caller then reads.
+
+An idempotent request that fails on a *reused* keep-alive connection before
+any byte of the response came back is retried once on a new connection: the
+server most likely closed the idle connection just as we sent. A POST is
+never retried.
+
+Errors of the layers below (network, TLS, protocol) are translated here into
+``urllib.error.URLError`` subclasses that name the URL.
+"""
+
+from __future__ import annotations
+
+import ssl as _ssl
+import urllib.request
+import weakref
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._exceptions import (
+    ConnectError,
+    ConnectFailed,
+    ConnectionBroken,
+    ConnectTimeout,
+    HTTPConnectTimeout,
+    HTTPError,
+    HTTPReadTimeout,
+    LocalProtocolError,
+    ProtocolError,
+    ReadTimeout,
+    RemoteDisconnected,
+    StreamError,
+    TimeoutError,
+    TotalTimeout,
+)
+from .._future import Future
+from .._loop import Loop
+from .._runtime import in_loop_thread_or_default
+from .._task import Task
+from ..net import open_connection
+from . import _protocol as protocol
+from ._connection import HTTPConnection
+from ._decoders import supported_encodings
+from ._headers import Headers
+from ._pool import ConnectionPool, PoolLimits
+from ._proxy import ProxyConfig, proxy_for
+from ._redirects import REDIRECT_STATUSES, next_hop
+from ._response import Response
+from ._url import URL, Origin, parse_url
+
+__all__ = ["Client", "Timeout", "urlopen_async", "default_client"]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+#: How much of an error response's body is read before HTTPError is raised.
+ERROR_BODY_LIMIT = 1024 * 1024
+#: Redirect responses' bodies up to this size are read (to keep the connection); larger ones close it.
+_DRAIN_LIMIT = 64 * 1024
+_USER_AGENT = "tasklets/0.1"
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Timeouts in seconds (None: no limit).
+
+    Attributes:
+        connect: resolving, connecting and the TLS handshake.
+        read: the longest wait between two bytes of the response.
+        total: the whole exchange, redirects and body included.
+        pool: waiting for a free connection when the pool is at its limits.
+    """
+
+    connect: float | None = 30.0
+    read: float | None = 60.0
+    total: float | None = None
+    pool: float | None = 60.0
+
+    @classmethod
+    def of(cls, value: float | Timeout | None) -> Timeout:
+        """A number means connect and read timeouts, as urllib's ``timeout`` does."""
+        if isinstance(value, Timeout):
+            return value
+        return cls(connect=value, read=value, total=None, pool=value)
+
+
+class _Request:
+    """What one hop sends."""
+
+    __slots__ = ("method", "url", "headers", "body", "replayable")
+
+    def __init__(self, method: str, url: URL, headers: Headers, body: Any, replayable: bool) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.replayable = replayable
+
+
+class Client:
+    """Configuration and a connection pool for HTTP requests.
+
+    Args:
+        limits: connection limits and keep-alive expiry of the pool.
+        timeout: default timeouts (a number: connect and read).
+        context: the ``ssl.SSLContext`` for https (default: verification on).
+        max_redirects: redirects followed before :class:`TooManyRedirects`.
+        headers: sent with every request (``User-Agent``, say).
+        proxies: ``"env"`` to honour ``HTTP(S)_PROXY``/``NO_PROXY``, None for none,
+            or a mapping ``{"http": url, "https": url, "no": "host,host"}``.
+        parser: ``"auto"`` (httptools when installed, else h11), ``"h11"`` or ``"httptools"``.
+        decompress: ask for and decode gzip/deflate (and br/zstd when installed).
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: PoolLimits | None = None,
+        timeout: float | Timeout | None = None,
+        context: _ssl.SSLContext | None = None,
+        max_redirects: int = 10,
+        headers: Mapping[str, str] | None = None,
+        proxies: str | Mapping[str, str] | None = "env",
+        parser: str = "auto",
+        decompress: bool = True,
+    ) -> None:
+        self.limits = limits or PoolLimits()
+        self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
+        self.context = context
+        self.max_redirects = max_redirects
+        self.headers = Headers(headers or {})
+        self.proxies = ProxyConfig.from_setting(proxies)
+        self.parser = parser
+        self.decompress = decompress
+        self._pools: weakref.WeakKeyDictionary[Loop, ConnectionPool] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"<tasklets.http.Client pools={list(self._pools.values())}>"
+
+    def _pool(self, loop: Loop) -> ConnectionPool:
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = ConnectionPool(loop, self.limits)
+            loop.add_close_callback(pool.close)  # its sockets go with the loop that watches them
+        return pool
+
+    def close(self) -> None:
+        """Close every idle connection of every pool."""
+        for pool in list(self._pools.values()):
+            pool.close()
+        self._pools.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the public request ----------------------------------------------------------------------------
+
+    def urlopen(
+        self,
+        url: str | urllib.request.Request,
+        data: bytes | Iterable[bytes] | Any = None,
+        timeout: float | Timeout | None = DEFAULT,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        context: _ssl.SSLContext | None = None,
+    ) -> Task[Response]:
+        """Start a request; a task (a future) of the :class:`Response` once its head has arrived.
+
+        Mirrors :func:`urllib.request.urlopen`: ``url`` may be a string or a
+        ``urllib.request.Request`` (its data, headers and method are used);
+        ``data`` makes it a POST unless ``method`` says otherwise.
+
+        Args:
+            url: the URL or ``Request``.
+            data: the request body: bytes, a file opened in binary mode, or
+                an iterable of bytes (sent chunked).
+            timeout: seconds (connect and read) or a :class:`Timeout`.
+            headers: extra request headers.
+            method: the method (default GET, or POST with a body).
+            context: the ``ssl.SSLContext`` for https.
+
+        Raises (through the future):
+            HTTPError: the final status is 400 or more.
+            URLError: anything else that went wrong (a subclass naming it).
+        """
+        loop = in_loop_thread_or_default()
+        request = self._build(url, data, headers, method)
+        timeouts = self.timeout if timeout is DEFAULT else Timeout.of(timeout)
+        task = Task(
+            self._fetch(loop, request, timeouts, context or self.context),
+            loop=loop,
+            name=f"urlopen {request.method} {request.url}",
+        )
+        return task
+
+    def _build(
+        self,
+        url: str | urllib.request.Request,
+        data: Any,
+        headers: Mapping[str, str] | None,
+        method: str | None,
+    ) -> _Request:
+        all_headers = self.headers.copy()
+        if isinstance(url, urllib.request.Request):
+            request = url
+            if data is None:
+                data = request.data
+            for name, value in request.header_items():
+                all_headers.set(name, value)
+            method = method or request.get_method()
+            url = request.full_url
+        for name, value in (headers or {}).items():
+            all_headers.set(name, value)
+        method = (method or ("POST" if data is not None else "GET")).upper()
+        parsed = parse_url(url)
+        replayable = data is None or isinstance(data, (bytes, bytearray, memoryview))
+        if hasattr(data, "read"):
+            data = _file_chunks(data)
+        elif isinstance(data, str):
+            raise TypeError("a request body must be bytes, a binary file or an iterable of bytes, not str")
+        elif data is not None and not replayable and not isinstance(data, Iterable):
+            raise TypeError(f"cannot send {data!r} as a request body")
+        return _Request(method, parsed, all_headers, data, replayable)
+
+    # -- the request chain ---------------------------------------------------------------------------------
+
+    def _fetch(
+        self, loop: Loop, request: _Request, timeouts: Timeout, context: _ssl.SSLContext | None
+    ) -> Generator[Any, Any, Response]:
+        deadline = None if timeouts.total is None else loop.time() + timeouts.total
+        visited = [str(request.url)]
+        while True:
+            response = yield from self._exchange_with_deadline(loop, request, timeouts, context, deadline)
+            hop = None
+            if response.status in REDIRECT_STATUSES:
+                hop = next_hop(
+                    method=request.method,
+                    url=request.url,
+                    headers=request.headers,
+                    body=request.body,
+                    body_replayable=request.replayable,
+                    status=response.status,
+                    location=response.headers.get("Location"),
+                    visited=visited,
+                    max_redirects=self.max_redirects,
+                )
+            if hop is not None:
+                yield from _discard_body(response)
+                request = _Request(hop.method, hop.url, hop.headers, hop.body, request.replayable)
+                visited.append(str(hop.url))
+                continue
+            if response.status >= 400:
+                try:
+                    body = yield from response.read(limit=ERROR_BODY_LIMIT)
+                except Exception:
+                    body = b""
+                raise HTTPError(
+                    response.url, response.status, response.reason, response.headers, response._as_file(body), response
+                )
+            return response
+
+    def _exchange_with_deadline(
+        self,
+        loop: Loop,
+        request: _Request,
+        timeouts: Timeout,
+        context: _ssl.SSLContext | None,
+        deadline: float | None,
+    ) -> Generator[Any, Any, Response]:
+        if deadline is None:
+            return (yield from self._exchange(loop, request, timeouts, context, None))
+        from .._combinators import with_timeout
+
+        inner = Task(self._exchange(loop, request, timeouts, context, deadline), loop=loop)
+        try:
+            return (yield with_timeout(inner, max(0.0, deadline - loop.time())))
+        except TimeoutError as exc:
+            if isinstance(exc, (HTTPConnectTimeout, HTTPReadTimeout)) or not inner.cancelled():
+                raise
+            message = f"{request.method} {request.url} took longer than the total timeout"
+            raise TotalTimeout(message, reason=exc) from exc
+
+    def _exchange(
+        self,
+        loop: Loop,
+        request: _Request,
+        timeouts: Timeout,
+        context: _ssl.SSLContext | None,
+        deadline: float | None,
+    ) -> Generator[Any, Any, Response]:
+        """One request and response head, retried once on a stale keep-alive connection."""
+        pool = self._pool(loop)
+        url = request.url
+        proxy = proxy_for(self.proxies, url)
+        for attempt in (1, 2):
+            conn: HTTPConnection = yield from pool.acquire(
+                url.origin if proxy is None else _proxied_origin(proxy, url),
+                lambda release: self._connect(loop, url.origin, proxy, timeouts, context, release),
+                timeouts.pool,
+            )
+            conn.stream.timeout = timeouts.read
+            target = url.target if proxy is None or url.origin.scheme == "https" else str(url)
+            headers = self._request_headers(request)
+            try:
+                head = yield from conn.send(request.method, target, headers, request.body)
+            except (RemoteDisconnected, StreamError) as exc:
+                conn.close()
+                pool._release(conn, False)
+                stale = conn.is_reused and isinstance(exc, (RemoteDisconnected, StreamError)) and not isinstance(
+                    exc, ReadTimeout
+                )
+                if attempt == 1 and stale and request.method in _IDEMPOTENT and request.replayable:
+                    continue
+                raise _translate(exc, request) from exc
+            except ProtocolError:
+                conn.close()
+                pool._release(conn, False)
+                raise
+            except BaseException:
+                conn.close()
+                pool._release(conn, False)
+                raise
+            return Response(
+                status=head.status,
+                reason=head.reason,
+                headers=Headers(head.headers),
+                url=str(url),
+                version=head.version,
+                connection=conn,
+                method=request.method,
+                loop=loop,
+                deadline=deadline,
+            )
+        raise AssertionError("unreachable")
+
+    def _request_headers(self, request: _Request) -> list[tuple[str, str]]:
+        headers = request.headers
+        pairs: list[tuple[str, str]] = []
+        if "Host" not in headers:
+            pairs.append(("Host", request.url.origin.authority))
+        if "User-Agent" not in headers:
+            pairs.append(("User-Agent", _USER_AGENT))
+        if self.decompress and "Accept-Encoding" not in headers:
+            pairs.append(("Accept-Encoding", ", ".join(supported_encodings())))
+        body = request.body
+        if body is not None and "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+            if isinstance(body, (bytes, bytearray, memoryview)):
+                pairs.append(("Content-Length", str(len(body))))
+            else:
+                pairs.append(("Transfer-Encoding", "chunked"))
+        elif body is None and request.method in ("POST", "PUT", "PATCH") and "Content-Length" not in headers:
+            pairs.append(("Content-Length", "0"))
+        pairs.extend(headers.items())
+        return pairs
+
+    def _connect(
+        self,
+        loop: Loop,
+        origin: Origin,
+        proxy: URL | None,
+        timeouts: Timeout,
+        context: _ssl.SSLContext | None,
+        release: Any,
+    ) -> Task[HTTPConnection]:
+        return Task(self._open(origin, proxy, timeouts, context, release), loop=loop, name=f"connect {origin}")
+
+    def _open(
+        self,
+        origin: Origin,
+        proxy: URL | None,
+        timeouts: Timeout,
+        context: _ssl.SSLContext | None,
+        release: Any,
+    ) -> Generator[Any, Any, HTTPConnection]:
+        tls = origin.scheme == "https"
+        ssl_context: Any = (context or _default_context()) if tls else None
+        try:
+            if proxy is None:
+                stream = yield open_connection(
+                    origin.host, origin.port, ssl=ssl_context, server_hostname=origin.host if tls else None,
+                    timeout=timeouts.connect,
+                )
+            else:
+                stream = yield open_connection(proxy.origin.host, proxy.origin.port, timeout=timeouts.connect)
+                if tls:
+                    try:
+                        yield from _tunnel(stream, origin, self.parser, timeouts)
+                        yield stream.start_tls(ssl_context, server_hostname=origin.host, timeout=timeouts.connect)
+                    except BaseException:
+                        stream.abort()
+                        raise
+        except ConnectTimeout as exc:
+            message = f"connecting to {origin} timed out after {timeouts.connect} s"
+            raise HTTPConnectTimeout(message, reason=exc) from exc
+        except (ConnectError, OSError) as exc:
+            raise ConnectFailed(f"cannot connect to {origin}: {exc}", reason=exc) from exc
+        return HTTPConnection(stream, origin, protocol.create_client_connection(backend=self.parser), release)
+
+
+def _proxied_origin(proxy: URL, url: URL) -> Origin:
+    # Plain http through a proxy shares the proxy's connections; https tunnels are per origin.
+    if url.origin.scheme == "http":
+        return Origin("http", f"proxy:{proxy.origin.host}", proxy.origin.port)
+    return Origin("https", f"{url.origin.host}@{proxy.origin.host}", url.origin.port)
+
+
+def _tunnel(stream: Any, origin: Origin, parser_name: str, timeouts: Timeout) -> Generator[Any, Any, None]:
+    """Ask an HTTP proxy for a CONNECT tunnel to ``origin``."""
+    parser = protocol.create_client_connection(backend=parser_name)
+    authority = f"{origin.host}:{origin.port}"
+    stream.timeout = timeouts.connect
+    yield stream.write(parser.send_request("CONNECT", authority, [("Host", authority)]) + parser.send_end())
+    while True:
+        data = yield stream.read(65536)
+        for event in parser.feed(data) if data else parser.feed_eof():
+            if isinstance(event, protocol.Response):
+                if not 200 <= event.status < 300:
+                    reason = event.reason.decode("latin-1")
+                    raise ConnectFailed(f"the proxy refused to tunnel to {origin}: {event.status} {reason}")
+                return
+
+
+def _discard_body(response: Response) -> Generator[Any, Any, None]:
+    """Read a redirect's body so its connection can be reused; close it if large."""
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) <= _DRAIN_LIMIT:
+        try:
+            yield from response.read()
+            return
+        except Exception:
+            pass
+    response.close()
+
+
+def _translate(exc: BaseException, request: _Request) -> BaseException:
+    where = f"{request.method} {request.url}"
+    if isinstance(exc, ReadTimeout):
+        return HTTPReadTimeout(f"{where}: no response within the read timeout", reason=exc)
+    if isinstance(exc, RemoteDisconnected):
+        return exc
+    if isinstance(exc, StreamError):
+        return ConnectionBroken(f"{where}: the connection broke: {exc}", reason=exc)
+    return exc
+
+
+def _file_chunks(file: Any, size: int = 64 * 1024) -> Generator[bytes, None, None]:
+    while True:
+        chunk = file.read(size)
+        if not chunk:
+            return
+        if isinstance(chunk, str):
+            raise LocalProtocolError("a request body file must be opened in binary mode")
+        yield chunk
+
+
+_default_ssl_context: _ssl.SSLContext | None = None
+
+
+def _default_context() -> _ssl.SSLContext:
+    global _default_ssl_context
+    if _default_ssl_context is None:
+        _default_ssl_context = _ssl.create_default_context()
+    return _default_ssl_context
+
+
+_default_client: Client | None = None
+
+
+def default_client() -> Client:
+    """The client behind the module-level :func:`urlopen_async`."""
+    global _default_client
+    if _default_client is None:
+        _default_client = Client()
+    return _default_client
+
+
+def urlopen_async(
+    url: str | urllib.request.Request,
+    data: bytes | Iterable[bytes] | Any = None,
+    timeout: float | Timeout | None = DEFAULT,
+    *,
+    headers: Mapping[str, str] | None = None,
+    method: str | None = None,
+    context: _ssl.SSLContext | None = None,
+) -> Future[Response]:
+    """``urllib.request.urlopen``, asynchronous: a future of the :class:`Response`.
+
+    See :meth:`Client.urlopen`; this uses the default client and its pool.
+    """
+    return default_client().urlopen(url, data, timeout, headers=headers, method=method, context=context)

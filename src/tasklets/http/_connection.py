@@ -1,0 +1,214 @@
+"""One HTTP/1.1 connection: a stream and a parser, one request at a time.
+
+Theory of operation
+-------------------
+The parser (``_protocol``) turns bytes into events and requests into bytes;
+this module moves bytes between it and a :class:`~tasklets.net.Stream`.
+``send`` is a generator run inside the client's task: it writes the request
+(and its body, honouring the stream's back-pressure) and reads until the
+final response head arrives, skipping 1xx responses.
+
+The body is then pulled by ``next_chunk()``, which returns one future per
+chunk. Whatever the parser already produced is handed out in an
+already-done future; otherwise one ``stream.read()`` is chained through a
+done-callback, so reading a body costs no task and no extra loop turn. When
+the parser reports the end of the message the connection goes back to its
+pool (or is closed if it cannot be reused); if the reader gives up early
+(``abandon()``), the connection is closed, since the unread rest of the body
+would corrupt the next response.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+from .._exceptions import RemoteProtocolError
+from .._future import Future
+from ..net import Stream
+from . import _protocol as protocol
+from ._url import Origin
+
+__all__ = ["HTTPConnection", "ResponseHead"]
+
+_READ_SIZE = 64 * 1024
+
+
+class ResponseHead:
+    """Status line and headers of a final response."""
+
+    __slots__ = ("status", "reason", "headers", "version")
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], version: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.version = version
+
+
+class HTTPConnection:
+    """A keep-alive HTTP/1.1 connection to one origin (through a proxy, maybe)."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        origin: Origin,
+        parser: protocol.ClientConnection,
+        on_release: Callable[[HTTPConnection, bool], None],
+    ) -> None:
+        self.stream = stream
+        self.origin = origin
+        self.parser = parser
+        self.requests = 0  # requests sent on this connection so far
+        self.idle_since = 0.0
+        self._events: deque[Any] = deque()
+        self._on_release = on_release
+        self._in_body = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "busy" if self._in_body else "ready"
+        return f"<HTTPConnection {self.origin} {state} requests={self.requests}>"
+
+    @property
+    def is_reused(self) -> bool:
+        """Whether an earlier request went over this connection (it may have been closed by now)."""
+        return self.requests > 1
+
+    def is_dead(self) -> bool:
+        """Whether an idle connection was closed by the server or received unexpected bytes.
+
+        Peeks at the socket without blocking: an idle keep-alive connection
+        must have nothing to read. EOF, an error, or stray bytes all mean it
+        must not carry the next request.
+        """
+        stream = self.stream
+        if self._closed or stream.is_closing() or stream.at_eof() or stream._buffer:
+            return True
+        try:
+            stream.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False  # nothing to read: alive and quiet, as it should be
+        except OSError:
+            return True
+        return True  # EOF or stray bytes
+
+    # -- one exchange -----------------------------------------------------------------------------
+
+    def send(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | Iterable[bytes] | None
+    ) -> Generator[Any, Any, ResponseHead]:
+        """Write the request and read up to the final response head (``yield from`` it)."""
+        self.requests += 1
+        stream = self.stream
+        head = self.parser.send_request(method, target, headers)
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            yield stream.write(head + self.parser.send_body(bytes(body)) + self.parser.send_end())
+        else:
+            yield stream.write(head)
+            if body is not None:
+                for piece in body:
+                    if piece:
+                        yield stream.write(self.parser.send_body(bytes(piece)))
+            yield stream.write(self.parser.send_end())
+        while True:
+            event = yield from self._next_event()
+            if isinstance(event, protocol.Response):
+                self._in_body = True
+                return ResponseHead(
+                    event.status,
+                    event.reason.decode("latin-1"),
+                    [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers],
+                    "1.1" if event.version == 11 else "1.0",
+                )
+            if isinstance(event, protocol.InformationalResponse):
+                continue
+            raise RemoteProtocolError(f"expected a response from {self.origin}, got {event!r}")
+
+    def _next_event(self) -> Generator[Any, Any, Any]:
+        events = self._events
+        while not events:
+            data = yield self.stream.read(_READ_SIZE)
+            events.extend(self.parser.feed(data) if data else self.parser.feed_eof())
+        return events.popleft()
+
+    # -- the body -------------------------------------------------------------------------------------
+
+    def next_chunk(self) -> Future[bytes]:
+        """A future of the next piece of the body; ``b""`` once it has all arrived."""
+        events = self._events
+        while events:
+            event = events.popleft()
+            if isinstance(event, protocol.Data):
+                if event.data:
+                    return _done(event.data)
+                continue
+            if isinstance(event, protocol.EndOfMessage):
+                self._message_complete()
+                return _done(b"")
+        if self._closed:
+            return _done(b"")
+        result: Future[bytes] = Future()
+        self.stream.read(_READ_SIZE).add_done_callback(lambda read: self._on_body_read(read, result))
+        return result
+
+    def _on_body_read(self, read: Future[bytes], result: Future[bytes]) -> None:
+        if result.cancelled():
+            self.abandon()
+            return
+        try:
+            data = read.result()
+            self._events.extend(self.parser.feed(data) if data else self.parser.feed_eof())
+        except BaseException as exc:
+            self.close()
+            result.set_exception(exc)
+            return
+        chunk = self.next_chunk()
+        if chunk.done():
+            _copy(chunk, result)
+        else:
+            chunk.add_done_callback(lambda done: _copy(done, result))
+
+    def _message_complete(self) -> None:
+        self._in_body = False
+        reusable = self.parser.can_reuse() and not self.stream.is_closing()
+        if reusable:
+            self.parser.start_next_cycle()
+        self._release(reusable)
+
+    def abandon(self) -> None:
+        """The reader stopped before the end of the body: the connection cannot be reused."""
+        if self._in_body:
+            self._in_body = False
+            self._release(False)
+
+    def _release(self, reusable: bool) -> None:
+        if not reusable:
+            self.close()
+        self._on_release(self, reusable)
+
+    def close(self) -> None:
+        """Close the stream at once (unread bytes make it unusable anyway)."""
+        if not self._closed:
+            self._closed = True
+            self.stream.abort()
+
+
+def _done(value: bytes) -> Future[bytes]:
+    future: Future[bytes] = Future()
+    future.set_result(value)
+    return future
+
+
+def _copy(source: Future[bytes], target: Future[bytes]) -> None:
+    if target.done():
+        return
+    exc = source.exception() if not source.cancelled() else None
+    if source.cancelled():
+        target.cancel()
+    elif exc is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())

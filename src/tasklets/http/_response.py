@@ -1,0 +1,246 @@
+"""``Response``: status and headers at once, the body as it arrives.
+
+``read()`` is an *ordinary generator* (the seed's design), so one method
+serves both ways of reading::
+
+    body = yield from response.read()        # the whole body
+    for wait_for_chunk in response.read():   # or chunk by chunk, as it arrives
+        chunk = yield wait_for_chunk
+
+Under ``yield from`` the task's scheduler sends each chunk back into
+``read()``, which collects them; under ``for`` nothing is sent back (each
+chunk is taken from its done future) and nothing is collected, so a large
+body read chunk by chunk never sits in memory. The last chunk of a
+``for`` loop may be ``b""``.
+
+Decoding (gzip, deflate, ...) happens per chunk with a bound on the output of
+each step, so a compression bomb read chunk by chunk stays in bounded memory.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Generator
+from typing import Any
+
+from .._combinators import with_timeout
+from .._exceptions import BodyTooLarge, ConnectionBroken, HTTPReadTimeout, ReadTimeout, StreamError, TimeoutError
+from .._exceptions import TotalTimeout as _TotalTimeout
+from .._future import Future
+from .._loop import Loop
+from ._connection import HTTPConnection
+from ._decoders import IdentityDecoder, make_decoder
+from ._headers import Headers
+
+__all__ = ["Response", "MAX_DECODED_CHUNK"]
+
+#: The most decoded bytes one chunk of a compressed body may hold.
+MAX_DECODED_CHUNK = 256 * 1024
+
+
+class Response:
+    """An HTTP response whose head has arrived; the body is read with :meth:`read`.
+
+    Attributes:
+        status: the status code (``code`` and ``getcode()`` too, as in urllib).
+        reason: the reason phrase.
+        headers: a case-insensitive, multi-valued :class:`Headers`.
+        url: the URL that answered, after redirects (``geturl()`` too).
+        version: ``"1.1"`` or ``"1.0"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        reason: str,
+        headers: Headers,
+        url: str,
+        version: str,
+        connection: HTTPConnection | None,
+        method: str,
+        loop: Loop,
+        deadline: float | None = None,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.url = url
+        self.version = version
+        self.method = method
+        self._connection = connection
+        self._loop = loop
+        self._deadline = deadline
+        self._decoder = make_decoder(headers.get("Content-Encoding"))
+        self._identity = isinstance(self._decoder, IdentityDecoder)
+        self._finished = connection is None
+        self._reading = False
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status} {self.reason}] {self.url}>"
+
+    # -- urllib's names ------------------------------------------------------------------------------
+
+    @property
+    def code(self) -> int:
+        """The status code (urllib's name)."""
+        return self.status
+
+    def getcode(self) -> int:
+        """The status code (urllib's name)."""
+        return self.status
+
+    def geturl(self) -> str:
+        """The URL that answered, after redirects (urllib's name)."""
+        return self.url
+
+    def info(self) -> Headers:
+        """The headers (urllib's name)."""
+        return self.headers
+
+    # -- the body ------------------------------------------------------------------------------------
+
+    def read(self, limit: int | None = None) -> Generator[Future[bytes], bytes | None, bytes]:
+        """The body, as an ordinary generator of chunk futures (see the module docstring).
+
+        Args:
+            limit: under ``yield from``, the most bytes to accept; past it
+                :class:`BodyTooLarge` is raised and the connection closed.
+
+        Returns:
+            Under ``yield from``, the whole (decoded) body.
+        """
+        parts: list[bytes] = []
+        collecting: bool | None = None
+        size = 0
+        while True:
+            future = self.next_chunk()
+            received = yield future
+            if collecting is None:
+                collecting = received is not None
+            chunk = received if received is not None else future.result()
+            if not chunk:
+                return b"".join(parts)
+            if collecting:
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    self.close()
+                    raise BodyTooLarge(f"the body of {self.url} is larger than the limit of {limit} bytes")
+                parts.append(chunk)
+
+    def next_chunk(self) -> Future[bytes]:
+        """A future of the next decoded piece of the body; ``b""`` once it has all been read."""
+        if self._finished:
+            decoder = self._decoder
+            return _done(decoder.feed(b"", MAX_DECODED_CHUNK) if decoder.has_pending() else b"")
+        if not self._identity and self._decoder.has_pending():
+            return _done(self._decoder.feed(b"", MAX_DECODED_CHUNK))
+        raw = self._raw_chunk()
+        if raw.done() and not raw.cancelled() and raw.exception() is None:
+            decoded = self._decode(raw.result())
+            if decoded is not None:
+                return _done(decoded)
+        result: Future[bytes] = Future()
+        self._pump(raw, result)
+        return result
+
+    def _raw_chunk(self) -> Future[bytes]:
+        assert self._connection is not None
+        raw = self._connection.next_chunk()
+        if self._deadline is not None and not raw.done():
+            remaining = self._deadline - self._loop.time()
+            raw = with_timeout(raw, max(0.0, remaining))
+        return raw
+
+    def _decode(self, data: bytes) -> bytes | None:
+        """Decoded output for raw ``data`` (``b""``: the end); None when the decoder needs more input."""
+        if not data:
+            self._finished = True
+            self._connection = None
+            return self._decoder.finish()
+        if self._identity:
+            return data
+        out = self._decoder.feed(data, MAX_DECODED_CHUNK)
+        return out if out else None
+
+    def _pump(self, raw: Future[bytes], result: Future[bytes]) -> None:
+        def on_raw(done: Future[bytes]) -> None:
+            if result.done():  # the reader gave up (cancelled): the body is abandoned
+                self.close()
+                return
+            try:
+                data = done.result()
+                decoded = self._decode(data)
+            except BaseException as exc:
+                self.close()
+                result.set_exception(self._translate(exc))
+                return
+            if decoded is None:
+                self._pump(self._raw_chunk(), result)
+            else:
+                result.set_result(decoded)
+
+        raw.add_done_callback(on_raw)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, ReadTimeout):
+            error: BaseException = HTTPReadTimeout(f"no data from {self.url} within the read timeout", reason=exc)
+        elif isinstance(exc, TimeoutError):
+            error = _TotalTimeout(f"reading {self.url} took longer than the total timeout", reason=exc)
+        elif isinstance(exc, StreamError):
+            error = ConnectionBroken(f"the connection broke while reading {self.url}: {exc}", reason=exc)
+        else:
+            return exc
+        error.__cause__ = exc
+        return error
+
+    def __aiter__(self) -> Response:
+        return self
+
+    def __anext__(self) -> Any:
+        return _AsyncChunk(self.next_chunk())
+
+    # -- closing ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop reading: an unread body closes the connection instead of returning it to the pool."""
+        connection, self._connection = self._connection, None
+        self._finished = True
+        if connection is not None:
+            connection.abandon()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Response:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _as_file(self, body: bytes) -> io.BytesIO:
+        return io.BytesIO(body)
+
+
+class _AsyncChunk:
+    """``await`` the next chunk; ``StopAsyncIteration`` at the end of the body."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Future[bytes]) -> None:
+        self._future = future
+
+    def __await__(self) -> Generator[Any, Any, bytes]:
+        chunk = yield from self._future.__await__()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+
+def _done(value: bytes) -> Future[bytes]:
+    future: Future[bytes] = Future()
+    future.set_result(value)
+    return future

@@ -1,0 +1,113 @@
+"""The ASGI app that uvicorn and hypercorn serve to the client's integration tests.
+
+Standard library only: the servers import it in their own processes (the
+working directory is this folder). Routes:
+
+* ``/bytes/N``: N bytes of :func:`pattern`, with a Content-Length.
+* ``/stream/N?chunk=K``: the same bytes streamed in pieces of K (chunked).
+* ``/redirect/STATUS?to=LOCATION``: a redirect with that status and Location.
+* ``/status/CODE``: that status (a short body unless 204 or 304).
+* ``/echo``: JSON of the request's method, target, headers and body.
+* ``/gzip/N``, ``/deflate/N``: N pattern bytes, compressed.
+* ``/slow?n=N&delay=S``: N bytes of body, one every S seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+import zlib
+from typing import Any
+
+
+def pattern(n: int) -> bytes:
+    """N bytes that are not all alike, so a misplaced byte shows."""
+    unit = bytes(range(256))
+    return (unit * (n // 256 + 1))[:n]
+
+
+async def _read_body(receive: Any) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+async def _respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = list(headers or [])
+    if status not in (204, 304):
+        headers.append((b"content-length", str(len(body)).encode()))
+    else:
+        body = b""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    assert scope["type"] == "http"
+    path: str = scope["path"]
+    query = {k: v[0] for k, v in urllib.parse.parse_qs(scope["query_string"].decode("latin-1")).items()}
+    body = await _read_body(receive)
+    parts = path.strip("/").split("/")
+    route = parts[0]
+    arg = parts[1] if len(parts) > 1 else ""
+
+    if route == "bytes":
+        await _respond(send, 200, pattern(int(arg)), [(b"content-type", b"application/octet-stream")])
+    elif route == "stream":
+        data = pattern(int(arg))
+        step = int(query.get("chunk", "1000"))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        for i in range(0, len(data), step):
+            await send({"type": "http.response.body", "body": data[i : i + step], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    elif route == "redirect":
+        location = query.get("to", "/bytes/10").encode("latin-1")
+        await _respond(send, int(arg), b"redirecting", [(b"location", location)])
+    elif route == "status":
+        code = int(arg)
+        await _respond(send, code, f"status {code}".encode(), [(b"content-type", b"text/plain")])
+    elif route == "echo":
+        document = {
+            "method": scope["method"],
+            "path": path,
+            "query": scope["query_string"].decode("latin-1"),
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            "body": body.decode("latin-1"),
+            "client": list(scope.get("client") or ()),
+        }
+        await _respond(send, 200, json.dumps(document).encode(), [(b"content-type", b"application/json")])
+    elif route in ("gzip", "deflate"):
+        wbits = 16 + zlib.MAX_WBITS if route == "gzip" else zlib.MAX_WBITS
+        compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        encoded = compressor.compress(pattern(int(arg))) + compressor.flush()
+        await _respond(send, 200, encoded, [(b"content-encoding", route.encode())])
+    elif route == "slow":
+        count = int(query.get("n", "5"))
+        delay = float(query.get("delay", "0.1"))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % count)]})
+        for _ in range(count):
+            await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await _respond(send, 404, b"no such route")

@@ -1,0 +1,149 @@
+"""Fixtures of the HTTP client's integration tests: servers, TLS material and the leak check."""
+
+from __future__ import annotations
+
+import gc
+import os
+import ssl
+import time
+from collections.abc import Iterator
+
+import pytest
+import trustme
+
+import tasklets
+import tasklets.http
+from tasklets._runtime import default_executor
+
+from _servers import LIVE, ExternalServer, StdlibServer
+
+EXTERNAL_KINDS = ("uvicorn-h11", "uvicorn-httptools", "hypercorn")
+
+
+def _open_fds() -> dict[int, str]:
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the listing's own descriptor, gone already
+    return found
+
+
+def _close_default_client() -> None:
+    """Close the default client's pools on the default loop's thread, and wait for it."""
+    loop = tasklets.default_loop()
+    done: tasklets.Future[None] = tasklets.Future()
+
+    def close() -> None:
+        tasklets.http.default_client().close()
+        done.set_result(None)
+
+    loop.call_soon_threadsafe(close)
+    done.result(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_started() -> None:
+    # The default loop and thread pool open descriptors on first use: before any test counts its own.
+    tasklets.default_loop()
+    default_executor().submit(lambda: None).result()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_fds(_runtime_started: None) -> Iterator[None]:
+    """Fail a test that leaves a descriptor open (a socket of the client, most likely).
+
+    Pools go first: the default client's, on the default loop. Each
+    ``tasklets.run`` closes its own loop's pools when it returns. In-process
+    servers close their side of a connection when they see the client's
+    close: wait for that (on a condition, bounded) before counting.
+    """
+    _close_default_client()
+    for server in list(LIVE):
+        server.wait_idle(5.0)
+    gc.collect()
+    before = _open_fds()
+    yield
+    _close_default_client()
+    for server in list(LIVE):
+        assert server.wait_idle(5.0), f"{server!r} still has connections open: the client kept them"
+    gc.collect()
+    leaked = {fd: target for fd, target in _open_fds().items() if fd not in before}
+    assert not leaked, f"the test leaked descriptors: {leaked!r}"
+
+
+# -- TLS -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def cert_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(certfile, keyfile) of a server certificate for localhost and 127.0.0.1."""
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    folder = tmp_path_factory.mktemp("tls")
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(certfile)
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(certfile, append=True)
+    cert.private_key_pem.write_to_path(keyfile)
+    return str(certfile), str(keyfile)
+
+
+@pytest.fixture(scope="session")
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    """Verification on, trusting the trustme CA."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+# -- servers -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def external_servers(
+    cert_files: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[tuple[str, str], ExternalServer]]:
+    """Every external server, plain and TLS, started at once: ``{(kind, scheme): server}``."""
+    logs = tmp_path_factory.mktemp("logs")
+    certfile, keyfile = cert_files
+    servers: dict[tuple[str, str], ExternalServer] = {}
+    try:
+        for kind in EXTERNAL_KINDS:
+            servers[kind, "http"] = ExternalServer(kind, log=str(logs / f"{kind}-http.log"))
+            servers[kind, "https"] = ExternalServer(
+                kind, certfile=certfile, keyfile=keyfile, log=str(logs / f"{kind}-https.log")
+            )
+        deadline = time.monotonic() + 30.0
+        for server in servers.values():
+            server.wait_ready(deadline)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def stdlib_server() -> Iterator[StdlibServer]:
+    server = StdlibServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def stdlib(stdlib_server: StdlibServer) -> StdlibServer:
+    """The http.server instance, its records cleared for this test."""
+    stdlib_server.reset()
+    return stdlib_server

@@ -1,0 +1,224 @@
+"""Helpers of the networking tests: a leak-checking runner, connected pairs, TLS material."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import tasklets
+from tasklets import Future, Loop, Task
+
+
+def leftovers(loop: Loop) -> list[str]:
+    """What a loop still holds that a finished test should have released."""
+    found = []
+    tasks = [t for t in loop._tasks if not t.done()]
+    if tasks:
+        found.append(f"pending tasks: {tasks!r}")
+    waker = loop._waker_read.fileno()
+    fds = {fd: pair for fd, pair in loop._io_handlers.items() if fd != waker}
+    if fds:
+        found.append(f"reader/writer registrations: {fds!r}")
+    timers = [entry[2] for entry in loop._timers if not entry[2]._cancelled]
+    if timers:
+        found.append(f"armed timers: {timers!r}")
+    return found
+
+
+def run(fn: Callable[..., Any], /, *args: Any, timeout: float = 30.0) -> Any:
+    """Run ``fn(*args)`` as the main task of a fresh loop; fail if it leaves anything behind.
+
+    Unlike ``tasklets.run``, leftover tasks are not cancelled quietly: a task,
+    timer or reader/writer registration still present when the main task has
+    finished fails the test.
+    """
+    loop = Loop()
+    holder: dict[str, Task[Any]] = {}
+
+    def start() -> None:
+        made = fn(*args)
+        main = made if isinstance(made, Task) else Task(made, loop=loop, name="test-main")
+        holder["main"] = main
+        main.add_done_callback(lambda _: loop.stop())
+
+    def give_up() -> None:
+        main = holder.get("main")
+        if main is not None:
+            main.cancel("test timed out")
+
+    loop.call_soon(start)
+    watchdog = loop.call_later(timeout, give_up)
+    try:
+        loop.run_forever()
+        watchdog.cancel()
+        main = holder["main"]
+        result = main.result()
+        # Let callbacks that the last step enqueued (a close finishing) run.
+        for _ in range(3):
+            if not loop._ready:
+                break
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+        left = leftovers(loop)
+        assert not left, "the test left behind " + "; ".join(left)
+        return result
+    finally:
+        watchdog.cancel()
+        for task in list(loop._tasks):
+            task.cancel()
+        for _ in range(5):
+            if not loop._tasks:
+                break
+            loop.call_later(0.01, loop.stop)
+            loop.run_forever()
+        for fd in [fd for fd in loop._io_handlers if fd != loop._waker_read.fileno()]:
+            loop.remove_reader(fd)
+            loop.remove_writer(fd)
+        loop.close()
+
+
+def open_fds() -> dict[int, str]:
+    """The descriptors open in this process, with what they point at."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the directory listing's own descriptor, closed already
+    return found
+
+
+@dataclass
+class Pair:
+    """Two ends of one connection, and the server that accepted it."""
+
+    client: tasklets.Stream
+    server_side: tasklets.Stream
+    server: tasklets.Server
+    release: Future[None] = field(default_factory=Future)
+
+    def close(self) -> Generator[Any, Any, None]:
+        self.client.close()
+        if not self.release.done():
+            self.release.set_result(None)
+        self.server.close()
+        yield self.server.wait_closed()
+        yield self.client.wait_closed()
+        yield self.server_side.wait_closed()
+
+
+@dataclass
+class TLSMaterial:
+    """Server and client contexts that trust each other (trustme)."""
+
+    ca: Any
+    server_context: Any
+    client_context: Any
+
+
+def open_pair(kind: str, tls: TLSMaterial | None = None, **client_options: Any) -> Generator[Any, Any, Pair]:
+    """Connect a client stream to a server stream of ``kind``: "tcp", "unix" or "tls"."""
+    accepted: Future[tasklets.Stream] = Future()
+    release: Future[None] = Future()
+
+    def handler(stream: tasklets.Stream) -> Generator[Any, Any, None]:
+        accepted.set_result(stream)
+        yield release
+
+    if kind == "tcp":
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        client = yield tasklets.open_connection("127.0.0.1", server.port, **client_options)
+    elif kind == "unix":
+        path = os.path.join(short_tmpdir(), "s.sock")
+        server = yield tasklets.start_unix_server(handler, path)
+        client = yield tasklets.open_unix_connection(path, **client_options)
+    elif kind == "tls":
+        assert tls is not None
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0, ssl=tls.server_context)
+        client = yield tasklets.open_connection(
+            "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="localhost", **client_options
+        )
+    else:
+        raise ValueError(kind)
+    server_side = yield accepted
+    return Pair(client, server_side, server, release)
+
+
+_tmpdirs: list[str] = []
+
+
+def short_tmpdir() -> str:
+    """A fresh directory with a short path (Unix socket paths are limited to 107 bytes)."""
+    path = tempfile.mkdtemp(prefix="tl-", dir="/tmp")
+    _tmpdirs.append(path)
+    return path
+
+
+def remove_tmpdirs() -> None:
+    while _tmpdirs:
+        shutil.rmtree(_tmpdirs.pop(), ignore_errors=True)
+
+
+def read_all(stream: tasklets.Stream) -> Generator[Any, Any, bytes]:
+    """Every byte until end of stream."""
+    parts = []
+    for wait_for_chunk in stream.chunks():
+        chunk = yield wait_for_chunk
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class RawPeer:
+    """A hostile peer: a plain blocking socket driven byte by byte from a thread.
+
+    ``listen()`` gives the port; ``serve(script)`` runs ``script(conn)`` in a
+    thread on the first connection accepted; ``done`` is a future of its result.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.done: Future[Any] = Future()
+        self._thread: threading.Thread | None = None
+
+    def serve(self, script: Callable[[socket.socket], Any]) -> RawPeer:
+        def main() -> None:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError as exc:
+                self.done.set_exception(exc)
+                return
+            try:
+                with conn:
+                    result = script(conn)
+            except BaseException as exc:
+                self.done.set_exception(exc)
+            else:
+                self.done.set_result(result)
+
+        self._thread = threading.Thread(target=main, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.listener.close()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def recv_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -1,0 +1,231 @@
+"""Opening connections: errors, timeouts, Happy Eyeballs over real sockets, cancellation."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from typing import Any
+
+import pytest
+
+import tasklets
+from tasklets.net._connect import _connect_any
+
+from ._support import RawPeer, run, short_tmpdir
+
+
+def _closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+class BlackHole:
+    """A listener whose accept queue is full: further connects hang (SYNs are dropped)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.fillers: list[socket.socket] = []
+        # Fill the queue until a connect no longer completes at once.
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            self.fillers.append(filler)
+            if filler.connect_ex(("127.0.0.1", self.port)) == errno.EINPROGRESS:
+                break
+
+    def close(self) -> None:
+        for filler in self.fillers:
+            filler.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def black_hole() -> Any:
+    hole = BlackHole()
+    yield hole
+    hole.close()
+
+
+def test_refused_maps_to_a_precise_error() -> None:
+    port = _closed_port()
+
+    def main() -> Any:
+        with pytest.raises(tasklets.ConnectionRefused) as caught:
+            yield tasklets.open_connection("127.0.0.1", port)
+        error = caught.value
+        assert isinstance(error, ConnectionRefusedError)
+        assert isinstance(error, tasklets.ConnectError)
+        assert (error.host, error.port, error.errno) == ("127.0.0.1", port, errno.ECONNREFUSED)
+        assert isinstance(error.__cause__, ConnectionRefusedError)
+        assert f"127.0.0.1:{port}" in str(error)
+
+    run(main)
+
+
+def test_unix_refused_and_missing() -> None:
+    directory = short_tmpdir()
+    stale = os.path.join(directory, "stale.sock")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(stale)
+    sock.close()  # the file stays, nobody listens
+
+    def main() -> Any:
+        with pytest.raises(tasklets.ConnectionRefused):
+            yield tasklets.open_unix_connection(stale)
+        with pytest.raises(tasklets.ConnectError) as caught:
+            yield tasklets.open_unix_connection(os.path.join(directory, "missing.sock"))
+        assert caught.value.errno == errno.ENOENT
+
+    run(main)
+
+
+def test_unresolvable_host() -> None:
+    def main() -> Any:
+        with pytest.raises(tasklets.NameResolutionError) as caught:
+            yield tasklets.open_connection("no-such-host.invalid", 80)
+        assert caught.value.host == "no-such-host.invalid"
+        assert caught.value.__cause__ is not None
+
+    run(main)
+
+
+def test_names_are_resolved_in_the_thread_pool() -> None:
+    def handler(stream: tasklets.Stream) -> Any:
+        yield stream.write(b"hi")
+
+    def main() -> Any:
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        stream = yield tasklets.open_connection("localhost", server.port, family=socket.AF_INET)
+        assert (yield stream.read_exactly(2)) == b"hi"
+        stream.close()
+        server.close()
+        yield server.wait_closed()
+
+    run(main)
+
+
+def test_connect_timeout_while_the_syn_goes_unanswered(black_hole: BlackHole) -> None:
+    def main() -> Any:
+        with pytest.raises(tasklets.ConnectTimeout) as caught:
+            yield tasklets.open_connection("127.0.0.1", black_hole.port, timeout=0.1)
+        assert isinstance(caught.value, tasklets.TimeoutError)
+        assert isinstance(caught.value, TimeoutError)
+        assert caught.value.port == black_hole.port
+
+    run(main)
+
+
+def test_connect_timeout_covers_the_tls_handshake(tls: Any) -> None:
+    peer = RawPeer()
+    silent = tasklets.Future()
+    peer.serve(lambda conn: silent.result(10))  # accepts, never answers the ClientHello
+
+    def main() -> Any:
+        try:
+            with pytest.raises(tasklets.ConnectTimeout):
+                yield tasklets.open_connection(
+                    "127.0.0.1", peer.port, ssl=tls.client_context, server_hostname="localhost", timeout=0.1
+                )
+        finally:
+            silent.set_result(None)
+            yield peer.done
+
+    try:
+        run(main)
+    finally:
+        peer.close()
+
+
+def test_cancelling_a_connect_leaves_nothing_behind(black_hole: BlackHole) -> None:
+    def main() -> Any:
+        connecting = tasklets.open_connection("127.0.0.1", black_hole.port)
+        yield tasklets.sleep(0.01)
+        assert not connecting.done()
+        connecting.cancel()
+        with pytest.raises(tasklets.CancelledError):
+            yield connecting
+
+    run(main)
+
+
+def test_happy_eyeballs_moves_on_from_a_dead_address(black_hole: BlackHole) -> None:
+    def handler(stream: tasklets.Stream) -> Any:
+        yield stream.write(b"alive")
+
+    def main() -> Any:
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        infos = [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", black_hole.port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port)),
+        ]
+        loop = tasklets.current_loop()
+        started = loop.time()
+        sock, address = yield from _connect_any(loop, "test", 0, infos, None, 0.05)
+        elapsed = loop.time() - started
+        assert address == ("127.0.0.1", server.port)
+        assert 0.05 <= elapsed < 1.0  # the second attempt started after the delay, not after a timeout
+        stream = tasklets.Stream(sock, loop=loop)
+        assert (yield stream.read_exactly(5)) == b"alive"
+        stream.close()
+        server.close()
+        yield server.wait_closed()
+
+    run(main)
+
+
+def test_happy_eyeballs_starts_the_next_address_at_once_after_a_failure() -> None:
+    refused = _closed_port()
+
+    def handler(stream: tasklets.Stream) -> Any:
+        yield stream.write(b"ok")
+
+    def main() -> Any:
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        infos = [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", refused)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port)),
+        ]
+        loop = tasklets.current_loop()
+        started = loop.time()
+        sock, _ = yield from _connect_any(loop, "test", 0, infos, None, 30.0)
+        assert loop.time() - started < 5.0  # did not wait the 30 s delay
+        sock.close()
+        server.close()
+        yield server.wait_closed()
+
+    run(main)
+
+
+def test_every_address_failing_reports_them_all() -> None:
+    ports = [_closed_port(), _closed_port()]
+
+    def main() -> Any:
+        infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", p)) for p in ports]
+        loop = tasklets.current_loop()
+        with pytest.raises(tasklets.ConnectionRefused) as caught:
+            yield from _connect_any(loop, "many", 80, infos, None, 0.25)
+        assert len(caught.value.errors) == 2
+
+    run(main)
+
+
+def test_local_addr() -> None:
+    def handler(stream: tasklets.Stream) -> Any:
+        yield stream.write(repr(stream.peername).encode())
+
+    def main() -> Any:
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        stream = yield tasklets.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.1", 0))
+        assert stream.sockname[0] == "127.0.0.1"
+        stream.close()
+        server.close()
+        yield server.wait_closed()
+
+    run(main)

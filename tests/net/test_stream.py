@@ -1,0 +1,385 @@
+"""The stream conformance suite: every test runs over plain TCP, Unix sockets and TLS."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from typing import Any
+
+import pytest
+
+import tasklets
+from tasklets import Future
+
+from ._support import TLSMaterial, open_pair, read_all, run
+
+KINDS = ["tcp", "unix", "tls"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def with_pair(kind: str, tls: TLSMaterial, body: Any, **client_options: Any) -> Any:
+    """Run ``body(pair)`` (a generator) between a connected client and server stream."""
+
+    def main() -> Any:
+        pair = yield from open_pair(kind, tls, **client_options)
+        try:
+            return (yield from body(pair))
+        finally:
+            yield from pair.close()
+
+    return run(main)
+
+
+def test_echo_round_trip(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield pair.client.write(b"ping")
+        assert (yield pair.server_side.read_exactly(4)) == b"ping"
+        yield pair.server_side.write(b"pong!")
+        return (yield pair.client.read_exactly(5))
+
+    assert with_pair(kind, tls, body) == b"pong!"
+
+
+def test_read_returns_what_is_there_up_to_max_bytes(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield pair.client.write(b"abcdef")
+        got = yield pair.server_side.read_exactly(2)
+        assert got == b"ab"
+        rest = yield pair.server_side.read(3)
+        assert rest == b"cde"
+        # Buffered bytes come back in a future that is already done.
+        buffered = pair.server_side.read(100)
+        assert buffered.done()
+        assert buffered.result() == b"f"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_is_empty_at_eof_and_stays_so(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield pair.server_side.write(b"last words")
+        pair.server_side.close()
+        data = yield from read_all(pair.client)
+        assert data == b"last words"
+        assert (yield pair.client.read()) == b""
+        assert (yield pair.client.read()) == b""
+        assert pair.client.at_eof()
+
+    with_pair(kind, tls, body)
+
+
+def test_read_exactly_joins_small_writes(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        waiting = pair.server_side.read_exactly(10)
+        for piece in (b"01", b"234", b"56789"):
+            yield pair.client.write(piece)
+        assert (yield waiting) == b"0123456789"
+        assert (yield pair.server_side.read_exactly(0)) == b""
+
+    with_pair(kind, tls, body)
+
+
+def test_read_exactly_at_eof_carries_the_partial_data(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield pair.client.write(b"only7by")
+        pair.client.close()
+        with pytest.raises(tasklets.IncompleteReadError) as caught:
+            yield pair.server_side.read_exactly(100)
+        assert caught.value.partial == b"only7by"
+        assert caught.value.expected == 100
+        assert isinstance(caught.value, EOFError)
+
+    with_pair(kind, tls, body)
+
+
+def test_read_until_finds_separators_across_writes(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        line = pair.server_side.read_until(b"\r\n")
+        for piece in (b"GET / HT", b"TP/1.1\r", b"\nHost: x\r\n\r\n"):
+            yield pair.client.write(piece)
+        assert (yield line) == b"GET / HTTP/1.1\r\n"
+        assert (yield pair.server_side.read_until(b"\r\n")) == b"Host: x\r\n"
+        assert (yield pair.server_side.read_until(b"\r\n")) == b"\r\n"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_until_refuses_to_buffer_past_its_limit(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield pair.client.write(b"x" * 5000)
+        with pytest.raises(tasklets.LimitOverrunError) as caught:
+            yield pair.server_side.read_until(b"\n", limit=1000)
+        assert caught.value.consumed == 1000
+        # The bytes are still there, and the buffer did not grow unbounded.
+        assert len(pair.server_side._buffer) < 1000 + 256 * 1024
+        yield pair.client.write(b"\n")
+        rest = b""
+        while not rest.endswith(b"\n"):
+            rest += yield pair.server_side.read()
+        assert rest == b"x" * 5000 + b"\n"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_until_at_eof_carries_the_partial_data(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield pair.client.write(b"no newline here")
+        pair.client.close()
+        with pytest.raises(tasklets.IncompleteReadError) as caught:
+            yield pair.server_side.read_until(b"\n")
+        assert caught.value.partial == b"no newline here"
+        assert caught.value.expected is None
+
+    with_pair(kind, tls, body)
+
+
+def test_chunks_is_an_ordinary_generator_of_futures(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        payload = os.urandom(300_000)
+        writer = tasklets.spawn(_write_and_close, pair.client, payload)
+        received = []
+        for wait_for_chunk in pair.server_side.chunks(10_000):
+            chunk = yield wait_for_chunk
+            assert len(chunk) <= 10_000
+            received.append(chunk)
+        yield writer
+        assert received[-1] == b""
+        assert b"".join(received) == payload
+
+    with_pair(kind, tls, body)
+
+
+def _write_and_close(stream: tasklets.Stream, payload: bytes) -> Any:
+    view = memoryview(payload)
+    for start in range(0, len(payload), 50_000):
+        yield stream.write(view[start : start + 50_000])
+    stream.close()
+    yield stream.wait_closed()
+
+
+def test_large_transfer_both_ways_with_back_pressure(kind: str, tls: TLSMaterial) -> None:
+    size = 4 * 1024 * 1024
+    up, down = os.urandom(size), os.urandom(size)
+
+    def echo_upper(stream: tasklets.Stream, payload: bytes) -> Any:
+        sender = tasklets.spawn(_send_all, stream, payload)
+        received = bytearray()
+        while len(received) < size:
+            received += yield stream.read(1 << 16)
+        yield sender
+        return hashlib.sha256(received).hexdigest()
+
+    def body(pair: Any) -> Any:
+        a = tasklets.spawn(echo_upper, pair.client, up)
+        b = tasklets.spawn(echo_upper, pair.server_side, down)
+        got = yield [a, b]
+        assert got == [hashlib.sha256(down).hexdigest(), hashlib.sha256(up).hexdigest()]
+
+    with_pair(kind, tls, body)
+
+
+def _send_all(stream: tasklets.Stream, payload: bytes) -> Any:
+    view = memoryview(payload)
+    for start in range(0, len(payload), 1 << 17):
+        future = stream.write(view[start : start + (1 << 17)])
+        assert len(stream._wbuf) <= stream._high_water + (1 << 17) + 1024
+        yield future
+    yield stream.drain()
+
+
+def test_close_is_idempotent_and_later_use_fails_clearly(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        closed = pair.client.close()
+        assert pair.client.close() is closed
+        assert pair.client.is_closing()
+        yield closed
+        with pytest.raises(tasklets.StreamClosed):
+            pair.client.write(b"late")
+        with pytest.raises(tasklets.StreamClosed):
+            pair.client.read()
+        assert (yield pair.server_side.read()) == b""
+
+    with_pair(kind, tls, body)
+
+
+def test_close_fails_the_pending_read(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        waiting = pair.client.read()
+        pair.client.close()
+        with pytest.raises(tasklets.StreamClosed):
+            yield waiting
+
+    with_pair(kind, tls, body)
+
+
+def test_one_read_at_a_time(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        first = pair.client.read()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read_until(b"\n")
+        yield pair.server_side.write(b"x")
+        assert (yield first) == b"x"
+
+    with_pair(kind, tls, body)
+
+
+def test_cancelled_read_loses_no_data(kind: str, tls: TLSMaterial) -> None:
+    def reader(stream: tasklets.Stream) -> Any:
+        return (yield stream.read_exactly(5))
+
+    def body(pair: Any) -> Any:
+        waiting = tasklets.spawn(reader, pair.client)
+        yield None  # let it start waiting
+        yield None
+        waiting.cancel()
+        with pytest.raises(tasklets.CancelledError):
+            yield waiting
+        yield pair.server_side.write(b"hello")
+        assert (yield pair.client.read_exactly(5)) == b"hello"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_timeout(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        pair.client.timeout = 0.05
+        with pytest.raises(tasklets.ReadTimeout) as caught:
+            yield pair.client.read()
+        assert isinstance(caught.value, tasklets.TimeoutError)
+        # The stream is still usable afterwards.
+        pair.client.timeout = None
+        yield pair.server_side.write(b"late")
+        assert (yield pair.client.read_exactly(4)) == b"late"
+
+    with_pair(kind, tls, body)
+
+
+def test_context_manager_closes(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        with pair.client as stream:
+            yield stream.write(b"bye")
+        assert pair.client.is_closing()
+        assert (yield from read_all(pair.server_side)) == b"bye"
+
+    with_pair(kind, tls, body)
+
+
+def test_async_def_tasks_use_async_for_and_async_with(kind: str, tls: TLSMaterial) -> None:
+    async def consume(stream: tasklets.Stream) -> bytes:
+        parts = []
+        async with stream:
+            async for chunk in stream:
+                parts.append(chunk)
+        return b"".join(parts)
+
+    def body(pair: Any) -> Any:
+        consumer = tasklets.spawn(consume, pair.server_side)
+        yield pair.client.write(b"one ")
+        yield pair.client.write(b"two")
+        pair.client.close()
+        return (yield consumer)
+
+    assert with_pair(kind, tls, body) == b"one two"
+
+
+def test_addresses(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        if kind == "unix":
+            assert pair.client.peername.endswith("s.sock")
+        else:
+            assert pair.client.peername == ("127.0.0.1", pair.server.port)
+            assert pair.server_side.sockname == ("127.0.0.1", pair.server.port)
+            assert pair.server_side.peername == pair.client.sockname
+        yield None
+
+    with_pair(kind, tls, body)
+
+
+def test_write_eof_half_closes(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        if kind == "tls":
+            with pytest.raises(tasklets.StreamError):
+                pair.client.write_eof()
+            return
+        yield pair.client.write(b"request")
+        pair.client.write_eof()
+        assert (yield from read_all(pair.server_side)) == b"request"
+        yield pair.server_side.write(b"response")
+        pair.server_side.close()
+        assert (yield from read_all(pair.client)) == b"response"
+
+    with_pair(kind, tls, body)
+
+
+def test_tls_details(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        if kind == "tls":
+            assert pair.client.ssl_object is not None
+            assert pair.client.ssl_object.getpeercert()["subjectAltName"]
+            assert pair.server_side.ssl_object.server_side
+        else:
+            assert pair.client.ssl_object is None
+        yield None
+
+    with_pair(kind, tls, body)
+
+
+def test_streams_work_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial) -> None:
+    # Outside any loop, everything runs on the default loop; the futures are
+    # waited on with .result() from this thread.
+    if kind != "tcp":
+        pytest.skip("one transport suffices: the hand-over is transport-independent")
+    accepted: Future[tasklets.Stream] = Future()
+    release: Future[None] = Future()
+
+    def handler(stream: tasklets.Stream) -> Any:
+        accepted.set_result(stream)
+        yield release
+
+    server = tasklets.start_server(handler, "127.0.0.1", 0).result(10)
+    client = tasklets.open_connection("127.0.0.1", server.port).result(10)
+    server_side = accepted.result(10)
+    client.write(b"from a thread").result(10)
+    assert server_side.read_exactly(13).result(10) == b"from a thread"
+    server_side.write(b"back").result(10)
+    assert client.read(10).result(10) == b"back"
+    client.close().result(10)
+    release.set_result(None)
+    server.close()
+    server.wait_closed().result(10)
+    server_side.wait_closed().result(10)
+
+
+def test_a_connected_socket_can_be_wrapped_by_tls_later(kind: str, tls: TLSMaterial) -> None:
+    if kind == "tls":
+        pytest.skip("already TLS")
+
+    def body(pair: Any) -> Any:
+        yield pair.client.write(b"STARTTLS\n")
+        assert (yield pair.server_side.read_until(b"\n")) == b"STARTTLS\n"
+        server_upgrade = pair.server_side.start_tls(tls.server_context, server_side=True)
+        client_upgrade = pair.client.start_tls(tls.client_context, server_hostname="localhost")
+        yield [server_upgrade, client_upgrade]
+        assert pair.client.ssl_object is not None
+        yield pair.client.write(b"secret")
+        assert (yield pair.server_side.read_exactly(6)) == b"secret"
+
+    with_pair(kind, tls, body)
+
+
+def test_socket_options(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        if kind != "unix":
+            assert pair.client.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            assert pair.server_side.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert not pair.client.socket.getblocking()
+        yield None
+
+    with_pair(kind, tls, body)
