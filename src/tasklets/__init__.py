@@ -37,6 +37,20 @@ from ._loop import Handle, Loop, TimerHandle
 from ._runtime import current_loop, default_loop, run
 from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._task import Task, current_task, spawn, task
+from ._exceptions import (
+    BodyTooLarge,
+    ConnectFailed,
+    ConnectionBroken,
+    HTTPError,
+    InvalidURL,
+    LocalProtocolError,
+    PoolTimeout,
+    ProtocolError,
+    RemoteProtocolError,
+    TooManyRedirects,
+    TotalTimeout,
+)
+from .http import Client, Response, urlopen_async
 from .net import (
     ConnectError,
     ConnectionRefused,
@@ -100,6 +114,21 @@ __all__ = [
     "wait",
     "wait_first",
     "with_timeout",
+    # the HTTP client (tasklets.http)
+    "BodyTooLarge",
+    "Client",
+    "ConnectFailed",
+    "ConnectionBroken",
+    "HTTPError",
+    "InvalidURL",
+    "LocalProtocolError",
+    "PoolTimeout",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Response",
+    "TooManyRedirects",
+    "TotalTimeout",
+    "urlopen_async",
     # networking (tasklets.net)
     "ConnectError",
     "ConnectTimeout",

@@ -1,0 +1,462 @@
+"""Hostile servers, scripted byte by byte: each misbehaviour gets a clear, specific error in bounded time.
+
+Every test checks that the failed exchange left nothing behind: no
+connection in the pool (``_idle_and_open``), and, through the autouse
+fixture, no descriptor.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import tasklets
+from tasklets._exceptions import (
+    BodyTooLarge,
+    HTTPReadTimeout,
+    InvalidURL,
+    LocalProtocolError,
+    RemoteDisconnected,
+    RemoteProtocolError,
+    TooManyRedirects,
+    TotalTimeout,
+    UnsupportedRedirect,
+)
+from tasklets.http import Client, Timeout
+from tasklets.http._response import MAX_DECODED_CHUNK
+
+from _servers import RawConnection, RawServer, fetch, run
+
+#: Every hostile exchange must end within this many seconds.
+BOUND = 5.0
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    with Client(proxies=None, timeout=Timeout(connect=2, read=2, total=10)) as made:
+        yield made
+
+
+def _pool_counts(client: Client) -> tuple[int, int]:
+    """(open, idle) connections of the client's pool on the running loop."""
+    pool = client._pool(tasklets.current_loop())
+    return pool.open_connections, pool.idle_connections
+
+
+def respond(data: bytes, *, then: str = "close") -> Callable[[RawConnection], None]:
+    """A script: read the request, send ``data``, then close or hold the connection."""
+
+    def script(conn: RawConnection) -> None:
+        if conn.recv_request()[0]:
+            conn.send(data)
+            if then == "hold":
+                conn.hold()
+
+    return script
+
+
+def expect_failure(client: Client, url: str, error: type[BaseException], match: str | None = None, **kw: Any) -> Any:
+    """Request ``url``, read the body; assert ``error`` within BOUND seconds and an empty pool."""
+
+    def main() -> Any:
+        try:
+            yield from fetch(client, url, **kw)
+        except error as exc:
+            return exc, _pool_counts(client)
+        raise AssertionError(f"{url} did not fail with {error.__name__}")
+
+    start = time.monotonic()
+    exc, counts = run(main)
+    assert time.monotonic() - start < BOUND
+    assert counts == (0, 0), f"the failed exchange left connections in the pool: {counts}"
+    if match is not None:
+        assert match in str(exc), str(exc)
+    return exc
+
+
+# -- the response head ---------------------------------------------------------------------------------------
+
+HEAD_CASES = {
+    "malformed-status-line": (b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n", None),
+    "no-status-code": (b"HTTP/1.1\r\n\r\n", None),
+    "tls-bytes": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40), "this is TLS"),
+    "binary": (b"\x00\x00\x12\x04\x00\x00\x00\x00\x00" + bytes(18), "binary protocol"),
+    "not-http": (b"SSH-2.0-OpenSSH_9.0\r\n", "expected an HTTP/1.x response"),
+    "http-2-version": (b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", None),
+    "cr-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n", None),
+    "lf-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\nb\r\nContent-Length: 0\r\n\r\n", None),
+    "nul-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n", None),
+    "control-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n", None),
+    "obs-fold": (b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n", "obsolete line folding"),
+    "conflicting-content-length": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        "Content-Length",
+    ),
+    "content-length-list": (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello", "Content-Length"),
+    "negative-content-length": (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+    "content-length-and-chunked": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "smuggling",
+    ),
+    "unknown-transfer-coding": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "Transfer-Encoding"),
+    "space-before-colon": (b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 0\r\n\r\n", None),
+    "too-many-headers": (
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n",
+        "header fields",
+    ),
+    "over-long-line": (b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 40_000 + b"\r\n\r\n", "longer than"),
+    "over-long-block": (
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1500) for i in range(60)) + b"\r\n",
+        "larger than",
+    ),
+    "endless-head": (b"HTTP/1.1 200 OK\r\n" + b"X-A: v\r\n" * 20_000, None),
+    "endless-1xx": (b"HTTP/1.1 100 Continue\r\n\r\n" * 50, "informational"),
+    "eof-in-head": (b"HTTP/1.1 200 OK\r\nContent-Le", "middle of the response head"),
+    "eof-after-1xx": (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", "informational"),
+}
+
+
+@pytest.mark.parametrize("case", list(HEAD_CASES))
+def test_bad_response_head(client: Client, case: str) -> None:
+    data, match = HEAD_CASES[case]
+    with RawServer(respond(data)) as server:
+        expect_failure(client, f"{server.url}/", RemoteProtocolError, match)
+
+
+@pytest.mark.parametrize("case", ["over-long-line", "over-long-block", "obs-fold", "too-many-headers"])
+def test_bad_response_head_trickled_one_byte_at_a_time(client: Client, case: str) -> None:
+    data, match = HEAD_CASES[case]
+
+    def script(conn: RawConnection) -> None:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if conn.recv_request()[0]:
+            conn.trickle(data, 0)
+
+    with RawServer(script) as server:
+        expect_failure(client, f"{server.url}/", RemoteProtocolError, match)
+
+
+def test_nothing_at_all_is_remote_disconnected(client: Client) -> None:
+    with RawServer(respond(b"")) as server:
+        expect_failure(client, f"{server.url}/", RemoteDisconnected, "without sending a response")
+
+
+# -- the body ------------------------------------------------------------------------------------------------
+
+BODY_CASES = {
+    "bad-chunk-size": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", None),
+    "negative-chunk-size": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", None),
+    "huge-chunk-size": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        None,
+    ),
+    "bad-chunk-terminator": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", None),
+    "eof-in-chunked-body": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "chunked"),
+    "body-shorter-than-declared": (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", "5 of 10"),
+}
+
+
+@pytest.mark.parametrize("case", list(BODY_CASES))
+def test_bad_response_body(client: Client, case: str) -> None:
+    data, match = BODY_CASES[case]
+    with RawServer(respond(data)) as server:
+        expect_failure(client, f"{server.url}/", RemoteProtocolError, match)
+
+
+def test_extra_bytes_after_a_kept_alive_response_poison_the_connection(client: Client) -> None:
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\n\r\n")
+
+    def main() -> Any:
+        _, first = yield from fetch(client, f"{server.url}/1")
+        _, second = yield from fetch(client, f"{server.url}/2")
+        return first, second, _pool_counts(client)
+
+    with RawServer(script) as server:
+        first, second, counts = run(main)
+    assert (first, second) == (b"hello", b"hello")
+    assert server.accepted == 2, "the poisoned connection was reused"
+    assert counts == (0, 0)
+
+
+def test_never_ending_body_is_bounded_by_the_read_limit(client: Client) -> None:
+    def script(conn: RawConnection) -> None:
+        if conn.recv_request()[0]:
+            conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            piece = b"4000\r\n" + b"x" * 0x4000 + b"\r\n"
+            while not conn.server.stopping.is_set():
+                conn.send(piece)
+
+    def main() -> Any:
+        response = yield client.urlopen(f"{server.url}/")
+        try:
+            yield from response.read(limit=1_000_000)
+        except BodyTooLarge as exc:
+            return exc, _pool_counts(client)
+
+    with RawServer(script) as server:
+        exc, counts = run(main)
+    assert "1000000" in str(exc)
+    assert counts == (0, 0)
+
+
+def _bomb(encoding: str, size: int) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(bytes(size), 9)
+    return zlib.compress(bytes(size), 9)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compression_bomb_is_decoded_in_bounded_chunks(client: Client, encoding: str) -> None:
+    size = 64 * 1024 * 1024
+    bomb = _bomb(encoding, size)
+    assert len(bomb) < size // 500
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (encoding.encode(), len(bomb))
+
+    def main() -> Any:
+        response = yield client.urlopen(f"{server.url}/")
+        biggest = total = 0
+        for wait_for_chunk in response.read():
+            chunk = yield wait_for_chunk
+            biggest = max(biggest, len(chunk))
+            total += len(chunk)
+        return biggest, total
+
+    with RawServer(respond(head + bomb)) as server:
+        tracemalloc.start()
+        try:
+            biggest, total = run(main, limit=30)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert total == size
+    assert 0 < biggest <= MAX_DECODED_CHUNK
+    assert peak < 8 * MAX_DECODED_CHUNK + 4 * len(bomb), f"peak {peak} bytes while decoding"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compression_bomb_stops_at_the_read_limit(client: Client, encoding: str) -> None:
+    bomb = _bomb(encoding, 64 * 1024 * 1024)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (encoding.encode(), len(bomb))
+    with RawServer(respond(head + bomb, then="hold")) as server:
+
+        def main() -> Any:
+            response = yield client.urlopen(f"{server.url}/")
+            try:
+                yield from response.read(limit=1_000_000)
+            except BodyTooLarge:
+                return _pool_counts(client)
+
+        assert run(main) == (0, 0)
+
+
+def test_corrupt_gzip_is_a_decoding_error(client: Client) -> None:
+    from tasklets._exceptions import DecodingError
+
+    data = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\nnot gzip!!"
+    with RawServer(respond(data)) as server:
+        expect_failure(client, f"{server.url}/", DecodingError, "gzip")
+
+
+# -- redirects --------------------------------------------------------------------------------------------------
+
+
+def _redirecting(location: Callable[[bytes], bytes]) -> Callable[[RawConnection], None]:
+    """A script answering every request with a 302 to ``location(request_head)``."""
+
+    def script(conn: RawConnection) -> None:
+        while True:
+            head, _ = conn.recv_request()
+            if not head:
+                return
+            conn.send(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location(head))
+
+    return script
+
+
+def test_redirect_loop(client: Client) -> None:
+    def location(head: bytes) -> bytes:
+        return b"/b" if head.startswith(b"GET /a ") else b"/a"
+
+    with RawServer(_redirecting(location)) as server:
+        expect_failure(client, f"{server.url}/a", TooManyRedirects, "loop")
+
+
+def test_redirect_limit(client: Client) -> None:
+    def location(head: bytes) -> bytes:
+        return b"/%d" % (int(head.split(b" ")[1][1:]) + 1)
+
+    with RawServer(_redirecting(location)) as server:
+        expect_failure(client, f"{server.url}/0", TooManyRedirects, "more than 10 redirects")
+    assert len(server.heads) == 11
+
+
+@pytest.mark.parametrize("target", [b"file:///etc/passwd", b"ftp://127.0.0.1/x", b"javascript:alert(1)"])
+def test_redirect_to_another_scheme_is_refused(client: Client, target: bytes) -> None:
+    with RawServer(_redirecting(lambda head: target)) as server:
+        expect_failure(client, f"{server.url}/", UnsupportedRedirect, "refused")
+
+
+def test_credentials_stay_behind_on_a_cross_origin_redirect(client: Client) -> None:
+    secrets = {"Authorization": "Basic c2VjcmV0", "Cookie": "id=1", "Proxy-Authorization": "x", "X-Other": "kept"}
+    with RawServer(respond(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as target:
+        with RawServer(_redirecting(lambda head: f"http://localhost:{target.port}/landed".encode())) as origin:
+            _, body = run(fetch, client, f"{origin.url}/start", headers=secrets)
+    assert body == b"ok"
+    sent, received = origin.heads[0].lower(), target.heads[0].lower()
+    for name in (b"authorization:", b"cookie:", b"proxy-authorization:"):
+        assert name in sent
+        assert name not in received
+    assert b"x-other: kept" in received
+    assert f"host: localhost:{target.port}".encode() in received
+
+
+# -- what we refuse to send -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"path": "/a\r\nX-Injected: 1"},
+        {"path": "/a b"},
+        {"path": "/\x00"},
+        {"method": "GET /x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET"},
+        {"method": "GE T"},
+        {"headers": {"X-A": "v\r\nX-Injected: 1"}},
+        {"headers": {"X-A": "v\nX-Injected: 1"}},
+        {"headers": {"X-A": "v\x00"}},
+        {"headers": {"X-A\r\nX-Injected": "1"}},
+        {"headers": {"X A": "1"}},
+    ],
+    ids=lambda kwargs: repr(kwargs)[:40],
+)
+def test_injection_is_refused_before_connecting(client: Client, kwargs: dict[str, Any]) -> None:
+    with RawServer(respond(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) as server:
+        path = kwargs.pop("path", "/")
+
+        def main() -> Any:
+            try:
+                yield from fetch(client, f"{server.url}{path}", **kwargs)
+            except (InvalidURL, LocalProtocolError) as exc:
+                return exc
+            raise AssertionError("the request was sent")
+
+        error = run(main)
+    assert isinstance(error, ValueError)
+    assert server.accepted == 0, "the server saw a connection"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://xn--/", "http://a..b/", "http://-a.example/", "http://a\u200b\u0301.example/", "http://\udcff/"]
+)
+def test_invalid_idna_hosts_are_refused(client: Client, url: str) -> None:
+    with pytest.raises(InvalidURL):
+        run(fetch, client, url)
+
+
+# -- stale connections and timeouts ----------------------------------------------------------------------------------
+
+
+def _close_on_second_request(conn: RawConnection) -> None:
+    """First connection: answer one request, close when the next one arrives; later ones: answer all."""
+    first = conn.server.accepted == 1
+    n = 0
+    while True:
+        head, _ = conn.recv_request()
+        if not head:
+            return
+        n += 1
+        if first and n == 2:
+            return  # closed as the request arrived: as if the server timed the idle connection out
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_idempotent_request_is_retried_once_on_a_stale_connection(client: Client) -> None:
+    def main() -> Any:
+        _, first = yield from fetch(client, f"{server.url}/1")
+        _, second = yield from fetch(client, f"{server.url}/2")
+        return first, second
+
+    with RawServer(_close_on_second_request) as server:
+        assert run(main) == (b"ok", b"ok")
+    assert server.accepted == 2
+    assert [h.split(b"\r\n")[0] for h in server.heads] == [b"GET /1 HTTP/1.1", b"GET /2 HTTP/1.1", b"GET /2 HTTP/1.1"]
+
+
+def test_post_is_never_retried(client: Client) -> None:
+    def main() -> Any:
+        _, first = yield from fetch(client, f"{server.url}/1")
+        try:
+            yield from fetch(client, f"{server.url}/2", b"body")
+        except RemoteDisconnected as exc:
+            return first, exc, _pool_counts(client)
+        raise AssertionError("the POST did not fail")
+
+    with RawServer(_close_on_second_request) as server:
+        first, exc, counts = run(main)
+    assert first == b"ok"
+    assert counts == (0, 0)
+    assert server.accepted == 1
+
+
+def test_a_fresh_connection_is_not_retried(client: Client) -> None:
+    with RawServer(respond(b"")) as server:
+        expect_failure(client, f"{server.url}/", RemoteDisconnected)
+    assert server.accepted == 1
+
+
+def test_read_timeout_when_the_server_never_answers(client: Client) -> None:
+    def script(conn: RawConnection) -> None:
+        conn.recv_request()
+        conn.hold()
+
+    with RawServer(script) as server:
+        start = time.monotonic()
+        expect_failure(client, f"{server.url}/", HTTPReadTimeout, timeout=Timeout(connect=2, read=0.2))
+        assert 0.2 <= time.monotonic() - start < 2
+
+
+def test_connect_timeout_when_the_tls_handshake_never_comes(client: Client) -> None:
+    from tasklets._exceptions import HTTPConnectTimeout
+
+    with RawServer(lambda conn: conn.hold()) as server:
+        start = time.monotonic()
+        url = f"https://127.0.0.1:{server.port}/"
+        expect_failure(client, url, HTTPConnectTimeout, timeout=Timeout(connect=0.2, read=5))
+        assert 0.2 <= time.monotonic() - start < 2
+
+
+def test_read_timeout_on_a_server_trickling_one_byte_per_second(client: Client) -> None:
+    def script(conn: RawConnection) -> None:
+        if conn.recv_request()[0]:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            conn.trickle(b"x" * 100, 1.0)
+
+    with RawServer(script) as server:
+        start = time.monotonic()
+        expect_failure(client, f"{server.url}/", HTTPReadTimeout, timeout=Timeout(connect=2, read=0.3))
+        assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("where", ["head", "body"])
+def test_total_timeout_on_a_server_trickling_a_byte_every_tenth_of_a_second(client: Client, where: str) -> None:
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+
+    def script(conn: RawConnection) -> None:
+        if conn.recv_request()[0]:
+            if where == "body":
+                conn.send(response[:40])
+            conn.trickle(response[40:] if where == "body" else response, 0.1)
+
+    with RawServer(script) as server:
+        start = time.monotonic()
+        expect_failure(client, f"{server.url}/", TotalTimeout, timeout=Timeout(connect=2, read=0.5, total=0.6))
+        assert 0.6 <= time.monotonic() - start < 2.5
