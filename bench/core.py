@@ -1,6 +1,6 @@
 """Core benchmarks: tasklets against asyncio, uvloop and concurrent.futures, in one run.
 
-Run ``python bench/core.py`` (about three minutes) or ``python bench/core.py
+Run ``python bench/core.py`` (about five minutes) or ``python bench/core.py
 --quick`` (smaller N, 3 rounds, under a minute). Every measure runs its
 contenders interleaved, one sample each per round, and judges tasklets by the
 median of the per-round ratios ours/theirs (see ``bench/_harness.py`` and

@@ -6,6 +6,7 @@ Usage::
     python bench/http_client.py --quick      # about a minute (3 rounds, fewer requests)
     python bench/http_client.py --profile    # then cProfile the tasklets client on both files
     python bench/http_client.py --clients tasklets,aiohttp --rounds 7
+    python bench/http_client.py --tasklets-from /path/to/tasklets   # measure another copy of the package
 
 What it measures
 ----------------
@@ -52,8 +53,8 @@ run starts (``--no-snapshot`` to import ``src/`` as it is): others edit
 ``src/`` while benchmarks run, and all rounds must measure the same code.
 
 Everything stays on 127.0.0.1, every sample is bounded in time
-(``Config.sample_timeout``), and nginx and every child are stopped on exit, errors
-and Ctrl-C included.
+(``Config.sample_timeout``: a hung client fails the run with its stderr), and
+nginx and every child are stopped on exit, errors and Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ LABELS = {
 }
 #: Clients so much slower than the others that they get fewer requests per sample, so that every
 #: sample lasts about as long (the figures are rates, so they stay comparable): divisors per file.
-SLOW_CLIENTS: dict[str, tuple[int, int]] = {"httpx": (10, 4), "urllib-threads": (2, 2)}
+SLOW_CLIENTS: dict[str, tuple[int, int]] = {"httpx": (20, 4), "urllib-threads": (2, 2)}
 
 
 @dataclass
@@ -335,7 +336,7 @@ def child_main(args: argparse.Namespace) -> None:
     expected = pattern_bytes(args.size, seed=args.size)
     runner = RUNNERS[args.child]
     if args.profile_to:
-        profiler = cProfile.Profile(time.process_time)  # CPU time: a send() preempted by the server is not ours
+        profiler = cProfile.Profile()
         profiler.enable()
         sample = runner(args.url, expected, args.requests, args.warmup)
         profiler.disable()
@@ -552,17 +553,14 @@ def profile(bench: Bench, names: Sequence[str]) -> None:
             total = requests + WARMUP_REQUESTS
             print(
                 f"\n== cProfile of the tasklets client, {name} ({SIZES[name]:,} bytes), "
-                f"{total:,} requests (warm-up included); times per request"
+                f"{total:,} requests (warm-up included); wall-clock times per request, inflated by the "
+                "profiler\n   (socket.send includes being preempted by nginx, which its send wakes)"
             )
             stats = pstats.Stats(path)
             rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)  # type: ignore[attr-defined]
             print(f"   {'tottime us/req':>14} {'cumtime us/req':>14} {'calls/req':>9}  function")
             for (filename, line, function), (_, ncalls, tottime, cumtime, _) in rows[:25]:
-                where = filename
-                for marker in ("/src/tasklets/", "/site-packages/", "/lib/python"):
-                    if marker in filename:
-                        where = filename.split(marker, 1)[1]
-                        break
+                where = _short_path(filename)
                 print(
                     f"   {tottime / total * 1e6:>14.2f} {cumtime / total * 1e6:>14.2f} {ncalls / total:>9.2f}  "
                     f"{where}:{line}({function})"
@@ -570,6 +568,16 @@ def profile(bench: Bench, names: Sequence[str]) -> None:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+def _short_path(filename: str) -> str:
+    """``tasklets/http/_client.py`` for a file of the snapshot or of src/; stdlib and packages by name."""
+    if "/tasklets/" in filename:
+        return "tasklets/" + filename.rsplit("/tasklets/", 1)[1]
+    for marker in ("/site-packages/", "/lib/python3"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,11 @@
 """Micro-benchmark: one keep-alive exchange with a typical 1 KiB response, per parser.
 
 Prints microseconds per response for our protocol layer over each backend
-(request bytes + parse + start_next_cycle) and, for reference, raw h11 doing
-the same cycle and raw httptools parsing alone (which is the floor: no
-request, no framing policy, no keep-alive bookkeeping).
+(request bytes + parse + start_next_cycle), the parse alone (feed +
+start_next_cycle) and, for reference, raw h11 doing the same cycle, raw
+httptools parsing alone (the floor: no request, no framing policy, no
+keep-alive bookkeeping) and aiohttp's C response parser (what its client
+spends on the same response).
 
     python bench/http_parse.py [N]
 """
@@ -118,6 +120,25 @@ def raw_httptools() -> Callable[[], None]:
     return exchange
 
 
+def raw_aiohttp() -> Callable[[], None] | None:
+    """aiohttp's own (C, llhttp) response parser, which its client uses: the parse to beat."""
+    try:
+        import asyncio
+
+        from aiohttp._http_parser import HttpResponseParser  # type: ignore[import-not-found]
+        from aiohttp.base_protocol import BaseProtocol
+    except ImportError:
+        return None
+    loop = asyncio.new_event_loop()
+    parser = HttpResponseParser(BaseProtocol(loop), loop, 2**16, timer=None, response_with_body=True)
+
+    def parse() -> None:
+        messages, _upgraded, _tail = parser.feed_data(RESPONSE)
+        assert messages[0][0].code == 200
+
+    return parse
+
+
 def measure(fn: Callable[[], None], n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -139,6 +160,9 @@ def main() -> None:
         cases["raw h11: exchange"] = lambda: measure(raw_h11(), n)
     if "httptools" in backends:
         cases["raw httptools: parse"] = lambda: measure(raw_httptools(), n)
+    aiohttp_parse = raw_aiohttp()
+    if aiohttp_parse is not None:
+        cases["aiohttp's parser: parse"] = lambda: measure(aiohttp_parse, n)
     best = dict.fromkeys(cases, float("inf"))
     for _ in range(rounds):  # interleaved, best of: the machine may be busy
         for name, case in cases.items():

@@ -42,6 +42,7 @@ closes, so they die with this process however it dies).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import linecache
@@ -352,8 +353,7 @@ def throughput_phase(
     results: Results = {}
     try:
         # One short, discarded run per server first: a fresh process's first run is often slow.
-        warm = Config(duration=0.2, warmup=0.05, rounds=1, cells=(), tls_cells=(), idle_conns=0, memory_rounds=0,
-                      profile_seconds=0)  # fmt: skip
+        warm = dataclasses.replace(cfg, duration=0.2, warmup=0.05)
         for kind in kinds:
             run_pingpong(servers[kind], cells[0][0], cells[0][1], warm, certs["ca"] if certs else None)
         for size, conns in cells:
@@ -380,8 +380,7 @@ def throughput_phase(
 def memory_phase(kids: Children, kinds: Sequence[str], cfg: Config) -> dict[str, list[float | None]]:
     """RSS growth per idle connection, a fresh server per measurement."""
     per_conn: dict[str, list[float | None]] = {kind: [] for kind in kinds}
-    warm = Config(duration=0.2, warmup=0.05, rounds=1, cells=(), tls_cells=(), idle_conns=0, memory_rounds=0,
-                  profile_seconds=0)  # fmt: skip
+    warm = dataclasses.replace(cfg, duration=0.2, warmup=0.05)
     for round_ in range(cfg.memory_rounds):
         for kind in rotated(kinds, round_):
             server = start_server(kids, kind)
@@ -422,8 +421,7 @@ def profile_phase(kids: Children, cfg: Config, directory: str, kind: str = "task
     really goes; a C call such as ``recv`` counts against its calling line).
     """
     out: list[str] = []
-    run_cfg = Config(duration=cfg.profile_seconds, warmup=0.2, rounds=1, cells=(), tls_cells=(),
-                     idle_conns=0, memory_rounds=0, profile_seconds=0)  # fmt: skip
+    run_cfg = dataclasses.replace(cfg, duration=cfg.profile_seconds, warmup=0.2)
     for size, conns in ((100, 100), (16384, 10)):
         path = os.path.join(directory, f"{kind}-{size}-{conns}.prof")
         server = start_server(kids, kind, profile=path)
@@ -707,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="plain-TCP load client: compiled C (default, falls back to uvloop) or uvloop")  # fmt: skip
     parser.add_argument("--tasklets-path", metavar="DIR",
                         help="import tasklets from DIR (say, a snapshot of src/) in the servers")  # fmt: skip
+    parser.add_argument("--json", metavar="OUT", help="also write every raw measurement to OUT")
     parser.add_argument("--rounds", type=int, help="override the number of interleaved rounds")
     parser.add_argument("--duration", type=float, help="override the counted seconds per run")
     args = parser.parse_args(argv)
@@ -714,9 +713,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     cfg = QUICK if args.quick else FULL
     if args.rounds:
-        cfg.rounds = max(1, min(args.rounds, 50))
+        cfg = dataclasses.replace(cfg, rounds=max(1, min(args.rounds, 50)))
     if args.duration:
-        cfg.duration = max(0.1, min(args.duration, 60.0))
+        cfg = dataclasses.replace(cfg, duration=max(0.1, min(args.duration, 60.0)))
     global CHILD_ENV
     if args.tasklets_path:
         CHILD_ENV = dict(os.environ)
@@ -752,6 +751,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"profiling the {args.profile_kind} server:")
             profile = profile_phase(kids, cfg, tmp, args.profile_kind)
     elapsed = time.monotonic() - started
+    if args.json:
+        raw = {
+            "plain": {f"{size}x{conns}": runs for (size, conns), runs in plain.items()},
+            "tls": {f"{size}x{conns}": runs for (size, conns), runs in tls.items()},
+            "memory": memory,
+        }
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1)
 
     print(f"## TCP echo benchmark ({'quick' if args.quick else 'full'} run)\n")
     print(

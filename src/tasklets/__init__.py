@@ -21,6 +21,7 @@ from ._combinators import (
     wait,
     wait_first,
     with_timeout,
+    wrap_future,
 )
 from ._exceptions import (
     BadYieldError,
@@ -114,6 +115,7 @@ __all__ = [
     "wait",
     "wait_first",
     "with_timeout",
+    "wrap_future",
     # the HTTP client (tasklets.http)
     "BodyTooLarge",
     "Client",

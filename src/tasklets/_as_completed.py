@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._combinators import SignalFuture, check_futures, copy_outcome, detach
+from ._combinators import SignalFuture, cancel_soon, check_futures, copy_outcome, detach
 from ._exceptions import TimeoutError
 from ._future import Future, is_future_like
 from ._loop import Loop, _get_ident
@@ -312,7 +312,7 @@ class MapUnordered:
             self._closed = True
             running = list(self._running)
         for f in running:
-            f.cancel()
+            cancel_soon(f)
 
     def __del__(self) -> None:
         if hasattr(self, "_matcher"):  # not when __init__ refused its arguments

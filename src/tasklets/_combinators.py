@@ -15,6 +15,7 @@ does not pin its state.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -32,13 +33,17 @@ __all__ = [
     "with_timeout",
     "sleep",
     "to_thread",
+    "wrap_future",
     "copy_outcome",
+    "cancel_soon",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "ALL_COMPLETED",
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("tasklets")
 
 FIRST_COMPLETED = concurrent.futures.FIRST_COMPLETED
 FIRST_EXCEPTION = concurrent.futures.FIRST_EXCEPTION
@@ -74,6 +79,30 @@ def copy_outcome(source: Any, target: Future[Any]) -> None:
             target.set_result(source.result())
     except InvalidStateError:
         pass  # target was cancelled (or timed out) meanwhile: nobody wants this outcome
+
+
+def cancel_soon(future: Any) -> None:
+    """Cancel ``future`` without letting a foreign library block the calling thread.
+
+    A ``concurrent.futures.Future`` (ours included) is cancelled at once. Any
+    other future-like object is cancelled from the default thread pool: its
+    ``cancel()`` may block (a Dask ``distributed.Future``'s waits for its
+    client's I/O thread), and the caller is often a loop.
+    """
+    if isinstance(future, concurrent.futures.Future):
+        future.cancel()
+        return
+    try:
+        default_executor().submit(_cancel_quietly, future)
+    except RuntimeError:  # the interpreter is shutting down: no new threads
+        _cancel_quietly(future)
+
+
+def _cancel_quietly(future: Any) -> None:
+    try:
+        future.cancel()
+    except Exception:
+        logger.exception("cancelling %r failed", future)
 
 
 def check_futures(fs: Iterable[Any], what: str) -> list[Any]:
@@ -175,7 +204,7 @@ def gather(fs: Iterable[Any]) -> Future[list[Any]]:
         if result.cancelled():
             for f in futures:
                 if not f.done():
-                    f.cancel()
+                    cancel_soon(f)
 
     result.add_done_callback(on_result_done)
     for f in futures:
@@ -251,7 +280,7 @@ def with_timeout(future: Any, seconds: float) -> Future[Any]:
             result.set_exception(TimeoutError(f"{future!r} did not complete within {seconds} s"))
         except InvalidStateError:
             return
-        future.cancel()
+        cancel_soon(future)
 
     timer = Timer(max(0.0, seconds), expire)
 
@@ -262,7 +291,7 @@ def with_timeout(future: Any, seconds: float) -> Future[Any]:
     def on_result_done(_: object) -> None:
         if result.cancelled():
             timer.cancel()
-            future.cancel()
+            cancel_soon(future)
 
     result.add_done_callback(on_result_done)
     future.add_done_callback(on_done)
@@ -292,6 +321,29 @@ def sleep(seconds: float, result: T = None) -> Future[T]:  # type: ignore[assign
 
     future.add_done_callback(on_done)
     return future
+
+
+def wrap_future(future: Any) -> Future[Any]:
+    """A tasklets :class:`Future` that follows ``future`` (any future-like object).
+
+    Generator tasks can ``yield`` any future directly; ``async def`` tasks
+    need ``await``, which the stdlib's and Dask's futures do not support:
+    ``await wrap_future(executor.submit(fn))``. Cancelling the wrapper
+    cancels ``future``.
+    """
+    if isinstance(future, Future):
+        return future
+    if not is_future_like(future):
+        raise TypeError(f"wrap_future() takes a future, got {future!r}")
+    wrapper: Future[Any] = Future()
+
+    def on_wrapper_done(_: object) -> None:
+        if wrapper.cancelled():
+            future.cancel()
+
+    wrapper.add_done_callback(on_wrapper_done)
+    future.add_done_callback(lambda done: copy_outcome(done, wrapper))
+    return wrapper
 
 
 def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:

@@ -15,6 +15,12 @@ into the generator and looks at what comes out:
   the future is still the one awaited, so a late completion of a future the
   task has abandoned (after a cancellation) is dropped;
 * ``None``: the step is enqueued again behind everything already ready;
+* a future-like object that is no ``concurrent.futures.Future`` (a Dask
+  ``distributed.Future``, say): its ``result()`` may block (Dask's fetches
+  the value from a worker), so the loop never calls it. Its outcome is read
+  on the thread that completes it, in ``_on_done``, or, when it is already
+  done at the ``yield``, in the default thread pool; likewise its
+  ``cancel()`` runs in the pool (:func:`cancel_soon`);
 * a list or tuple: waited on as ``gather(...)``;
 * anything else: a :class:`BadYieldError` is thrown back in, saying what to
   write instead.
@@ -36,6 +42,7 @@ import itertools
 import logging
 import types
 from collections.abc import Callable, Coroutine, Generator
+from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -109,7 +116,7 @@ class Task(Future[T]):
 
     @property
     def name(self) -> str:
-        """The task's name: the one given, else the function's qualified name and a number."""
+        """The name given to the task, else its function's qualified name and a number."""
         if self._name is None:
             self._name = f"{self._qualname}-{self._number}"
         return self._name
@@ -187,11 +194,14 @@ class Task(Future[T]):
                 remove(self._wakeup)
             cancel = getattr(waited, "cancel", None)
             if cancel is not None:
-                try:
-                    cancel()
-                except Exception:
-                    logger.exception("cancelling %r, awaited by %r, failed", waited, self)
-            if waited.done() and not waited.cancelled():
+                if isinstance(waited, _CfFuture):
+                    try:
+                        cancel()
+                    except Exception:
+                        logger.exception("cancelling %r, awaited by %r, failed", waited, self)
+                else:
+                    _cancel_soon(waited)  # a foreign cancel() may block: not on the loop
+            if isinstance(waited, _CfFuture) and waited.done() and not waited.cancelled():
                 # It completed before it could be cancelled (on another thread,
                 # say): deliver that outcome; the cancellation lands at the
                 # task's next wait.
@@ -210,13 +220,17 @@ class Task(Future[T]):
                 self._waiting_on = None
                 self._resume_from = future
                 loop._ready.append(self._step)
-        else:
+        elif isinstance(future, _CfFuture):
             loop._enqueue(functools.partial(self._resume_on_loop, future))
+        elif future is self._waiting_on:  # else abandoned: its outcome is nobody's business
+            # A foreign future's result() may block (Dask fetches the value):
+            # read it here, on its own thread, and hand the loop the outcome.
+            loop._enqueue(functools.partial(self._resume_on_loop, future, _resolved(future)))
 
-    def _resume_on_loop(self, future: Any) -> None:
+    def _resume_on_loop(self, future: Any, outcome: Future[Any] | None = None) -> None:
         if future is self._waiting_on:
             self._waiting_on = None
-            self._resume_from = future
+            self._resume_from = future if outcome is None else outcome
             self._step()
 
     # -- the stepper ---------------------------------------------------------------------------------
@@ -288,9 +302,14 @@ class Task(Future[T]):
                         continue
                     return
                 if is_future_like(yielded):
-                    if yielded.done():
-                        value, exc = _outcome(yielded)
-                        continue
+                    if isinstance(yielded, _CfFuture):
+                        if yielded.done():
+                            value, exc = _outcome(yielded)
+                            continue
+                    elif yielded.done():
+                        # Its result() may block: read it in the pool, not here.
+                        self._wait_on(_resolve_off_loop(yielded))
+                        return
                     self._wait_on(yielded)
                     return
                 value, exc = None, BadYieldError(_explain_bad_yield(self, yielded))
@@ -345,6 +364,33 @@ def _outcome(future: Any) -> tuple[Any, BaseException | None]:
         return future.result(), None
     except BaseException as exc:
         return None, exc
+
+
+def _resolved(future: Any) -> Future[Any]:
+    """A done :class:`Future` with the outcome of the done future-like ``future``."""
+    value, exc = _outcome(future)
+    resolved: Future[Any] = Future()
+    if exc is None:
+        resolved.set_result(value)
+    else:
+        resolved.set_exception(exc)
+    return resolved
+
+
+def _resolve_off_loop(future: Any) -> Future[Any]:
+    """A future of the outcome of the done future-like ``future``, read in the default thread pool."""
+    from ._combinators import copy_outcome
+    from ._runtime import default_executor
+
+    proxy: Future[Any] = Future()
+    default_executor().submit(lambda: copy_outcome(_resolved(future), proxy))
+    return proxy
+
+
+def _cancel_soon(future: Any) -> None:
+    from ._combinators import cancel_soon  # combinators build on tasks, not the other way round
+
+    cancel_soon(future)
 
 
 def _is_generator_like(obj: object) -> bool:

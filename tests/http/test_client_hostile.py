@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _servers import RawConnection, RawServer, fetch, run
 
 import tasklets
 from tasklets._exceptions import (
@@ -31,8 +32,6 @@ from tasklets._exceptions import (
 )
 from tasklets.http import Client, Timeout
 from tasklets.http._response import MAX_DECODED_CHUNK
-
-from _servers import RawConnection, RawServer, fetch, run
 
 #: Every hostile exchange must end within this many seconds.
 BOUND = 5.0
@@ -94,7 +93,7 @@ HEAD_CASES = {
     "lf-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\nb\r\nContent-Length: 0\r\n\r\n", None),
     "nul-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n", None),
     "control-in-value": (b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n", None),
-    "obs-fold": (b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n", "obsolete line folding"),
+    "obs-fold": (b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n", None),
     "conflicting-content-length": (
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
         "Content-Length",
@@ -103,7 +102,7 @@ HEAD_CASES = {
     "negative-content-length": (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
     "content-length-and-chunked": (
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-        "smuggling",
+        "Transfer-Encoding",
     ),
     "unknown-transfer-coding": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "Transfer-Encoding"),
     "space-before-colon": (b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 0\r\n\r\n", None),
@@ -114,7 +113,7 @@ HEAD_CASES = {
     "over-long-line": (b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 40_000 + b"\r\n\r\n", "longer than"),
     "over-long-block": (
         b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1500) for i in range(60)) + b"\r\n",
-        "larger than",
+        "65536",
     ),
     "endless-head": (b"HTTP/1.1 200 OK\r\n" + b"X-A: v\r\n" * 20_000, None),
     "endless-1xx": (b"HTTP/1.1 100 Continue\r\n\r\n" * 50, "informational"),
@@ -302,7 +301,7 @@ def test_redirect_limit(client: Client) -> None:
 @pytest.mark.parametrize("target", [b"file:///etc/passwd", b"ftp://127.0.0.1/x", b"javascript:alert(1)"])
 def test_redirect_to_another_scheme_is_refused(client: Client, target: bytes) -> None:
     with RawServer(_redirecting(lambda head: target)) as server:
-        expect_failure(client, f"{server.url}/", UnsupportedRedirect, "refused")
+        expect_failure(client, f"{server.url}/", UnsupportedRedirect, target.decode())
 
 
 def test_credentials_stay_behind_on_a_cross_origin_redirect(client: Client) -> None:
@@ -339,23 +338,31 @@ def test_credentials_stay_behind_on_a_cross_origin_redirect(client: Client) -> N
     ids=lambda kwargs: repr(kwargs)[:40],
 )
 def test_injection_is_refused_before_connecting(client: Client, kwargs: dict[str, Any]) -> None:
-    with RawServer(respond(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) as server:
-        path = kwargs.pop("path", "/")
+    # A bare listener, no accept thread: any connection the client made waits in its backlog.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        url = f"http://127.0.0.1:{port}{kwargs.pop('path', '/')}"
 
         def main() -> Any:
             try:
-                yield from fetch(client, f"{server.url}{path}", **kwargs)
+                yield from fetch(client, url, **kwargs)
             except (InvalidURL, LocalProtocolError) as exc:
                 return exc
             raise AssertionError("the request was sent")
 
         error = run(main)
-    assert isinstance(error, ValueError)
-    assert server.accepted == 0, "the server saw a connection"
+        assert isinstance(error, ValueError)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()[0].close()  # a connection here: the client connected before refusing
 
 
 @pytest.mark.parametrize(
-    "url", ["http://xn--/", "http://a..b/", "http://-a.example/", "http://a\u200b\u0301.example/", "http://\udcff/"]
+    "url",
+    ["http://xn--/", "http://a..b/", "http://-a.example/", "http://\u05d0a.example/", "http://\ufffd.example/",
+     "http://" + "a" * 64 + ".example/", "http://\udcff/"],
 )
 def test_invalid_idna_hosts_are_refused(client: Client, url: str) -> None:
     with pytest.raises(InvalidURL):
@@ -401,7 +408,7 @@ def test_post_is_never_retried(client: Client) -> None:
         raise AssertionError("the POST did not fail")
 
     with RawServer(_close_on_second_request) as server:
-        first, exc, counts = run(main)
+        first, _, counts = run(main)
     assert first == b"ok"
     assert counts == (0, 0)
     assert server.accepted == 1

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _servers import ExternalServer, fetch, pattern, run
 
 from tasklets._exceptions import ConnectFailed, HTTPError, HTTPReadTimeout, TLSCertificateError
 from tasklets.http import Client, Timeout
-
-from _servers import ExternalServer, fetch, pattern, run
 
 SERVERS = [(kind, scheme) for kind in ("uvicorn-h11", "uvicorn-httptools", "hypercorn") for scheme in ("http", "https")]
 
@@ -115,7 +114,7 @@ def test_error_statuses_raise_http_error(server: ExternalServer, client: Client,
 
 
 def test_echo_of_method_headers_and_body(server: ExternalServer, client: Client) -> None:
-    response, body = run(
+    _, body = run(
         fetch, client, f"{server.url}/echo?x=1", b"payload\x00\xff", method="PUT", headers={"X-Test": "yes"}
     )
     document = _echo(body)
@@ -195,7 +194,7 @@ def test_slow_body_arrives_piece_by_piece(server: ExternalServer, client: Client
 
 def test_read_timeout_on_a_slow_body(server: ExternalServer, client: Client) -> None:
     def main() -> Any:
-        response = yield client.urlopen(f"{server.url}/slow?n=3&delay=1.0", timeout=Timeout(connect=5, read=0.1))
+        response = yield client.urlopen(f"{server.url}/slow?n=2&delay=0.5", timeout=Timeout(connect=5, read=0.1))
         yield from response.read()
 
     with pytest.raises(HTTPReadTimeout):

@@ -383,3 +383,20 @@ def test_socket_options(kind: str, tls: TLSMaterial) -> None:
         yield None
 
     with_pair(kind, tls, body)
+
+
+def test_cancelled_timed_reads_and_writes_disarm_their_timers(kind: str, tls: TLSMaterial) -> None:
+    def reader(stream: tasklets.Stream) -> Any:
+        return (yield stream.read())
+
+    def body(pair: Any) -> Any:
+        pair.client.timeout = 30.0
+        waiting = tasklets.spawn(reader, pair.client)
+        while pair.client._waiter is None:
+            yield None
+        waiting.cancel()
+        with pytest.raises(tasklets.CancelledError):
+            yield waiting
+        assert pair.client._read_timer is None
+
+    with_pair(kind, tls, body)

@@ -45,7 +45,7 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     pages = {path: (size, delay) for path, size, delay in PAGES}
 
-    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+    def do_GET(self) -> None:  # the standard library's name
         page = self.pages.get(self.path)
         if page is None:
             body = b"no such page\n"
@@ -61,7 +61,7 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the standard library's name
+    def log_message(self, format: str, *args: Any) -> None:  # the standard library's name
         pass
 
 

@@ -1,8 +1,12 @@
 """``tasklets fetch``: many URLs at once, each reported the moment it completes.
 
-The URL stream (arguments, then a file or stdin) is consumed lazily by
-``map_unordered``: at most ``concurrency`` fetches are started and not yet
-reported, so memory stays flat whatever the number of URLs. A fetch never
+The URL stream (arguments, then a file or stdin) is read by a
+:class:`UrlSource` in a thread of its own, never on the loop: stdin may be a
+pipe fed slowly or a terminal, and a fetch that completes meanwhile is still
+reported at once, and Ctrl-C still works. ``concurrency`` worker tasks take
+URLs from it, so at most that many fetches run, and the source reads only a
+bounded number of URLs ahead: memory stays flat whatever the number of URLs.
+A fetch never
 raises: every failure, an invalid URL included, becomes a :class:`Result` of
 that URL. With ``-o DIR`` a body is streamed into a hidden temporary file in
 DIR and renamed into place only once complete, so an interrupted or failed
@@ -11,22 +15,26 @@ fetch leaves no partial file behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .._as_completed import map_unordered
-from .._exceptions import ConnectFailed, HTTPError, InvalidURL
+from .._combinators import gather
+from .._exceptions import ConnectFailed, HTTPError, InvalidStateError, InvalidURL
+from .._future import Future
 from .._task import Task
 from ..http import Client, PoolLimits, Timeout
 from ._names import safe_file_name
 from ._report import Result
 
-__all__ = ["FetchOptions", "read_urls", "fetch_all", "fetch_one"]
+__all__ = ["FetchOptions", "UrlSource", "fetch_all", "fetch_one"]
 
 # Failures worth another try: the network's, and the server's 5xx.
 _NOT_RETRIED = (InvalidURL,)
@@ -43,17 +51,109 @@ class FetchOptions:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-def read_urls(arguments: Iterable[str], input_file: TextIO | None) -> Iterator[str]:
-    """The URLs of the command line, then those of ``input_file``, one per line, lazily.
+class UrlSource:
+    """The URLs to fetch: the arguments, then the lines of ``input_file``, read in a thread.
 
-    Blank lines and lines starting with ``#`` are skipped.
+    :meth:`get` never blocks the loop: it returns a URL at once when one is
+    ready, ``None`` once the input is exhausted, or else a future of either.
+    A daemon thread reads the file (straight from its descriptor, so that a
+    read pending at exit holds no lock of ``sys.stdin``), keeping at most
+    ``ahead`` URLs ready. Blank lines and lines starting with ``#`` are
+    skipped; bytes that are not UTF-8 are replaced (the URL then fails alone).
+    With ``close_input``, the file is closed once read.
     """
-    yield from arguments
-    if input_file is not None:
-        for line in input_file:
-            url = line.strip()
-            if url and not url.startswith("#"):
-                yield url
+
+    def __init__(
+        self, arguments: Iterable[str], input_file: TextIO | None, *, close_input: bool = False, ahead: int = 1024
+    ) -> None:
+        self._ready: deque[str] = deque(arguments)
+        self._waiters: deque[Future[str | None]] = deque()
+        self._cond = threading.Condition()
+        self._ahead = ahead
+        self._finished = input_file is None
+        self._closed = False
+        self._close_input = close_input
+        #: What went wrong reading the input, if anything (the URLs read before are fetched).
+        self.error: OSError | None = None
+        if input_file is not None:
+            threading.Thread(target=self._read, args=(input_file,), name="tasklets-fetch-input", daemon=True).start()
+
+    def get(self) -> str | Future[str | None] | None:
+        """The next URL, ``None`` at the end, or a future of one of those. Called on the loop."""
+        with self._cond:
+            if self._ready:
+                url = self._ready.popleft()
+                self._cond.notify()
+                return url
+            if self._finished or self._closed:
+                return None
+            waiter: Future[str | None] = Future()
+            self._waiters.append(waiter)
+            return waiter
+
+    def close(self) -> None:
+        """Stop reading (the thread ends at its next line) and end the waits."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._end_waits()
+
+    def _read(self, input_file: TextIO) -> None:
+        try:
+            for url in _url_lines(input_file):
+                with self._cond:
+                    while len(self._ready) >= self._ahead and not self._waiters and not self._closed:
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    waiter = self._waiters.popleft() if self._waiters else None
+                    if waiter is None:
+                        self._ready.append(url)
+                if waiter is not None:
+                    with contextlib.suppress(InvalidStateError):  # cancelled: we are stopping anyway
+                        waiter.set_result(url)
+        except (OSError, ValueError) as exc:  # ValueError: a closed file
+            self.error = exc if isinstance(exc, OSError) else OSError(str(exc))
+        finally:
+            with self._cond:
+                self._finished = True
+            self._end_waits()
+            if self._close_input:
+                input_file.close()
+
+    def _end_waits(self) -> None:
+        with self._cond:
+            waiters = list(self._waiters)
+            self._waiters.clear()
+        for waiter in waiters:
+            with contextlib.suppress(InvalidStateError):
+                waiter.set_result(None)
+
+
+def _url_lines(input_file: TextIO) -> Iterator[str]:
+    """The URLs of a file, one per line, read as they come."""
+    try:
+        fd = input_file.fileno()
+    except (AttributeError, OSError, ValueError):  # io.StringIO, say
+        fd = None
+    if fd is None:
+        lines: Iterable[str] = input_file
+    else:
+        lines = _decoded_lines(fd)
+    for line in lines:
+        url = line.strip()
+        if url and not url.startswith("#"):
+            yield url
+
+
+def _decoded_lines(fd: int) -> Iterator[str]:
+    pending = b""
+    while chunk := os.read(fd, 65536):
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8", "replace")
+    if pending:
+        yield pending.decode("utf-8", "replace")
 
 
 def error_kind(exc: BaseException) -> str:
@@ -86,7 +186,7 @@ def fetch_one(client: Client, url: str, options: FetchOptions) -> Generator[Any,
             return Result(url, exc.code, 0, _ms(started), "HTTPError", f"{exc.code} {exc.msg}")
         except _NOT_RETRIED as exc:
             return Result(url, None, 0, _ms(started), error_kind(exc), str(exc))
-        except Exception as exc:  # noqa: BLE001 - every failure is this URL's result
+        except Exception as exc:  # every failure is this URL's result
             if attempt <= options.retries:
                 continue
             return Result(url, None, 0, _ms(started), error_kind(exc), str(exc) or repr(exc))
@@ -114,23 +214,31 @@ def _save(response: Any, directory: str, url: str) -> Generator[Any, Any, int]:
     return size
 
 
-def fetch_all(urls: Iterable[str], options: FetchOptions, reporter: Any) -> Generator[Any, Any, int]:
+def fetch_all(source: UrlSource, options: FetchOptions, reporter: Any) -> Generator[Any, Any, int]:
     """The main task: fetch everything, report as it completes; return the exit status."""
+    concurrency = max(options.concurrency, 1)
     client = Client(
-        limits=PoolLimits(max_connections=max(options.concurrency, 1), max_per_host=max(options.concurrency, 1)),
+        limits=PoolLimits(max_connections=concurrency, max_per_host=concurrency),
         timeout=Timeout(connect=options.timeout, read=options.timeout, total=None, pool=None),
     )
 
-    def start(url: str) -> Task[Result]:
-        reporter.started(url)
-        return Task(fetch_one(client, url, options), name=f"fetch {url}")
+    def worker() -> Generator[Any, Any, None]:
+        while True:
+            url = source.get()
+            if isinstance(url, Future):  # nothing read yet: wait for the input, not blocking the loop
+                url = yield url
+            if url is None:
+                return
+            reporter.started(url)
+            reporter.result((yield from fetch_one(client, url, options)))
 
-    results = map_unordered(start, urls, limit=max(options.concurrency, 1))
+    workers = [Task(worker(), name=f"fetch worker {n}") for n in range(concurrency)]
     try:
-        for signal in results:
-            reporter.result((yield signal))
+        yield gather(workers)
     finally:
-        results.close()  # on Ctrl-C: no new requests, and those in flight are cancelled
+        source.close()  # on Ctrl-C: no new requests,
+        for each in workers:  # and those in flight are cancelled (their partial files removed)
+            each.cancel()
         client.close()
     return 1 if reporter.summary.failed else 0
 
@@ -141,4 +249,4 @@ def stdin_or_file(name: str | None) -> TextIO | None:
         return None
     if name == "-":
         return sys.stdin
-    return open(name, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by the caller
+    return open(name, encoding="utf-8", errors="replace")  # closed by UrlSource once read

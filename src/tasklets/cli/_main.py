@@ -7,11 +7,13 @@ usage, 130 when interrupted with Ctrl-C (after the summary is printed).
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from collections.abc import Sequence
 
 from .._runtime import run
-from ._fetch import FetchOptions, fetch_all, read_urls, stdin_or_file
+from ._fetch import FetchOptions, UrlSource, fetch_all, stdin_or_file
 from ._report import Summary, make_reporter
 
 __all__ = ["main"]
@@ -19,24 +21,38 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def _header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
-    if not sep or not name.strip():
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
         raise argparse.ArgumentTypeError(f"a header is 'Name: value', got {text!r}")
-    return name.strip(), value.strip()
+    if not _TOKEN.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"bad header name {name!r}: letters, digits and -!#$%&'*+.^_`|~ only")
+    if any(c in value for c in "\r\n\0"):
+        raise argparse.ArgumentTypeError(f"bad header value {value!r}: no CR, LF or NUL")
+    return name, value
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < math.inf:  # refuses nan too
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
     return value
 
 
@@ -61,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "-H", "--header", type=_header, action="append", default=[], metavar="'Name: value'", help="send a header"
     )
+    fetch.set_defaults(parser=fetch)  # usage errors found later name 'tasklets fetch'
     progress = fetch.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the bar")
     progress.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -76,12 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the subcommand's usage, not the top level's
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "demo":
         from ._demo import run_demo
 
         return run_demo(sys.stdout)
-    return _fetch(parser, args)
+    return _fetch(args.parser, args)
 
 
 def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -107,15 +126,18 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     )
     summary = Summary()
     reporter = make_reporter(summary, as_json=args.json, progress=args.progress)
+    source = UrlSource(args.urls, input_file, close_input=input_file is not sys.stdin)
     try:
-        status = run(fetch_all, read_urls(args.urls, input_file), options, reporter)
+        status = run(fetch_all, source, options, reporter)
     except KeyboardInterrupt:
         summary.interrupted = True
         status = EXIT_INTERRUPTED
     finally:
-        if input_file is not None and input_file is not sys.stdin:
-            input_file.close()
+        source.close()
     reporter.finish()
+    if source.error is not None:
+        print(f"tasklets fetch: reading {args.input!r} failed: {source.error}", file=sys.stderr)
+        status = max(status, EXIT_FAILURES)
     return status
 
 

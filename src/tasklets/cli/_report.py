@@ -117,25 +117,39 @@ class PlainReporter:
 
 
 class RichReporter(PlainReporter):
-    """Plain or JSON lines printed above a live progress bar (on a terminal)."""
+    """Plain or JSON lines printed above a live progress bar (on a terminal).
+
+    The counts are read when the bar is drawn (ten times a second, by rich's
+    thread), not when a URL starts or completes: a bar updated only on those
+    events would show stale counts while requests wait, and rate-limiting its
+    updates would drop the last one.
+    """
 
     def __init__(self, summary: Summary, *, as_json: bool, out: TextIO, err: TextIO) -> None:
         super().__init__(summary, as_json=as_json, out=out, err=err)
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+        from rich.table import Column
+        from rich.text import Text
+
+        counts = self._counts
+
+        class CountsColumn(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(counts())
 
         self.console = Console(file=out)
         self.progress = Progress(
             TextColumn("[bold]fetch[/]"),
-            BarColumn(bar_width=20),  # the total is unknown (the input is streamed): a pulse
-            TextColumn("{task.fields[counts]}"),
+            BarColumn(bar_width=10),  # the total is unknown (the input is streamed): a pulse
             TimeElapsedColumn(),
+            # Last, and cut rather than wrapped: the bar stays one line on an 80-column terminal.
+            CountsColumn(table_column=Column(no_wrap=True, overflow="ellipsis")),
             console=self.console,
             transient=True,
         )
-        self.task_id = self.progress.add_task("fetch", total=None, counts=self._counts())
+        self.progress.add_task("fetch", total=None)
         self.progress.start()
-        self._last = 0.0
 
     def _counts(self) -> str:
         s = self.summary
@@ -146,25 +160,13 @@ class RichReporter(PlainReporter):
             f"{rate:.0f} req/s  {_human(int(s.bytes / wall) if wall > 0 else 0)}/s"
         )
 
-    def started(self, url: str) -> None:
-        super().started(url)
-        self._refresh()
-
     def result(self, result: Result) -> None:
         self.summary.in_flight -= 1
         self.summary.add(result)
         text = result.as_json() if self.as_json else result.line()
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        self._refresh()
-
-    def _refresh(self, force: bool = False) -> None:
-        now = time.perf_counter()
-        if force or now - self._last > 0.05:
-            self._last = now
-            self.progress.update(self.task_id, counts=self._counts())
 
     def finish(self) -> None:
-        self._refresh(force=True)
         self.progress.stop()
         super().finish()
 

@@ -157,7 +157,7 @@ class Client:
         pool = self._pools.get(loop)
         if pool is None:
             pool = self._pools[loop] = ConnectionPool(loop, self.limits)
-            loop.add_close_callback(pool.close)  # its sockets go with the loop that watches them
+            loop.add_close_callback(pool.abort)  # its sockets go with the loop that watches them
         return pool
 
     def close(self) -> None:
@@ -199,9 +199,11 @@ class Client:
             method: the method (default GET, or POST with a body).
             context: the ``ssl.SSLContext`` for https.
 
-        Raises (through the future):
-            HTTPError: the final status is 400 or more.
-            URLError: anything else that went wrong (a subclass naming it).
+        Returns:
+            A task whose result is the response. It fails with
+            :class:`HTTPError` when the final status is 400 or more, and with
+            another ``urllib.error.URLError`` subclass, naming the URL, for
+            anything else that went wrong.
         """
         loop = in_loop_thread_or_default()
         request = self._build(url, data, headers, method)
@@ -233,6 +235,7 @@ class Client:
             all_headers.set(name, value)
         method = (method or ("POST" if data is not None else "GET")).upper()
         parsed = parse_url(url)
+        _check_request(method, all_headers)
         replayable = data is None or isinstance(data, (bytes, bytearray, memoryview))
         if hasattr(data, "read"):
             data = _file_chunks(data)
@@ -253,17 +256,21 @@ class Client:
             response = yield from self._exchange_with_deadline(loop, request, timeouts, context, deadline)
             hop = None
             if response.status in REDIRECT_STATUSES:
-                hop = next_hop(
-                    method=request.method,
-                    url=request.url,
-                    headers=request.headers,
-                    body=request.body,
-                    body_replayable=request.replayable,
-                    status=response.status,
-                    location=response.headers.get("Location"),
-                    visited=visited,
-                    max_redirects=self.max_redirects,
-                )
+                try:
+                    hop = next_hop(
+                        method=request.method,
+                        url=request.url,
+                        headers=request.headers,
+                        body=request.body,
+                        body_replayable=request.replayable,
+                        status=response.status,
+                        location=response.headers.get("Location"),
+                        visited=visited,
+                        max_redirects=self.max_redirects,
+                    )
+                except BaseException:
+                    response.close()  # a refused redirect: its connection must not stay checked out
+                    raise
             if hop is not None:
                 yield from _discard_body(response)
                 request = _Request(hop.method, hop.url, hop.headers, hop.body, request.replayable)
@@ -295,7 +302,8 @@ class Client:
         try:
             return (yield with_timeout(inner, max(0.0, deadline - loop.time())))
         except TimeoutError as exc:
-            if isinstance(exc, (HTTPConnectTimeout, HTTPReadTimeout)) or not inner.cancelled():
+            # with_timeout has only *requested* the cancellation of ``inner``: it may still be pending.
+            if isinstance(exc, (HTTPConnectTimeout, HTTPReadTimeout)) or (inner.done() and not inner.cancelled()):
                 raise
             message = f"{request.method} {request.url} took longer than the total timeout"
             raise TotalTimeout(message, reason=exc) from exc
@@ -340,17 +348,22 @@ class Client:
                 conn.close()
                 pool._release(conn, False)
                 raise
-            return Response(
-                status=head.status,
-                reason=head.reason,
-                headers=Headers(head.headers),
-                url=str(url),
-                version=head.version,
-                connection=conn,
-                method=request.method,
-                loop=loop,
-                deadline=deadline,
-            )
+            try:
+                return Response(
+                    status=head.status,
+                    reason=head.reason,
+                    headers=Headers(head.headers),
+                    url=str(url),
+                    version=head.version,
+                    connection=conn,
+                    method=request.method,
+                    loop=loop,
+                    deadline=deadline,
+                    decode=self.decompress,
+                )
+            except BaseException:  # an unknown Content-Encoding: the body will not be read
+                conn.abandon()
+                raise
         raise AssertionError("unreachable")
 
     def _request_headers(self, request: _Request) -> list[tuple[str, str]]:
@@ -414,7 +427,20 @@ class Client:
             raise HTTPConnectTimeout(message, reason=exc) from exc
         except (ConnectError, OSError) as exc:
             raise ConnectFailed(f"cannot connect to {origin}: {exc}", reason=exc) from exc
-        return HTTPConnection(stream, origin, protocol.create_client_connection(backend=self.parser), release)
+        # The pool keys (and counts) connections by what they connect to: the proxy's key when proxied.
+        key = origin if proxy is None else _proxied_origin(proxy, URL(origin, "/"))
+        return HTTPConnection(stream, key, protocol.create_client_connection(backend=self.parser), release)
+
+
+def _check_request(method: str, headers: Headers) -> None:
+    """Refuse an invalid method or header (CR/LF injection...) before a connection is opened."""
+    try:
+        raw = method.encode("ascii")
+    except UnicodeEncodeError:
+        raw = b""
+    if not raw or raw.translate(None, protocol._TOKEN_CHARS):
+        raise LocalProtocolError(f"invalid method {method!r}: it must be a token such as 'GET'")
+    protocol.ClientConnection._check_fields(headers.items(), "header")
 
 
 def _proxied_origin(proxy: URL, url: URL) -> Origin:

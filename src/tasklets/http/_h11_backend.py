@@ -44,6 +44,9 @@ class H11ClientConnection(ClientConnection):
         try:
             out = self._h11.send(event)
         except h11.LocalProtocolError as exc:
+            # Our checks run first, so this is a disagreement with h11; h11 is
+            # now in its ERROR state, so start afresh (nothing was produced).
+            self._h11 = self._new_h11()
             raise LocalProtocolError(f"h11 refused the request: {exc}") from exc
         assert out is not None
         return out

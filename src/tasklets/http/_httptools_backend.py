@@ -29,7 +29,7 @@ from __future__ import annotations
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from .._exceptions import ProtocolError, RemoteProtocolError
-from ._protocol import DONE, RECV_BODY, ClientConnection, Data, Header, Limits
+from ._protocol import _CHUNKED, DONE, RECV_BODY, ClientConnection, Data, Header, Limits
 
 __all__ = ["HttptoolsClientConnection"]
 
@@ -125,6 +125,11 @@ class HttptoolsClientConnection(ClientConnection):
             raise RemoteProtocolError("malformed response head: the parser did not find its end")
         if self.state is RECV_BODY and self._remaining:  # Content-Length body to be continued
             self._remaining -= len(data) - end
+        elif self.state is DONE and self._framing != _CHUNKED and len(data) > end + self._length:
+            # Past the end of a Content-Length (or empty) body. llhttp noticed (and
+            # counted 1) unless it was only CRLFs, which it skips: say what came.
+            self._extra = 0
+            self._note_extra(data[end + self._length :])
         return None
 
     def _parse_head(self, data: bytes, end: int) -> tuple[int, bytes, list[Header]]:

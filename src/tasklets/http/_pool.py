@@ -233,3 +233,10 @@ class ConnectionPool:
         while self._waiters:
             waiter = self._waiters.popleft()
             waiter.cancel()
+
+    def abort(self) -> None:
+        """Close every connection, busy ones too: their loop is closing (a response never read, say)."""
+        self.close()
+        for conn in list(self._live):
+            self._forget(conn)
+            conn.close()

@@ -28,14 +28,19 @@ field as it came and creates no per-header object beyond the tuple.
 #
 # * The response head is delimited here, not by the backend. Bytes are
 #   collected until the blank line (CRLF CRLF) that ends the head, and the
-#   backend is handed exactly one complete head. That gives us (a) limits that
-#   hold however the bytes are split -- one byte at a time included -- because
-#   we count lines, line length and size ourselves as bytes arrive, and buffer
-#   at most ``max_header_size`` bytes; (b) the exact offset where the body (or
-#   a tunnel, after CONNECT) begins, which llhttp does not report; (c) cheap
-#   early rejection of bytes that are not HTTP at all (TLS, binary), of bare
-#   CR or LF and of obs-fold, which h11 would otherwise accept or only notice
-#   at the end.
+#   backend is handed one complete head. That gives us (a) limits that hold
+#   however the bytes are split -- one byte at a time included -- because we
+#   count lines, line length and size ourselves as bytes arrive, and buffer at
+#   most ``max_header_size`` bytes; (b) the exact offset where the body (or a
+#   tunnel, after CONNECT) begins, which llhttp does not report; (c) early
+#   rejection of bytes that are not HTTP at all (TLS, binary: on the first
+#   byte that cannot start b"HTTP/"), of bare CR or LF, NUL and obs-fold,
+#   which h11 would otherwise accept or only notice at the end. When a whole
+#   head arrives in one piece and the parser is strict (llhttp rejects those
+#   itself), only the limits are checked: the fast path.
+# * Fast path, httptools: a final response to a request other than HEAD or
+#   CONNECT goes through llhttp in one call, head and body together; the
+#   policy below runs in the on_headers_complete callback, before the body.
 # * Framing is decided here from the parsed head (RFC 9112 section 6.3):
 #   HEAD, 1xx, 204 and 304 have no body; a 2xx to CONNECT switches protocols;
 #   Transfer-Encoding: chunked; Content-Length; otherwise the body runs to EOF.
@@ -43,10 +48,11 @@ field as it came and creates no per-header object beyond the tuple.
 #   (request smuggling hazard; RFC 9112 6.3 allows a client to treat it as an
 #   error), and so are repeated or malformed Content-Length fields and any
 #   transfer coding other than "chunked".
-# * With Content-Length framing the backend is fed exactly the body's bytes;
-#   bytes after the end of a response are not an error for that response
-#   (it is complete and correct) but they poison the connection: ``can_reuse``
-#   turns False and ``start_next_cycle()`` raises RemoteProtocolError.
+# * Bytes after the end of a response are not an error for that response
+#   (it is complete and correct) but they poison the connection:
+#   ``can_reuse()`` turns False and ``start_next_cycle()`` raises
+#   RemoteProtocolError. (With Content-Length framing the backend is fed
+#   exactly the body's bytes; after a chunked body the backend notices.)
 # * EOF is handled here: it ends a close-delimited body and is an error
 #   anywhere else in a response (truncated head, short body, unfinished
 #   chunked body). EOF before any byte of a response is RemoteDisconnected,
@@ -288,7 +294,8 @@ class ClientConnection:
     ) -> bytes:
         """Start a request: return the bytes of its request line and headers.
 
-        The headers are sent as given, in order; a ``Host`` header is required.
+        The headers are sent as given, in order (values stripped of surrounding
+        spaces and tabs); a ``Host`` header is required.
         The body's framing comes from them: ``Content-Length: n`` (then exactly
         n bytes must follow), ``Transfer-Encoding: chunked``, or neither (no
         body). With ``has_body=True`` and neither header, ``Transfer-Encoding:
@@ -421,6 +428,8 @@ class ClientConnection:
 
     @staticmethod
     def _check_fields(fields: Iterable[tuple[str | bytes, str | bytes]], what: str) -> list[Header]:
+        if not isinstance(fields, list | tuple):
+            fields = list(fields)  # read twice on failure
         try:
             pairs: list[Header] = [
                 (
@@ -490,8 +499,8 @@ class ClientConnection:
         Raises:
             RemoteProtocolError: the server broke the protocol or a limit; the
                 connection is now in state ERROR and must be closed.
-            LocalProtocolError: ``feed()`` was called before a request was sent
-                or after an error.
+            LocalProtocolError: ``feed()`` was called after an error or after
+                :meth:`feed_eof` (data before any request is the server's fault).
         """
         if not data:
             return self.feed_eof()
@@ -503,6 +512,7 @@ class ClientConnection:
             self._receive(data)
         except ProtocolError:
             self.state = ERROR
+            self._head = bytearray()  # let a rejected head's buffer go now
             raise
         return events
 
@@ -750,7 +760,10 @@ class ClientConnection:
         self._events.append(EndOfMessage(trailers))
 
     def _note_extra(self, data: bytes | bytearray | None, count: int = 0) -> None:
-        """Bytes came after the end of the response: the connection is not reusable."""
+        """Bytes came after the end of the response: the connection is not reusable.
+
+        ``data`` is None when the backend only knows that some came.
+        """
         if data is not None:
             count = len(data)
             if not self._extra:
@@ -816,9 +829,9 @@ class ClientConnection:
                 cannot be reused (``Connection: close``, HTTP/1.0, EOF...).
         """
         if self._extra:
+            what = f"{self._extra} bytes (starting {self._extra_sample!r})" if self._extra_sample else "data"
             raise RemoteProtocolError(
-                f"the server sent {self._extra} bytes after the end of the response "
-                f"(starting {self._extra_sample!r}): the connection cannot be reused"
+                f"the server sent {what} after the end of the response: the connection cannot be reused"
             )
         if self.state is not DONE:
             if self.state is CLOSED:

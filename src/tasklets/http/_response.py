@@ -20,6 +20,7 @@ each step, so a compression bomb read chunk by chunk stays in bounded memory.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -61,6 +62,7 @@ class Response:
         method: str,
         loop: Loop,
         deadline: float | None = None,
+        decode: bool = True,
     ) -> None:
         self.status = status
         self.reason = reason
@@ -71,7 +73,7 @@ class Response:
         self._connection = connection
         self._loop = loop
         self._deadline = deadline
-        self._decoder = make_decoder(headers.get("Content-Encoding"))
+        self._decoder = make_decoder(headers.get("Content-Encoding")) if decode else IdentityDecoder()
         self._identity = isinstance(self._decoder, IdentityDecoder)
         self._finished = connection is None
         self._reading = False
@@ -133,16 +135,30 @@ class Response:
         if self._finished:
             decoder = self._decoder
             return _done(decoder.feed(b"", MAX_DECODED_CHUNK) if decoder.has_pending() else b"")
-        if not self._identity and self._decoder.has_pending():
-            return _done(self._decoder.feed(b"", MAX_DECODED_CHUNK))
-        raw = self._raw_chunk()
-        if raw.done() and not raw.cancelled() and raw.exception() is None:
-            decoded = self._decode(raw.result())
-            if decoded is not None:
-                return _done(decoded)
         result: Future[bytes] = Future()
+        try:
+            if not self._identity and self._decoder.has_pending():
+                return _done(self._decoder.feed(b"", MAX_DECODED_CHUNK))
+            raw = self._raw_chunk()
+            if raw.done() and not raw.cancelled() and raw.exception() is None:
+                decoded = self._decode(raw.result())
+                if decoded is not None:
+                    return _done(decoded)
+        except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
+            self.close()
+            result.set_exception(self._translate(exc))
+            return result
+        result.add_done_callback(self._on_chunk_done)
         self._pump(raw, result)
         return result
+
+    def _on_chunk_done(self, result: Future[bytes]) -> None:
+        # A reader cancelled while it waited: close now, not when (if ever) more bytes arrive.
+        if result.cancelled() and self._connection is not None:
+            if self._loop._thread_id == threading.get_ident():
+                self.close()
+            else:
+                self._loop.call_soon_threadsafe(self.close)
 
     def _raw_chunk(self) -> Future[bytes]:
         assert self._connection is not None

@@ -75,22 +75,29 @@ class TLSLayer:
         #: True once the peer closed the connection without a close_notify.
         self.unclean_eof = False
 
+    def buffered(self) -> bool:
+        """Whether bytes wait inside the TLS layer, where socket readiness cannot see them."""
+        return bool(self._incoming.pending or self.sslobj.pending())
+
     def recv(self, n: int) -> bytes:
         """Up to ``n`` plaintext bytes; ``b""`` at end of stream; BlockingIOError if none yet."""
         read = self.sslobj.read
-        try:
-            data = read(n)
-        except _SSLWantReadError:
-            pass
-        except _SSLZeroReturnError:
-            return b""
-        except _SSLEOFError:
-            self.unclean_eof = True
-            return b""
-        else:
-            self._flush()
-            return data
         incoming = self._incoming
+        if incoming.pending or self.sslobj.pending():
+            try:
+                data = read(n)
+            except _SSLWantReadError:
+                pass  # a partial record: more ciphertext is needed
+            except _SSLZeroReturnError:
+                return b""
+            except _SSLEOFError:
+                self.unclean_eof = True
+                return b""
+            else:
+                self._flush()
+                return data
+        # (With nothing buffered, asking the SSL object first would only raise
+        # SSLWantReadError: go to the socket straight away.)
         while True:
             ciphertext = self._sock_recv(_RECV_SIZE)  # BlockingIOError: nothing to decrypt yet
             if ciphertext:

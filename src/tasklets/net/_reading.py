@@ -1,0 +1,424 @@
+"""The reading half of :class:`~tasklets.Stream` (see ``_stream.py`` for the theory of operation).
+
+A mixin: ``Stream`` declares the slots; the methods here read and write the
+read-side ones (``_buffer``, ``_waiter``, ``_reading``...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures._base import FINISHED, PENDING
+from typing import Any
+
+from .._exceptions import IncompleteReadError, LimitOverrunError, ReadTimeout, StreamClosed
+from .._future import Future
+from .._loop import _get_ident
+from ._errors import translate_stream_error
+from ._futures import done as _done
+from ._futures import failed as _failed
+
+__all__ = ["ReadSide", "DEFAULT_LIMIT", "DEFAULT_READ_AHEAD"]
+
+logger = logging.getLogger("tasklets")
+
+#: Default ``limit`` of ``read_until``.
+DEFAULT_LIMIT = 64 * 1024
+#: Bytes read ahead (with no read waiting) before the stream stops reading.
+DEFAULT_READ_AHEAD = 256 * 1024
+
+_CHUNK = 64 * 1024
+
+# What the parked waiter waits for.
+_ANY, _EXACTLY, _UNTIL = 0, 1, 2
+
+
+class ReadSide:
+    """``read``, ``read_exactly``, ``read_until``, ``chunks`` and the machinery behind them."""
+
+    __slots__ = ()
+    _hand_over: Any
+    _loop: Any
+    _recv: Any
+    _buffer: bytearray
+    _eof: bool
+    _read_error: BaseException | None
+    _waiter: Future[Any] | None
+    _kind: int
+    _arg: int
+    _sep: bytes
+    _searched: int
+    _reading: bool
+    _read_ahead: int
+    _read_timer: Any
+    _closing: bool
+    _tls: Any
+    _fd: int
+    _host: Any
+    _port: int | None
+    _peername: Any
+    timeout: float | None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def read(self, max_bytes: int = 65536) -> Future[bytes]:
+        """Read up to ``max_bytes`` bytes, as soon as at least one is available.
+
+        Args:
+            max_bytes: the most bytes to return (positive).
+
+        Returns:
+            A future of the bytes read: ``b""`` once the peer has closed its
+            side and the buffer is empty. It is already done when the data
+            was buffered or arrived at once.
+
+        Raises:
+            StreamClosed: the stream was closed (raised at once).
+            RuntimeError: another read is still pending (raised at once).
+        """
+        if self._loop._thread_id != _get_ident():
+            return self._hand_over(self.read, max_bytes)
+        buf = self._buffer
+        if buf:
+            if len(buf) <= max_bytes:
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = bytes(buf[:max_bytes])
+                del buf[:max_bytes]
+            return _done(data)
+        if self._eof:
+            return _done(b"")
+        if (
+            self._reading
+            and self._waiter is None
+            and (self._tls is None or not self._tls.buffered())
+            and self._read_error is None
+            and self.timeout is None
+            and max_bytes > 0
+        ):
+            # The hot path of a stream being read: the reader is registered, so
+            # wait for its callback instead of paying for a recv that fails.
+            waiter: Future[bytes] = Future()
+            self._waiter = waiter
+            self._kind = _ANY
+            self._arg = max_bytes
+            return waiter
+        self._check_can_read()
+        if self._read_error is not None:
+            return _failed(self._read_error)
+        if max_bytes <= 0:
+            raise ValueError(f"read() needs a positive max_bytes, got {max_bytes!r}")
+        if not self._reading or (self._tls is not None and self._tls.buffered()):
+            # Nothing registered yet (or TLS, whose plaintext may be pending
+            # inside the SSL object where readiness cannot see it): try now.
+            try:
+                data = self._recv(max_bytes)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                return _failed(self._reading_failed(exc))
+            else:
+                if not data:
+                    self._set_eof()
+                return _done(data)
+        return self._park(_ANY, max_bytes)
+
+    def read_exactly(self, n: int) -> Future[bytes]:
+        """Read exactly ``n`` bytes.
+
+        Returns:
+            A future of ``n`` bytes. It fails with :class:`IncompleteReadError`
+            (carrying the ``partial`` bytes, which are consumed) when the peer
+            closes its side first.
+        """
+        if self._loop._thread_id != _get_ident():
+            return self._hand_over(self.read_exactly, n)
+        if n < 0:
+            raise ValueError(f"read_exactly() needs n >= 0, got {n!r}")
+        buf = self._buffer
+        if len(buf) >= n:
+            data = bytes(buf[:n])
+            del buf[:n]
+            return _done(data)
+        self._check_can_read()
+        self._pull(n)
+        self._kind, self._arg = _EXACTLY, n
+        return self._settle_or_park()
+
+    def read_until(self, separator: bytes = b"\n", limit: int = DEFAULT_LIMIT) -> Future[bytes]:
+        """Read up to and including ``separator``.
+
+        Args:
+            separator: the bytes that end what is read (non-empty).
+            limit: the most bytes the result (separator included) may have.
+
+        Returns:
+            A future of the bytes up to and including the separator. It fails
+            with :class:`LimitOverrunError` when ``limit`` bytes arrived
+            without a separator (they stay buffered), and with
+            :class:`IncompleteReadError` when the peer closes its side first.
+        """
+        if self._loop._thread_id != _get_ident():
+            return self._hand_over(self.read_until, separator, limit)
+        if not separator:
+            raise ValueError("read_until() needs a non-empty separator")
+        if self._waiter is not None and self._waiter._state is PENDING:
+            raise RuntimeError(f"another read is already waiting on {self!r}; wait for it first")
+        self._sep = bytes(separator)
+        self._searched = 0
+        self._kind, self._arg = _UNTIL, limit
+        if self._buffer:
+            outcome = self._settle()
+            if outcome is not None:
+                return outcome
+        self._check_can_read()
+        self._pull(limit + 1)
+        self._kind, self._arg = _UNTIL, limit
+        return self._settle_or_park()
+
+    def chunks(self, max_bytes: int = 65536) -> Iterator[Future[bytes]]:
+        """An ordinary generator of read futures, one per chunk, ending at end of stream.
+
+        ::
+
+            for wait_for_chunk in stream.chunks():
+                chunk = yield wait_for_chunk   # b"" for the last one, at EOF
+
+        Wait for each future before asking for the next one.
+        """
+        while True:
+            future = self.read(max_bytes)
+            yield future
+            if not future.done():
+                raise RuntimeError(
+                    f"the chunk future {future!r} was not awaited before the next one was asked for; "
+                    "write 'chunk = yield future' in the loop body"
+                )
+            if future._state is FINISHED and future._exception is None and not future._result:
+                return
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data = await self.read()
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+    # -- reading: internals ------------------------------------------------------------------------
+
+    def _check_can_read(self) -> None:
+        if self._closing:
+            raise StreamClosed(f"{self!r} is closed; cannot read", host=self._host, port=self._port)
+        waiter = self._waiter
+        if waiter is not None:
+            if waiter._state is PENDING:
+                raise RuntimeError(f"another read is already waiting on {self!r}; wait for it first")
+            self._drop_waiter()
+
+    def _pull(self, target: int) -> None:
+        """Read what is available now into the buffer, until it holds ``target`` bytes."""
+        buf = self._buffer
+        recv = self._recv
+        while len(buf) < target and not self._eof and self._read_error is None:
+            try:
+                data = recv(max(_CHUNK, target - len(buf)))
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._reading_failed(exc)
+                return
+            if data:
+                buf += data
+            else:
+                self._set_eof()
+
+    def _settle(self) -> Future[bytes] | None:
+        """A done future if the current request (``_kind``/``_arg``) can be settled now, else None."""
+        buf = self._buffer
+        kind = self._kind
+        if kind == _EXACTLY:
+            n = self._arg
+            if len(buf) >= n:
+                data = bytes(buf[:n])
+                del buf[:n]
+                return _done(data)
+            if self._read_error is not None:
+                return _failed(self._read_error)
+            if self._eof:
+                partial = bytes(buf)
+                buf.clear()
+                return _failed(IncompleteReadError(partial, n, host=self._host, port=self._port))
+            return None
+        if kind == _UNTIL:
+            sep = self._sep
+            limit = self._arg
+            start = max(0, self._searched - len(sep) + 1)
+            index = buf.find(sep, start)
+            if index >= 0 and index + len(sep) <= limit:
+                end = index + len(sep)
+                data = bytes(buf[:end])
+                del buf[:end]
+                return _done(data)
+            if index >= 0 or len(buf) >= limit:
+                return _failed(
+                    LimitOverrunError(
+                        f"no separator {sep!r} within the limit of {limit} bytes",
+                        min(len(buf), limit),
+                        host=self._host,
+                        port=self._port,
+                    )
+                )
+            self._searched = len(buf)
+            if self._read_error is not None:
+                return _failed(self._read_error)
+            if self._eof:
+                partial = bytes(buf)
+                buf.clear()
+                return _failed(IncompleteReadError(partial, None, host=self._host, port=self._port))
+            return None
+        # _ANY
+        if buf:
+            n = self._arg
+            if len(buf) <= n:
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = bytes(buf[:n])
+                del buf[:n]
+            return _done(data)
+        if self._read_error is not None:
+            return _failed(self._read_error)
+        if self._eof:
+            return _done(b"")
+        return None
+
+    def _settle_or_park(self) -> Future[bytes]:
+        outcome = self._settle()
+        if outcome is not None:
+            return outcome
+        return self._park(self._kind, self._arg)
+
+    def _park(self, kind: int, arg: int) -> Future[bytes]:
+        if self._read_error is not None:
+            return _failed(self._read_error)
+        waiter: Future[bytes] = Future()
+        self._waiter = waiter
+        self._kind = kind
+        self._arg = arg
+        if not self._reading:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+        if self.timeout is not None:
+            self._read_timer = self._loop.call_later(self.timeout, self._read_timed_out, waiter)
+            waiter.add_done_callback(self._read_waiter_done)
+        return waiter
+
+    def _read_waiter_done(self, waiter: Future[Any]) -> None:
+        # A read with a timeout was cancelled: disarm its timer now rather than
+        # when the stream is next read or closed.
+        if waiter.cancelled() and self._waiter is waiter:
+            self._drop_waiter()
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and self._kind == _ANY and waiter._state is PENDING and not self._buffer:
+            # The hot path: hand the bytes straight to the waiting read.
+            try:
+                data = self._recv(self._arg)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._reading_failed(exc)
+                return
+            if not data:
+                self._set_eof()
+            self._waiter = None
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+            if not waiter._try_set_result(data):  # cancelled from another thread just now: keep the bytes
+                self._buffer[:0] = data
+            return
+        if waiter is not None and waiter._state is not PENDING:
+            self._drop_waiter()
+            waiter = None
+        if waiter is None:
+            self._read_ahead_now()
+            return
+        self._pull(self._arg + 1 if self._kind == _UNTIL else self._arg)
+        outcome = self._settle()
+        if outcome is not None:
+            self._resolve_waiter(outcome)
+
+    def _read_ahead_now(self) -> None:
+        buf = self._buffer
+        try:
+            data = self._recv(_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._reading_failed(exc)
+            return
+        if data:
+            buf += data
+            if self._tls is not None and self._tls.buffered():
+                self._pull(self._read_ahead)  # drain what the TLS layer holds: readiness cannot see it
+            if len(buf) >= self._read_ahead and self._reading:
+                self._loop.remove_reader(self._fd)  # pause; the next read that must wait resumes
+                self._reading = False
+        else:
+            self._set_eof()
+
+    def _resolve_waiter(self, outcome: Future[Any]) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+        if waiter is None or waiter._state is not PENDING:
+            return
+        try:
+            if outcome._exception is not None:
+                waiter.set_exception(outcome._exception)
+            else:
+                waiter.set_result(outcome._result)
+        except InvalidStateError:
+            if outcome._exception is None and outcome._result:
+                self._buffer[:0] = outcome._result
+
+    def _drop_waiter(self) -> None:
+        self._waiter = None
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self, waiter: Future[Any]) -> None:
+        self._read_timer = None
+        if self._waiter is waiter:
+            self._waiter = None
+            if waiter._state is PENDING:
+                waiter.set_exception(
+                    ReadTimeout(
+                        f"no data from {self._peername!r} within {self.timeout} s", host=self._host, port=self._port
+                    )
+                )
+
+    def _set_eof(self) -> None:
+        self._eof = True
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def _reading_failed(self, exc: OSError) -> BaseException:
+        error = translate_stream_error(exc, self._host, self._port)
+        self._read_error = error
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+        waiter = self._waiter
+        if waiter is not None:
+            self._resolve_waiter(_failed(error))
+        return error

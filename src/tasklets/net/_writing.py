@@ -1,0 +1,239 @@
+"""The writing half of :class:`~tasklets.Stream` (see ``_stream.py`` for the theory of operation).
+
+A mixin: ``Stream`` declares the slots; the methods here own the send queue
+(``_wbuf``), its high-water mark and the waiters on it.
+"""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures._base import PENDING
+from typing import Any
+
+from .._exceptions import StreamClosed, StreamError, WriteBufferFull, WriteTimeout
+from .._future import Future
+from .._loop import _get_ident
+from ._errors import translate_stream_error
+from ._futures import WRITTEN as _WRITTEN
+from ._futures import failed as _failed
+
+__all__ = ["WriteSide", "DEFAULT_HIGH_WATER"]
+
+#: Default high-water mark of the write queue, in bytes.
+DEFAULT_HIGH_WATER = 64 * 1024
+
+
+class WriteSide:
+    """``write``, ``drain``, ``write_eof`` and the send queue behind them."""
+
+    __slots__ = ()
+    _hand_over: Any
+    _finish_close: Any
+    _loop: Any
+    _send: Any
+    _sock: Any
+    _wbuf: bytearray
+    _writing: bool
+    _write_error: BaseException | None
+    _drain_waiter: Future[None] | None
+    _flush_waiters: list[Future[None]] | None
+    _write_timer: Any
+    _high_water: int
+    _eof_pending: bool
+    _eof_sent: bool
+    _closing: bool
+    _tls: Any
+    _fd: int
+    _host: Any
+    _port: int | None
+    _peername: Any
+    timeout: float | None
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> Future[None]:
+        """Send ``data``; the future resolves once the send queue is at or below its high-water mark.
+
+        The bytes the kernel takes at once are sent at once; the rest is
+        queued and sent as the peer reads. The future returned is already
+        done unless the queue is now above the high-water mark, and then it
+        resolves when it has drained back under it. A send error fails the
+        future (and every later write).
+
+        Raises:
+            WriteBufferFull: the queue is above its high-water mark, i.e. the
+                future of an earlier write has not resolved yet: wait for it.
+            StreamClosed: the stream was closed.
+        """
+        if self._loop._thread_id != _get_ident():
+            return self._hand_over(self.write, data)
+        if self._closing or self._eof_pending:
+            raise StreamClosed(
+                f"{self!r} is {'closed' if self._closing else 'shut down for writing'}; cannot write",
+                host=self._host,
+                port=self._port,
+            )
+        if self._write_error is not None:
+            return _failed(self._write_error)
+        if not data:
+            return _WRITTEN
+        if self._tls is not None:
+            data = self._tls.encrypt(data)
+        wbuf = self._wbuf
+        if not wbuf:
+            try:
+                sent = self._send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                return _failed(self._writing_failed(exc))
+            if sent == len(data):
+                return _WRITTEN
+            wbuf += memoryview(data)[sent:]
+            self._loop.add_writer(self._fd, self._on_writable)
+            self._writing = True
+        elif len(wbuf) > self._high_water:
+            raise WriteBufferFull(
+                f"{self!r} has {len(wbuf)} bytes queued, above its high-water mark of {self._high_water}: "
+                "wait for the future of the previous write() before writing more",
+                host=self._host,
+                port=self._port,
+            )
+        else:
+            wbuf += data
+        if len(wbuf) <= self._high_water:
+            return _WRITTEN
+        return self._drain_future()
+
+    def writelines(self, lines: list[bytes]) -> Future[None]:
+        """Write several byte strings as one (one system call)."""
+        return self.write(b"".join(lines))
+
+    def drain(self) -> Future[None]:
+        """A future resolved once every queued byte has been handed to the kernel."""
+        if self._loop._thread_id != _get_ident():
+            return self._hand_over(self.drain)
+        if self._write_error is not None:
+            return _failed(self._write_error)
+        if not self._wbuf:
+            return _WRITTEN
+        waiter: Future[None] = Future()
+        if self._flush_waiters is None:
+            self._flush_waiters = []
+        self._flush_waiters.append(waiter)
+        return waiter
+
+    def write_eof(self) -> None:
+        """Close the sending side (``shutdown(SHUT_WR)``) once the queue is flushed; reading goes on.
+
+        Raises:
+            StreamError: on a TLS stream, which cannot half-close.
+        """
+        if self._loop._thread_id != _get_ident():
+            self._hand_over(self.write_eof).result()
+            return
+        if self._tls is not None:
+            raise StreamError("a TLS stream cannot half-close; use close()", host=self._host, port=self._port)
+        if self._closing or self._eof_pending:
+            return
+        self._eof_pending = True
+        if not self._wbuf:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        if not self._eof_sent:
+            self._eof_sent = True
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # already disconnected: reads will say so
+
+    def _drain_future(self) -> Future[None]:
+        waiter = self._drain_waiter
+        if waiter is None or waiter._state is not PENDING:
+            waiter = self._drain_waiter = Future()
+            if self.timeout is not None:
+                if self._write_timer is not None:
+                    self._write_timer.cancel()
+                self._write_timer = self._loop.call_later(self.timeout, self._write_timed_out, waiter)
+                waiter.add_done_callback(self._drain_waiter_done)
+        return waiter
+
+    def _drain_waiter_done(self, waiter: Future[Any]) -> None:
+        if waiter.cancelled() and self._drain_waiter is waiter:
+            self._drain_waiter = None
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+                self._write_timer = None
+
+    def _on_writable(self) -> None:
+        wbuf = self._wbuf
+        try:
+            sent = self._send(wbuf)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._writing_failed(exc)
+            return
+        del wbuf[:sent]
+        if len(wbuf) <= self._high_water:
+            waiter = self._drain_waiter
+            if waiter is not None:
+                self._drain_waiter = None
+                if self._write_timer is not None:
+                    self._write_timer.cancel()
+                    self._write_timer = None
+                if waiter._state is PENDING:
+                    waiter.set_result(None)
+        if not wbuf:
+            self._loop.remove_writer(self._fd)
+            self._writing = False
+            waiters = self._flush_waiters
+            if waiters:
+                self._flush_waiters = None
+                for waiter in waiters:
+                    if waiter._state is PENDING:
+                        waiter.set_result(None)
+            if self._eof_pending:
+                self._shutdown_write()
+            if self._closing:
+                self._finish_close()
+
+    def _write_timed_out(self, waiter: Future[Any]) -> None:
+        self._write_timer = None
+        if self._drain_waiter is waiter:
+            self._drain_waiter = None
+            if waiter._state is PENDING:
+                waiter.set_exception(
+                    WriteTimeout(
+                        f"{self._peername!r} did not read {len(self._wbuf)} queued bytes within {self.timeout} s",
+                        host=self._host,
+                        port=self._port,
+                    )
+                )
+
+    def _writing_failed(self, exc: OSError) -> BaseException:
+        error = translate_stream_error(exc, self._host, self._port)
+        self._write_error = error
+        self._wbuf.clear()
+        if self._writing:
+            self._writing = False
+            self._loop.remove_writer(self._fd)
+        self._fail_write_waiters(error)
+        if self._closing:
+            self._finish_close()
+        return error
+
+    def _fail_write_waiters(self, error: BaseException) -> None:
+        waiter = self._drain_waiter
+        self._drain_waiter = None
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        if waiter is not None and waiter._state is PENDING:
+            waiter.set_exception(error)
+        waiters = self._flush_waiters
+        self._flush_waiters = None
+        for waiter in waiters or ():
+            if waiter._state is PENDING:
+                waiter.set_exception(error)

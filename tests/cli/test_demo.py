@@ -1,0 +1,46 @@
+"""``tasklets demo`` end to end: a child process, its output read as a user reads it."""
+
+from __future__ import annotations
+
+import re
+
+from _cli_support import run_cli
+
+from tasklets.cli._demo import PAGES
+
+LOADED = re.compile(r"^Loaded (\d+) bytes from 'http://127\.0\.0\.1:\d+(/page/\w+)'$")
+BROKE = re.compile(r"^Something broke for 'http://127\.0\.0\.1:\d+(/page/\w+)' \((\w+): .*\)$")
+TASKLETS = "tasklets: each page is handled the moment it has loaded"
+THREADS = "concurrent.futures.ThreadPoolExecutor + urllib, the same job"
+
+
+def _section(lines: list[str], title: str) -> list[str]:
+    start = lines.index(title) + 1
+    end = lines.index("", start)
+    return lines[start:end]
+
+
+def test_demo_prints_pages_in_completion_order_in_both_sections() -> None:
+    done = run_cli("demo")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Requesting, in this order:"
+    requested = [line.strip() for line in lines[1 : lines.index("")]]
+    assert [re.sub(r"^http://127\.0\.0\.1:\d+", "", url) for url in requested[:3]] == [p for p, _, _ in PAGES[:3]]
+
+    by_delay = [path for path, _, _ in sorted(PAGES, key=lambda page: page[2])]  # the order they complete in
+    sizes = {path: size for path, size, _ in PAGES}
+    for title in (TASKLETS, THREADS):
+        section = _section(lines, title)
+        loaded = [m for line in section if (m := LOADED.match(line))]
+        broke = {m[1]: m[2] for line in section if (m := BROKE.match(line))}
+        assert len(loaded) + len(broke) == len(section) == len(PAGES) + 2, section
+        assert [m[2] for m in loaded] == by_delay, title  # tiny, small, quick, medium, large, slow
+        assert all(int(m[1]) == sizes[m[2]] for m in loaded)
+        assert broke["/page/missing"] == "HTTPError"
+        assert broke["/page/nowhere"] in ("ConnectionRefused", "ConnectionRefusedError")
+        # The failures come back at once, before any page that is made to wait.
+        first_delayed = min(i for i, line in enumerate(section) if "/page/tiny" not in line and LOADED.match(line))
+        assert all(i < first_delayed for i, line in enumerate(section) if BROKE.match(line)), section
+    assert re.search(r"^tasklets: [\d.]+ s on one thread; thread pool: [\d.]+ s on \d+ threads\.$", done.stdout, re.M)

@@ -1,0 +1,378 @@
+"""``tasklets fetch`` run as a user runs it: a child process against the local test server.
+
+Every test starts ``python -m tasklets fetch ...`` with pipes (so: no
+terminal, no progress bar) and checks what a user sees: the line of each
+URL, the summary, the exit status, the saved files.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from _cli_support import BOUND, Server, echo_body, pattern, run_cli, slow_body
+
+from tasklets.cli import main
+from tasklets.cli._names import safe_file_name
+
+_REPR = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # a str's repr: the URL, escaped
+LOADED = re.compile(rf"^Loaded (\d+) bytes from {_REPR} in (\d+) ms$")
+BROKE = re.compile(rf"^Something broke for {_REPR} \((\w+): (.*)\)$")
+SUMMARY = re.compile(
+    r"^(Interrupted: )?(\d+) URLs in [\d.]+ s \((\d+) requests/s\): (\d+) loaded, (\d+) failed, (.+) received$"
+)
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def parse(stdout: str) -> tuple[dict[str, int], dict[str, tuple[str, str]], list[str]]:
+    """The loaded URLs (url -> size), the failed ones (url -> (kind, message)), the summary lines."""
+    loaded: dict[str, int] = {}
+    broke: dict[str, tuple[str, str]] = {}
+    lines = stdout.splitlines()
+    index = 0
+    for index, line in enumerate(lines):  # noqa: B007 - the summary starts where the URL lines end
+        if match := LOADED.match(line):
+            loaded[ast.literal_eval(match[2])] = int(match[1])
+        elif match := BROKE.match(line):
+            broke[ast.literal_eval(match[1])] = (match[2], match[3])
+        else:
+            break
+    else:
+        index = len(lines)
+    return loaded, broke, lines[index:]
+
+
+def check_summary(lines: list[str], *, count: int, failed: int, interrupted: bool = False) -> None:
+    assert lines, "no summary"
+    match = SUMMARY.match(lines[0])
+    assert match, lines[0]
+    assert bool(match[1]) == interrupted
+    assert (int(match[2]), int(match[4]), int(match[5])) == (count, count - failed, failed), lines[0]
+
+
+# -- success -----------------------------------------------------------------------------------------------------
+
+
+def test_success_prints_each_url_and_a_summary(server: Server) -> None:
+    sizes = [0, 1, 1000, 250_000]
+    urls = [server.url(f"/bytes/{n}") for n in sizes] + [server.url("/redirect")]
+    done = run_cli("fetch", *urls)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    loaded, broke, summary = parse(done.stdout)
+    assert broke == {}
+    assert loaded == {**{url: n for url, n in zip(urls, sizes)}, server.url("/redirect"): 123}
+    check_summary(summary, count=5, failed=0)
+    assert summary[0].endswith(f"{(sum(sizes) + 123) / 1024:.1f} KiB received")
+    assert len(summary) == 1  # no failure kinds
+
+
+def test_each_url_is_reported_the_moment_it_completes(server: Server, live) -> None:
+    slow, fast = server.url("/slow/1"), server.url("/bytes/10")
+    child = live("fetch", slow, fast)
+    # The slow page is asked for first, and held: the fast one is reported meanwhile.
+    server.wait_slow(1)
+    match = LOADED.match(child.next_line())
+    assert match and ast.literal_eval(match[2]) == fast and match[1] == "10"
+    server.release()
+    status, rest = child.finish()
+    assert status == 0
+    match = LOADED.match(rest[0])
+    assert match and ast.literal_eval(match[2]) == slow and int(match[1]) == len(slow_body("/slow/1"))
+
+
+def test_mixed_failures_exit_1_with_a_line_each(server: Server, refused_url: str) -> None:
+    ok = server.url("/bytes/100")
+    missing, broken = server.url("/status/404"), server.url("/status/500")
+    invalid, bogus, no_host = "not a url", "bogus://example.invalid/x", "http://"
+    done = run_cli("fetch", ok, missing, broken, refused_url, invalid, bogus, no_host)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    loaded, broke, summary = parse(done.stdout)
+    assert loaded == {ok: 100}
+    assert broke[missing] == ("HTTPError", "404 Not Found")
+    assert broke[broken] == ("HTTPError", "500 Internal Server Error")
+    assert broke[refused_url][0] == "ConnectionRefused"
+    assert broke[invalid][0] == "InvalidURL"
+    assert broke[bogus][0] == "UnsupportedScheme"
+    assert broke[no_host][0] == "InvalidURL"
+    assert len(broke) == 6
+    check_summary(summary, count=7, failed=6)
+    kinds = dict(reversed(line.strip().split(" x ")) for line in summary[1:])
+    assert kinds == {"HTTPError": "2", "InvalidURL": "2", "ConnectionRefused": "1", "UnsupportedScheme": "1"}
+
+
+def test_invalid_urls_in_a_file_are_failures_never_a_crash(server: Server, tmp_path: Path) -> None:
+    bad = [
+        b"http://[::1",
+        b"http://127.0.0.1:99999/",
+        b"://nothing",
+        b"http:///no-host",
+        b"http://127.0.0.1/a\x00b",
+        b"http://127.0.0.1/\xff\xfe-not-utf8",
+        b"\xc3\x28",
+        b"http://" + b"h" * 300 + b"/x",
+        b"javascript:alert(1)",
+        b"http://127.0.0.1:0/",
+    ]
+    listing = tmp_path / "urls.txt"
+    listing.write_bytes(b"\n".join([server.url("/bytes/7").encode(), *bad]) + b"\n")
+    done = run_cli("fetch", "-i", str(listing))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    loaded, broke, summary = parse(done.stdout)
+    assert loaded == {server.url("/bytes/7"): 7}
+    assert len(broke) == len(bad)
+    check_summary(summary, count=len(bad) + 1, failed=len(bad))
+
+
+def test_headers_are_sent_and_failures_retried(server: Server) -> None:
+    done = run_cli("fetch", "-H", "X-Test: one two", "--retries", "2", server.url("/status/500"), server.url("/echo"))
+    assert done.returncode == 1
+    _, broke, _ = parse(done.stdout)
+    assert broke == {server.url("/status/500"): ("HTTPError", "500 Internal Server Error")}
+    assert server.paths().count("/status/500") == 3  # the first try and two retries
+    assert all(headers.get("X-Test") == "one two" for _, headers in server.requests)
+
+
+# -- input ---------------------------------------------------------------------------------------------------------
+
+
+def test_urls_from_stdin(server: Server) -> None:
+    urls = [server.url(f"/bytes/{n}") for n in range(1, 41)]
+    text = "# a comment\n\n" + "\n".join(f"  {url}  " for url in urls) + "\n"
+    done = run_cli("fetch", "-c", "8", "-i", "-", stdin=text)
+    assert done.returncode == 0, done.stderr
+    loaded, _, summary = parse(done.stdout)
+    assert loaded == {url: n for n, url in enumerate(urls, 1)}
+    check_summary(summary, count=40, failed=0)
+
+
+def test_urls_from_arguments_then_a_file(server: Server, tmp_path: Path) -> None:
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{server.url('/bytes/2')}\r\n# skipped\n{server.url('/status/404')}")  # no final newline
+    done = run_cli("fetch", server.url("/bytes/1"), "-i", str(listing))
+    assert done.returncode == 1
+    loaded, broke, summary = parse(done.stdout)
+    assert loaded == {server.url("/bytes/1"): 1, server.url("/bytes/2"): 2}
+    assert list(broke) == [server.url("/status/404")]
+    check_summary(summary, count=3, failed=1)
+
+
+def test_stdin_is_streamed_results_come_before_the_input_ends(server: Server, live) -> None:
+    child = live("fetch", "-i", "-", stdin=True)
+    for n in (11, 12, 13):
+        url = server.url(f"/bytes/{n}")
+        child.write(url + "\n")  # the input stays open: the result must still come now
+        match = LOADED.match(child.next_line())
+        assert match and ast.literal_eval(match[2]) == url and int(match[1]) == n
+    child.close_stdin()
+    status, rest = child.finish()
+    assert status == 0
+    check_summary(rest, count=3, failed=0)
+
+
+def test_ctrl_c_while_waiting_for_input_stops_at_once(server: Server, live) -> None:
+    child = live("fetch", "-i", "-", stdin=True)
+    child.write(server.url("/bytes/5") + "\n")
+    assert LOADED.match(child.next_line())
+    child.process.send_signal(signal.SIGINT)  # stdin still open, nothing more to read
+    status, rest = child.finish()
+    assert status == 130
+    check_summary(rest, count=1, failed=0, interrupted=True)
+
+
+# -- saving bodies ---------------------------------------------------------------------------------------------------
+
+HOSTILE_PATHS = [
+    "/../../etc/passwd",
+    "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/..%2f..%2f..%2fetc%2fpasswd",
+    "/%252e%252e%252fetc",
+    "/a%00b",
+    "/%00",
+    "/%u0000/x",
+    "/%c0%ae%c0%ae/%c0%af",
+    "/..\\..\\windows\\win.ini",
+    "/" + "A" * 5000,
+    "/" + "B" * 300 + ".txt",
+    "/x/" + "é" * 200,
+    "/.hidden",
+    "/...",
+    "/a/..",
+    "/con.txt",
+    "/-rf",
+    "/file.tar.gz",
+    "/q?name=../../etc/passwd",
+    "/",
+]
+
+
+def test_output_dir_keeps_every_file_inside_with_a_safe_name(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    urls = [server.url(p) for p in HOSTILE_PATHS] + [server.url("/bytes/100000"), server.url("/redirect")]
+    done = run_cli("fetch", "-o", str(out), *urls)
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded, _, _ = parse(done.stdout)
+    assert set(loaded) == set(urls)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing written beside DIR
+    names = sorted(os.listdir(out))
+    assert len(names) == len(urls)  # one file per URL: none overwrote another
+    for name in names:
+        assert SAFE_NAME.match(name) and len(name) <= 130, name
+        assert (out / name).is_file() and not (out / name).is_symlink()
+        assert (out / name).resolve().parent == out.resolve()
+
+    targets = server.paths()  # the request targets as the server received them
+    for url in urls:
+        saved = (out / safe_file_name(url)).read_bytes()
+        assert len(saved) == loaded[url]
+        if url.endswith("/bytes/100000"):
+            assert saved == pattern(100000)
+        elif url.endswith("/redirect"):
+            assert saved == pattern(123)
+        else:
+            assert saved.startswith(b"echo:") and saved in {echo_body(t) for t in targets}, (url, saved)
+    assert (out / safe_file_name(server.url("/file.tar.gz"))).suffix == ".gz"
+
+
+def test_output_dir_saves_nothing_for_a_failure(server: Server, tmp_path: Path) -> None:
+    done = run_cli("fetch", "-o", str(tmp_path), server.url("/status/404"), server.url("/bytes/3"))
+    assert done.returncode == 1
+    assert [p.read_bytes() for p in tmp_path.iterdir()] == [pattern(3)]
+
+
+# -- --json ----------------------------------------------------------------------------------------------------------
+
+
+def test_json_lines_parse_back(server: Server, refused_url: str) -> None:
+    urls = [server.url("/bytes/42"), server.url("/status/404"), refused_url, "bogus://x/y", server.url("/redirect")]
+    done = run_cli("fetch", "--json", *urls)
+    assert done.returncode == 1
+    records = [json.loads(line) for line in done.stdout.splitlines()]  # stdout holds JSON lines and nothing else
+    assert sorted(r["url"] for r in records) == sorted(urls)
+    for record in records:
+        assert set(record) == {"url", "status", "bytes", "ms", "error"}
+        assert isinstance(record["ms"], (int, float)) and record["ms"] >= 0
+    by_url = {r["url"]: r for r in records}
+    assert by_url[urls[0]] | {"ms": 0} == {"url": urls[0], "status": 200, "bytes": 42, "ms": 0, "error": None}
+    assert by_url[urls[1]]["status"] == 404 and by_url[urls[1]]["error"] == "HTTPError: 404 Not Found"
+    assert by_url[urls[2]]["status"] is None and by_url[urls[2]]["error"].startswith("ConnectionRefused: ")
+    assert by_url[urls[3]]["status"] is None and by_url[urls[3]]["error"].startswith("UnsupportedScheme: ")
+    assert by_url[urls[4]]["status"] == 200 and by_url[urls[4]]["bytes"] == 123
+    # The summary goes to stderr.
+    check_summary(done.stderr.splitlines(), count=5, failed=3)
+
+
+# -- exit statuses and usage ---------------------------------------------------------------------------------------
+
+
+BAD_USAGE = [
+    [],
+    ["-c", "0", "URL"],
+    ["-c", "many", "URL"],
+    ["-H", "no colon", "URL"],
+    ["-H", ": no name", "URL"],
+    ["-H", "Bad Name: x", "URL"],
+    ["-H", "X: a\r\nInjected: b", "URL"],
+    ["--timeout", "0", "URL"],
+    ["--timeout", "nan", "URL"],
+    ["--retries", "-1", "URL"],
+    ["-o", "/nonexistent/dir", "URL"],
+    ["-i", "/nonexistent/file", "URL"],
+    ["--progress", "--no-progress", "URL"],
+    ["--no-such-option", "URL"],
+]
+_ids = [" ".join(args) or "no URLs" for args in BAD_USAGE]
+#: These run as a child, like the rest; the others call ``main()`` in this process (faster, same parser).
+IN_A_CHILD = {"no URLs", "-c 0 URL", "-H no colon URL", "-H Bad Name: x URL", "--no-such-option URL"}
+
+
+@pytest.mark.parametrize("args", BAD_USAGE, ids=_ids)
+def test_bad_usage_exits_2_and_fetches_nothing(server: Server, args: list[str], capsys) -> None:
+    in_a_child = (" ".join(args) or "no URLs") in IN_A_CHILD
+    args = [server.url("/bytes/1") if a == "URL" else a for a in args]
+    if in_a_child:
+        done = run_cli("fetch", *args)
+        status, stdout, stderr = done.returncode, done.stdout, done.stderr
+    else:
+        with pytest.raises(SystemExit) as exited:
+            main(["fetch", *args])
+        status = exited.value.code
+        stdout, stderr = capsys.readouterr()
+    assert status == 2, stdout + stderr
+    assert stdout == ""
+    assert "usage: tasklets fetch" in stderr
+    assert "tasklets fetch: error:" in stderr
+    assert "Traceback" not in stderr
+    assert server.requests == []
+
+
+def test_no_command_is_bad_usage() -> None:
+    done = run_cli()
+    assert done.returncode == 2
+    assert "usage: tasklets" in done.stderr
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_cancels_requests_in_flight_prints_the_summary_and_leaves_no_partial_file(
+    server: Server, tmp_path: Path, live
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    held = 4
+    urls = [server.url("/bytes/1000"), server.url("/bytes/2000")] + [server.url(f"/slow/{n}") for n in range(10)]
+    child = live("fetch", "-c", str(held), "-o", str(out), *urls)
+    server.wait_slow(held)  # four requests in flight, each with half its body received
+    deadline = time.monotonic() + BOUND  # and the client has its partial files open
+    while len([p for p in out.iterdir() if p.name.startswith(".partial-")]) < held:
+        assert time.monotonic() < deadline, sorted(os.listdir(out))
+        time.sleep(0.01)
+    first = [child.next_line(), child.next_line()]  # the two quick ones, already reported
+
+    child.process.send_signal(signal.SIGINT)
+    status, rest = child.finish()
+    assert status == 130, child.stderr
+    assert "Traceback" not in "\n".join(filter(None, child.stderr))
+    assert sorted(parse(chr(10).join(first))[0]) == sorted(urls[:2])
+    check_summary(rest, count=2, failed=0, interrupted=True)
+    assert server.slow_seen == held  # no new request after Ctrl-C
+    assert sorted(os.listdir(out)) == sorted(safe_file_name(u) for u in urls[:2])  # no partial file
+
+
+def test_slow_bodies_complete_once_released(server: Server, tmp_path: Path, live) -> None:
+    urls = [server.url(f"/slow/{n}") for n in range(3)]
+    child = live("fetch", "-o", str(tmp_path), *urls)
+    server.wait_slow(3)
+    server.release()
+    status, _ = child.finish()
+    assert status == 0, child.stderr
+    for url in urls:
+        target = url.removeprefix(server.base)
+        assert (tmp_path / safe_file_name(url)).read_bytes() == slow_body(target)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".partial-")]
+
+
+# -- no terminal, no bar ---------------------------------------------------------------------------------------------
+
+
+def test_without_a_terminal_there_is_no_bar_and_no_escape_codes(server: Server) -> None:
+    urls = [server.url(f"/bytes/{n}") for n in range(1, 30)] + [server.url("/status/404")]
+    done = run_cli("fetch", *urls)
+    assert done.returncode == 1
+    for stream in (done.stdout, done.stderr):
+        assert "\x1b" not in stream and "\r" not in stream
+        assert "in flight" not in stream and "req/s" not in stream
+    loaded, broke, summary = parse(done.stdout)
+    assert len(loaded) + len(broke) == 30
+    check_summary(summary, count=30, failed=1)

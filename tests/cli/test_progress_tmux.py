@@ -1,0 +1,119 @@
+"""The progress bar, in a real terminal: ``tasklets fetch`` run inside tmux, its screen read back.
+
+A private tmux server (``tmux -L <name>``, started by the test, so it runs
+with this process's environment) gets a 120x30 window running the command
+against the test server's slow route. The test polls ``capture-pane`` (a
+bounded loop) until the bar shows what it must, releases the server, and
+reads the final screen. The tmux server is killed in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from _cli_support import BOUND, Server, command
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Terminal:
+    """One tmux window running a shell command."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.name, *args], capture_output=True, text=True, timeout=BOUND, check=False
+        )
+        return done.stdout
+
+    def start(self, shell_command: str) -> None:
+        self.tmux("new-session", "-d", "-x", "120", "-y", "30", "-s", "cli", shell_command)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "cli")
+
+    def wait_for(self, ready: Callable[[str], bool], what: str) -> str:
+        """Poll the screen until ``ready(screen)`` (bounded); the screen."""
+        deadline = time.monotonic() + BOUND
+        while True:
+            screen = self.screen()
+            if ready(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the screen never showed {what}:\n{screen}")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    term = Terminal(f"tasklets-cli-test-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        yield term
+    finally:
+        term.tmux("kill-server")
+
+
+def _shell(*args: str) -> str:
+    """A shell command running ``tasklets ARGS...``, then printing its exit status and staying on screen.
+
+    The shell traps (does not ignore) SIGINT, so that a Ctrl-C typed in the
+    window reaches tasklets with Python's default handler and the shell lives on.
+    COLUMNS and LINES are unset: a shell may export the size the pane had for
+    an instant at its start (80x24), and rich would believe it.
+    """
+    run = shlex.join(["env", "-u", "COLUMNS", "-u", "LINES", *command(*args)])
+    return f"trap 'true' INT; {run}; echo EXIT=$?; exec sleep {int(BOUND * 3)}"
+
+
+BAR = re.compile(r"fetch .* \d:\d\d:\d\d done (\d+)  failed (\d+)  in flight (\d+)  (\d+) req/s  .*/s")
+
+
+def _bar(screen: str) -> tuple[int, int, int] | None:
+    for line in screen.splitlines():
+        if match := BAR.search(line):
+            return int(match[1]), int(match[2]), int(match[3])
+    return None
+
+
+def test_the_bar_shows_counts_in_flight_then_gives_way_to_the_summary(server: Server, terminal: Terminal) -> None:
+    slow = [server.url(f"/slow/{n}") for n in range(4)]
+    quick = [server.url(f"/bytes/{n}") for n in (10, 20, 30)] + [server.url("/status/404")]
+    terminal.start(_shell("fetch", "-c", "6", *slow, *quick))
+
+    screen = terminal.wait_for(lambda s: _bar(s) == (3, 1, 4), "done 3, failed 1, in flight 4")
+    assert re.search(r"in flight 4  \d+ req/s", screen)
+    assert "Something broke for" in screen and screen.count("Loaded ") == 3  # lines print above the bar
+    server.wait_slow(4)
+    assert _bar(terminal.screen()) == (3, 1, 4)  # the held requests stay in flight
+
+    server.release()
+    final = terminal.wait_for(lambda s: "EXIT=" in s, "the end")
+    assert "EXIT=1" in final
+    assert "in flight" not in final and "req/s" not in final  # the bar is gone (transient)
+    assert final.count("Loaded ") == 7 and final.count("Something broke for") == 1
+    assert re.search(r"^8 URLs in [\d.]+ s \(\d+ requests/s\): 7 loaded, 1 failed, .+ received$", final, re.M)
+    assert re.search(r"^  1 x HTTPError$", final, re.M)
+
+
+def test_ctrl_c_in_the_terminal_stops_with_a_summary(server: Server, terminal: Terminal) -> None:
+    urls = [server.url("/bytes/5")] + [server.url(f"/slow/{n}") for n in range(6)]
+    terminal.start(_shell("fetch", "-c", "3", *urls))
+    terminal.wait_for(lambda s: _bar(s) == (1, 0, 3), "done 1, in flight 3")
+    server.wait_slow(3)
+
+    terminal.tmux("send-keys", "-t", "cli", "C-c")
+    final = terminal.wait_for(lambda s: "EXIT=" in s, "the end")
+    assert "EXIT=130" in final, final
+    assert "Traceback" not in final
+    assert "in flight" not in final
+    assert re.search(r"^Interrupted: 1 URLs in [\d.]+ s \(\d+ requests/s\): 1 loaded, 0 failed", final, re.M)
+    assert server.slow_seen == 3  # no new request after Ctrl-C
