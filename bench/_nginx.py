@@ -26,7 +26,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Nginx", "NginxUnavailable", "find_nginx", "nginx_server", "nginx_version", "pattern_bytes"]
+__all__ = [
+    "Nginx",
+    "NginxUnavailable",
+    "die_with_parent",
+    "find_nginx",
+    "nginx_server",
+    "nginx_version",
+    "pattern_bytes",
+]
 
 #: How long nginx may take to accept connections.
 START_TIMEOUT = 10.0
@@ -129,7 +137,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """``preexec_fn`` for a child that must not outlive us: SIGTERM when the parent dies (Linux)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -194,7 +203,7 @@ def nginx_server(files: Mapping[str, bytes]) -> Iterator[Nginx]:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
-                preexec_fn=_die_with_parent,  # only prctl between fork and exec: no locks taken
+                preexec_fn=die_with_parent,  # only prctl between fork and exec: no locks taken
             )
             if _wait_accepting(process, port, START_TIMEOUT):
                 break

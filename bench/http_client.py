@@ -42,8 +42,12 @@ come from the **median of per-round ratios** tasklets / peer (higher is
 better for tasklets here), shown with their range over rounds. The absolute
 figures are medians over rounds, for scale. Client CPU time per request
 (``time.process_time`` in the child, all threads) and nginx's CPU per request
-(``/proc``, 10 ms resolution) are shown too: less sensitive to a busy machine
-than throughput.
+(``/proc``, 10 ms resolution) are shown too, with the median per-round ratio
+of CPU per request, peer / tasklets (above 1: tasklets spends less). CPU per
+request is much less sensitive to a busy machine than throughput; note that
+when other work competes for the cores, a 64-thread client gets a larger
+share of them than a one-thread event loop (the scheduler shares CPU between
+threads, not processes), which flatters the thread pools' throughput.
 
 Targets: tasklets req/s > aiohttp's on 1 KiB; tasklets MB/s >= aiohttp's on
 1 MiB; tasklets >= 5x urllib threads (judged on both cells).
@@ -83,7 +87,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _nginx import Nginx, NginxUnavailable, _die_with_parent, nginx_server, pattern_bytes  # noqa: E402
+from _nginx import Nginx, NginxUnavailable, die_with_parent, nginx_server, pattern_bytes  # noqa: E402
 
 CONCURRENCY = 64
 #: Requests of the untimed batch that opens the connections inside each sample.
@@ -378,7 +382,7 @@ class Bench:
             stderr=subprocess.PIPE,
             text=True,
             env=self.env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         ) as process:
             try:
                 out, err = process.communicate(timeout=self.config.sample_timeout)
@@ -499,7 +503,7 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
     )
     print(
         f"   {'client':<32} {'requests':>8} {unit:>9} {'CPU us/req':>11} {'nginx us/req':>12}   "
-        f"{'tasklets/this [min-max]':<24} {'target':<7} verdict"
+        f"{'tasklets/this [min-max]':<24} {'target':<7} {'verdict':<7}  CPU/req this/tasklets"
     )
     targets = {peer: (threshold, strict) for _, peer, threshold, strict in TARGETS[cell.name]}
     verdicts = []
@@ -509,8 +513,14 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
         rate = statistics.median(cell.rates(client))
         cpu_us = statistics.median(s.cpu / s.requests * 1e6 for s in samples)
         nginx_us = statistics.median(c / s.requests * 1e6 for c, s in zip(cell.nginx_cpu[client], samples))
-        ratio_text = target_text = verdict_text = ""
+        ratio_text = target_text = verdict_text = cpu_text = ""
         if base and client != base:
+            cpu_ratios = [
+                (theirs.cpu / theirs.requests) / (ours.cpu / ours.requests)
+                for ours, theirs in zip(cell.samples[base], samples, strict=True)
+                if ours.cpu
+            ]
+            cpu_text = f"{statistics.median(cpu_ratios):.2f}" if cpu_ratios else ""
             values = _ratios(cell, base, client)
             med, low, high = statistics.median(values), min(values), max(values)
             ratio_text = f"{med:.2f} [{low:.2f}-{high:.2f}]"
@@ -522,7 +532,7 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
                 verdicts.append(Verdict(title, LABELS[client], med, low, high, target_text, passed))
         print(
             f"   {LABELS[client]:<32} {samples[0].requests:>8,} {rate:>9,.0f} {cpu_us:>11.1f} {nginx_us:>12.1f}   "
-            f"{ratio_text:<24} {target_text:<7} {verdict_text}",
+            f"{ratio_text:<24} {target_text:<7} {verdict_text:<7}  {cpu_text}",
             flush=True,
         )
     return verdicts

@@ -28,12 +28,14 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures._base import FINISHED
 from typing import Any
 
 from ._combinators import SignalFuture, cancel_soon, check_futures, copy_outcome, detach
 from ._exceptions import TimeoutError
 from ._future import Future, is_future_like
 from ._loop import Loop, _get_ident
+from ._task import Task
 from ._timers import Timer, timer_loop
 
 __all__ = ["as_completed", "map_unordered", "AsCompleted", "MapUnordered"]
@@ -56,6 +58,31 @@ def _answer(request: Future[Any], f: Any) -> None:
         request.set_result(f)
 
 
+def _answer_fresh(request: Future[Any], f: Any) -> None:
+    """``_answer`` for a request nobody has seen yet: no callbacks, no waiters, no lock needed.
+
+    The common case of an iteration whose inputs finished before it got to
+    them; it skips ``set_result``'s lock and callback machinery.
+    """
+    if type(f) is Future or type(f) is Task:
+        if isinstance(request, SignalFuture):
+            if f._state is FINISHED:
+                request.completed = f
+                exc = f._exception
+                if exc is not None:
+                    f._mark_retrieved()
+                    request._exception = exc
+                else:
+                    request._result = f._result
+                request._state = FINISHED
+                return
+        else:
+            request._result = f
+            request._state = FINISHED
+            return
+    _answer(request, f)
+
+
 class _Matcher:
     """Pairs completed inputs with requests for them, oldest first, from any thread."""
 
@@ -72,20 +99,26 @@ class _Matcher:
 
     def on_done(self, f: Any) -> None:
         """Done-callback on every input."""
-        with self.lock:
+        lock = self.lock
+        lock.acquire()
+        try:
             if self.expired is not None:
                 return
             if not self.requests:
                 self.finished.append(f)
                 return
             request = self.requests.popleft()
+        finally:
+            lock.release()
         _answer(request, f)
         if self.on_match is not None:
             self.on_match()
 
     def request(self, request: Future[Any]) -> None:
-        """Answer ``request`` with the next input to complete."""
-        with self.lock:
+        """Answer ``request`` (a future not yet handed out) with the next input to complete."""
+        lock = self.lock
+        lock.acquire()
+        try:
             if self.finished:
                 f = self.finished.popleft()
             elif self.expired is not None:
@@ -94,10 +127,12 @@ class _Matcher:
             else:
                 self.requests.append(request)
                 return
+        finally:
+            lock.release()
         if f is None:
             request.set_exception(self.expired)  # type: ignore[arg-type]
             return
-        _answer(request, f)
+        _answer_fresh(request, f)
         if self.on_match is not None:
             self.on_match()
 

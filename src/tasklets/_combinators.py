@@ -18,10 +18,11 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures._base import PENDING, RUNNING
 from typing import Any, TypeVar
 
 from ._exceptions import InvalidStateError, TimeoutError
-from ._future import Future, is_future_like
+from ._future import Future, _allocate_lock, is_future_like
 from ._runtime import default_executor
 from ._timers import Timer, timer_loop
 
@@ -61,7 +62,13 @@ class SignalFuture(Future[T]):
     __slots__ = ("completed", "item")
 
     def __init__(self) -> None:
-        super().__init__()
+        # Future.__init__ inlined: as_completed makes one of these per input.
+        self._state = PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._lock = _allocate_lock()
+        self._blocking = None
+        self._callbacks = None
         self.completed: Any = None
         self.item: Any = None
 
@@ -109,7 +116,7 @@ def check_futures(fs: Iterable[Any], what: str) -> list[Any]:
     """The inputs as a list, with a clear error for anything that is not a future."""
     futures = list(fs)
     for f in futures:
-        if not is_future_like(f):
+        if not isinstance(f, Future) and not is_future_like(f):
             hint = " (call the task function, or wrap the generator with tasklets.spawn)" if hasattr(
                 f, "send"
             ) else ""
@@ -120,6 +127,8 @@ def check_futures(fs: Iterable[Any], what: str) -> list[Any]:
 def detach(futures: Iterable[Any], callback: Callable[[Any], object]) -> None:
     """Remove ``callback`` from every input that supports removal."""
     for f in futures:
+        if isinstance(f, Future) and f._state is not PENDING and f._state is not RUNNING:
+            continue  # done: completing it already dropped every callback
         remove = getattr(f, "remove_done_callback", None)
         if remove is not None:
             try:

@@ -12,11 +12,12 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from _cli_support import BOUND, Server, echo_body, pattern, run_cli, slow_body
+from _cli_support import BOUND, Server, cli_env, command, echo_body, pattern, run_cli, slow_body
 
 from tasklets.cli import main
 from tasklets.cli._names import safe_file_name
@@ -376,3 +377,36 @@ def test_without_a_terminal_there_is_no_bar_and_no_escape_codes(server: Server) 
     loaded, broke, summary = parse(done.stdout)
     assert len(loaded) + len(broke) == 30
     check_summary(summary, count=30, failed=1)
+
+
+# -- timeouts and a reader that goes away ----------------------------------------------------------------------------
+
+
+def test_a_request_that_outlives_the_timeout_is_that_urls_failure(server: Server) -> None:
+    held, quick = server.url("/slow/held"), server.url("/bytes/9")
+    done = run_cli("fetch", "--timeout", "0.3", held, quick)  # /slow/ sends half its body, then nothing
+    assert done.returncode == 1
+    loaded, broke, summary = parse(done.stdout)
+    assert loaded == {quick: 9}
+    assert broke[held][0] == "ReadTimeout", broke
+    check_summary(summary, count=2, failed=1)
+
+
+def test_a_closed_stdout_stops_the_run_quietly(server: Server) -> None:
+    urls = [server.url(f"/bytes/{n}") for n in range(1, 301)]
+    read_end, write_end = os.pipe()
+    child = subprocess.Popen(
+        command("fetch", "-c", "4", *urls), stdout=write_end, stderr=subprocess.PIPE, env=cli_env(), text=True
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as reader:  # like `tasklets fetch ... | head -1`
+            assert reader.readline().startswith(b"Loaded ")
+        _, stderr = child.communicate(timeout=BOUND)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=BOUND)
+    assert child.returncode == 1
+    assert "Traceback" not in stderr and "Exception" not in stderr, stderr
+    assert len(server.requests) < len(urls)  # it stopped fetching

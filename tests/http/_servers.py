@@ -155,6 +155,8 @@ class _Counter:
         self.active = 0
         self.max_active = 0
         self.accepted = 0
+        self.in_flight = 0  # requests between their arrival and their response (StdlibServer)
+        self.max_in_flight = 0
 
     def opened(self) -> None:
         with self.cond:
@@ -182,6 +184,7 @@ class _Counter:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _ThreadingServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -244,9 +247,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif route == "status":
             self._send(int(arg), f"status {arg}".encode() if int(arg) not in (204, 304) else b"")
         elif route == "hold":
-            # Keep the connection busy until ``hold_until`` are busy at once (bounded), then answer.
+            # Answer once ``hold_until`` requests have been in flight at once (bounded wait). A request
+            # leaves the count before its response is written, so the count never runs ahead of the
+            # client's busy connections, whatever the timing.
             counter = server.counter
-            counter.wait_for(lambda: counter.active >= server.hold_until, 5.0)
+            with counter.cond:
+                counter.in_flight += 1
+                counter.max_in_flight = max(counter.max_in_flight, counter.in_flight)
+                counter.cond.notify_all()
+            counter.wait_for(lambda: counter.max_in_flight >= server.hold_until, 5.0)
+            with counter.cond:
+                counter.in_flight -= 1
             self._send(200, b"held")
         elif route == "redirect":
             to = urllib.parse.unquote(self.path.split("to=", 1)[1]) if "to=" in self.path else "/bytes/5"
@@ -293,6 +304,7 @@ class StdlibServer:
         self.hold_until = 1
         with self.counter.cond:
             self.counter.accepted = self.counter.max_active = self.counter.active
+            self.counter.in_flight = self.counter.max_in_flight = 0
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         return self.counter.wait_idle(timeout)

@@ -71,6 +71,36 @@ def test_bodiless_statuses(stdlib: StdlibServer, client: Client, status: int) ->
     assert (response.status, body) == (status, b"")
 
 
+@pytest.mark.parametrize(
+    ("method", "status", "extra"),
+    [
+        ("HEAD", 200, b"Content-Length: 100\r\n"),
+        ("HEAD", 200, b"Transfer-Encoding: chunked\r\n"),
+        ("GET", 304, b"Content-Length: 100\r\n"),
+        ("GET", 204, b""),
+        ("GET", 200, b"Content-Length: 0\r\n"),
+    ],
+)
+def test_no_body_is_awaited_where_none_may_come(client: Client, method: str, status: int, extra: bytes) -> None:
+    """The declared length of a HEAD or 304 response is not a body to wait for; the connection stays good."""
+    head = b"HTTP/1.1 %d X\r\n%s\r\n" % (status, extra)
+
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(head)
+
+    def main() -> Any:
+        results = []
+        for _ in range(3):
+            response, body = yield from fetch(client, f"{server.url}/", method=method)
+            results.append((response.status, body))
+        return results
+
+    with RawServer(script) as server:
+        assert run(main) == [(status, b"")] * 3
+    assert server.accepted == 1
+
+
 def test_100_continue_from_http_server(stdlib: StdlibServer, client: Client) -> None:
     response, body = run(fetch, client, f"{stdlib.url}/echo", b"x" * 5000, headers={"Expect": "100-continue"})
     assert response.status == 200

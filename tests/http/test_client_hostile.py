@@ -37,9 +37,10 @@ from tasklets.http._response import MAX_DECODED_CHUNK
 BOUND = 5.0
 
 
-@pytest.fixture
-def client() -> Iterator[Client]:
-    with Client(proxies=None, timeout=Timeout(connect=2, read=2, total=10)) as made:
+@pytest.fixture(params=["httptools", "h11"])
+def client(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A client with each parser backend."""
+    with Client(proxies=None, timeout=Timeout(connect=2, read=2, total=10), parser=request.param) as made:
         yield made
 
 
@@ -159,6 +160,13 @@ BODY_CASES = {
     "bad-chunk-terminator": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", None),
     "eof-in-chunked-body": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "chunked"),
     "body-shorter-than-declared": (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", "5 of 10"),
+    "too-many-trailers": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+        + b"".join(b"X-%d: v\r\n" % i for i in range(150))
+        + b"\r\n",
+        None,
+    ),
+    "endless-chunk-size-line": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 200_000, None),
 }
 
 
@@ -338,6 +346,7 @@ def test_credentials_stay_behind_on_a_cross_origin_redirect(client: Client) -> N
     ids=lambda kwargs: repr(kwargs)[:40],
 )
 def test_injection_is_refused_before_connecting(client: Client, kwargs: dict[str, Any]) -> None:
+    kwargs = dict(kwargs)  # the parameter is shared by both clients: do not pop from it
     # A bare listener, no accept thread: any connection the client made waits in its backlog.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -439,6 +448,31 @@ def test_connect_timeout_when_the_tls_handshake_never_comes(client: Client) -> N
         url = f"https://127.0.0.1:{server.port}/"
         expect_failure(client, url, HTTPConnectTimeout, timeout=Timeout(connect=0.2, read=5))
         assert 0.2 <= time.monotonic() - start < 2
+
+
+def test_connect_timeout_when_the_listener_backlog_is_full(client: Client) -> None:
+    from tasklets._exceptions import HTTPConnectTimeout
+
+    # A listener that never accepts, its backlog filled: the kernel drops further SYNs unanswered.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                try:
+                    filler.connect(("127.0.0.1", port))
+                except BlockingIOError:
+                    pass
+            start = time.monotonic()
+            exc = expect_failure(client, f"http://127.0.0.1:{port}/", HTTPConnectTimeout, timeout=Timeout(connect=0.2))
+            assert 0.2 <= time.monotonic() - start < 2
+            assert isinstance(exc, TimeoutError)
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 def test_read_timeout_on_a_server_trickling_one_byte_per_second(client: Client) -> None:

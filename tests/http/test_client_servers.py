@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from _servers import ExternalServer, fetch, pattern, run
 
-from tasklets._exceptions import ConnectFailed, HTTPError, HTTPReadTimeout, TLSCertificateError
+from tasklets._exceptions import (
+    ConnectFailed,
+    ConnectionBroken,
+    HTTPError,
+    HTTPReadTimeout,
+    RemoteDisconnected,
+    TLSCertificateError,
+)
 from tasklets.http import Client, Timeout
 
 SERVERS = [(kind, scheme) for kind in ("uvicorn-h11", "uvicorn-httptools", "hypercorn") for scheme in ("http", "https")]
@@ -181,7 +188,7 @@ def test_cross_origin_redirect_drops_credentials(server: ExternalServer, other: 
 
 def test_slow_body_arrives_piece_by_piece(server: ExternalServer, client: Client) -> None:
     def main() -> Any:
-        response = yield client.urlopen(f"{server.url}/slow?n=4&delay=0.02")
+        response = yield client.urlopen(f"{server.url}/slow?n=4&delay=0.05")
         pieces = []
         for wait_for_chunk in response.read():
             pieces.append((yield wait_for_chunk))
@@ -211,5 +218,27 @@ def test_https_verification_is_on_by_default(external_servers: dict[tuple[str, s
 
 def test_plain_http_to_a_tls_port_is_a_clear_error(external_servers: dict[tuple[str, str], ExternalServer]) -> None:
     server = external_servers["uvicorn-h11", "https"]
-    with Client(proxies=None, timeout=5) as client, pytest.raises(urllib.error.URLError):
+    with Client(proxies=None, timeout=5) as client, pytest.raises(urllib.error.URLError) as caught:
         run(fetch, client, f"http://127.0.0.1:{server.port}/bytes/10")
+    # The TLS server hangs up on the plain request (a close, or a reset).
+    assert isinstance(caught.value, (RemoteDisconnected, ConnectionBroken)), repr(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["uvicorn-h11", "uvicorn-httptools", "hypercorn"])
+def test_the_h11_parser_too(
+    external_servers: dict[tuple[str, str], ExternalServer], client_context: ssl.SSLContext, kind: str
+) -> None:
+    """The tests above use the default parser (httptools); the pure-Python one gets the same bytes."""
+    server = external_servers[kind, "https"]
+
+    def main() -> Any:
+        results = []
+        for route in ("bytes/100000", "stream/50000?chunk=999", "gzip/70000", "status/204", "redirect/303?to=/bytes/9"):
+            response, body = yield from fetch(client, f"{server.url}/{route}")
+            results.append((response.status, body))
+        return results
+
+    with Client(context=client_context, proxies=None, timeout=5, parser="h11") as client:
+        assert run(main) == [
+            (200, pattern(100_000)), (200, pattern(50_000)), (200, pattern(70_000)), (204, b""), (200, pattern(9))
+        ]

@@ -31,14 +31,9 @@ class BlackHole:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(0)
         self.port = self.listener.getsockname()[1]
-        self.fillers: list[socket.socket] = []
-        # Fill the queue until a connect no longer completes at once.
-        for _ in range(8):
-            filler = socket.socket()
-            filler.setblocking(False)
-            self.fillers.append(filler)
-            if filler.connect_ex(("127.0.0.1", self.port)) == errno.EINPROGRESS:
-                break
+        # With a backlog of 0 the accept queue is full once one connection
+        # waits in it (Linux); a blocking connect returns once it is queued.
+        self.fillers = [socket.create_connection(("127.0.0.1", self.port), timeout=5)]
 
     def close(self) -> None:
         for filler in self.fillers:
@@ -124,7 +119,7 @@ def test_connect_timeout_while_the_syn_goes_unanswered(black_hole: BlackHole) ->
 
 def test_connect_timeout_covers_the_tls_handshake(tls: Any) -> None:
     peer = RawPeer()
-    silent = tasklets.Future()
+    silent: tasklets.Future[None] = tasklets.Future()
     peer.serve(lambda conn: silent.result(10))  # accepts, never answers the ClientHello
 
     def main() -> Any:

@@ -66,9 +66,11 @@ def test_reset_in_the_middle_of_a_read() -> None:
 
 def test_write_to_a_reset_peer_fails_the_write() -> None:
     def script(conn: socket.socket) -> None:
+        conn.recv(1)  # resetting before that could fail the connect itself, a different test
         _reset(conn)
 
     def body(stream: tasklets.Stream, peer: RawPeer) -> Any:
+        yield stream.write(b"!")
         yield peer.done
         with pytest.raises(tasklets.StreamReset):
             while True:  # the first write may still be accepted by the kernel

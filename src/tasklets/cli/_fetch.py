@@ -231,6 +231,8 @@ def fetch_all(source: UrlSource, options: FetchOptions, reporter: Any) -> Genera
                 return
             reporter.started(url)
             reporter.result((yield from fetch_one(client, url, options)))
+            if reporter.output_closed:  # nobody reads the results any more
+                return
 
     workers = [Task(worker(), name=f"fetch worker {n}") for n in range(concurrency)]
     try:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
 
 from .._runtime import run
+from ._dask_fetch import DaskTarget, DaskUnavailable, parse_dask_target, run_dask_fetch
 from ._fetch import FetchOptions, UrlSource, fetch_all, stdin_or_file
 from ._report import Summary, make_reporter
 
@@ -56,6 +58,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _dask_target(text: str) -> DaskTarget:
+    try:
+        return parse_dask_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tasklets", description="Asynchronous I/O where the concurrent.futures.Future is the one currency."
@@ -76,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--retries", type=int, default=0, metavar="K", help="retry failures up to K times (0)")
     fetch.add_argument(
         "-H", "--header", type=_header, action="append", default=[], metavar="'Name: value'", help="send a header"
+    )
+    fetch.add_argument(
+        "--dask",
+        type=_dask_target,
+        metavar="ADDRESS",
+        help="shard the URLs across a Dask cluster: a scheduler address, or local:N for N local worker processes",
     )
     fetch.set_defaults(parser=fetch)  # usage errors found later name 'tasklets fetch'
     progress = fetch.add_mutually_exclusive_group()
@@ -108,9 +123,12 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("give URLs, or -i FILE (or -i - for stdin)")
     if args.retries < 0:
         parser.error("--retries must be 0 or more")
-    if args.output is not None:
-        import os
+    if args.dask is not None:
+        import importlib.util
 
+        if importlib.util.find_spec("distributed") is None:
+            parser.error("--dask needs Dask's distributed: pip install 'tasklets[dask]'")
+    if args.output is not None:
         if not os.path.isdir(args.output):
             parser.error(f"-o {args.output!r}: not a directory")
     try:
@@ -128,13 +146,24 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     reporter = make_reporter(summary, as_json=args.json, progress=args.progress)
     source = UrlSource(args.urls, input_file, close_input=input_file is not sys.stdin)
     try:
-        status = run(fetch_all, source, options, reporter)
+        if args.dask is None:
+            status = run(fetch_all, source, options, reporter)
+        else:
+            status = run_dask_fetch(args.dask, source, options, reporter)
+    except DaskUnavailable as exc:
+        print(f"tasklets fetch: {exc}", file=sys.stderr)
+        status = EXIT_FAILURES
     except KeyboardInterrupt:
         summary.interrupted = True
         status = EXIT_INTERRUPTED
     finally:
         source.close()
     reporter.finish()
+    if reporter.output_closed:  # stdout is a closed pipe: no error at exit when Python flushes it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        status = max(status, EXIT_FAILURES)
     if source.error is not None:
         print(f"tasklets fetch: reading {args.input!r} failed: {source.error}", file=sys.stderr)
         status = max(status, EXIT_FAILURES)

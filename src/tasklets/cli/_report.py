@@ -100,6 +100,8 @@ class PlainReporter:
         self.as_json = as_json
         self.out = out
         self.err = err
+        #: The reader of our output went away (``tasklets fetch ... | head``): time to stop.
+        self.output_closed = False
 
     def started(self, url: str) -> None:
         self.summary.in_flight += 1
@@ -107,13 +109,23 @@ class PlainReporter:
     def result(self, result: Result) -> None:
         self.summary.in_flight -= 1
         self.summary.add(result)
-        self.out.write((result.as_json() if self.as_json else result.line()) + "\n")
-        self.out.flush()
+        if self.output_closed:
+            return
+        try:
+            self.out.write((result.as_json() if self.as_json else result.line()) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.output_closed = True
 
     def finish(self) -> None:
         target = self.err if self.as_json else self.out
-        target.write("\n".join(self.summary.lines()) + "\n")
-        target.flush()
+        if self.output_closed and target is self.out:
+            return
+        try:
+            target.write("\n".join(self.summary.lines()) + "\n")
+            target.flush()
+        except BrokenPipeError:
+            self.output_closed = True
 
 
 class RichReporter(PlainReporter):

@@ -325,6 +325,7 @@ class Client:
                 url.origin if proxy is None else _proxied_origin(proxy, url),
                 lambda release: self._connect(loop, url.origin, proxy, timeouts, context, release),
                 timeouts.pool,
+                retryable=attempt == 1 and request.method in _IDEMPOTENT and request.replayable,
             )
             conn.stream.timeout = timeouts.read
             target = url.target if proxy is None or url.origin.scheme == "https" else str(url)

@@ -18,6 +18,7 @@ half-way or a connection the server closes never comes back.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def choose(
     active_for_origin: int,
     limits: PoolLimits,
     now: float,
-    is_dead: Callable[[HTTPConnection], bool],
+    is_dead: Callable[[HTTPConnection, float], bool],
 ) -> Reuse | Open | Wait:
     """Decide how to serve a request for ``origin``.
 
@@ -83,7 +84,7 @@ def choose(
         if now - conn.idle_since > limits.keepalive_expiry:
             discard.append(conn)
         elif conn.origin == origin:
-            if is_dead(conn):
+            if is_dead(conn, now):
                 discard.append(conn)
             else:
                 found = conn
@@ -134,11 +135,16 @@ class ConnectionPool:
         origin: Origin,
         connect: Callable[[Callable[[HTTPConnection, bool], None]], Any],
         timeout: float | None,
+        *,
+        retryable: bool = False,
     ) -> Generator[Any, Any, HTTPConnection]:
         """A connection to ``origin``: reused, newly opened by ``connect``, or waited for.
 
         ``connect(release)`` is a future of a new :class:`HTTPConnection`
         whose ``on_release`` is ``release``. Use with ``yield from``.
+        ``retryable`` says the request may be retried on a new connection if
+        a reused one turns out closed, which lets a connection that was idle
+        for a moment only be trusted without a system call.
 
         Raises:
             PoolTimeout: no connection became free within ``timeout`` seconds.
@@ -152,7 +158,7 @@ class ConnectionPool:
                 self._count_by_origin.get(origin, 0),
                 self.limits,
                 self.loop.time(),
-                HTTPConnection.is_dead,
+                functools.partial(HTTPConnection.is_dead, trust_fresh=retryable),
             )
             for conn in decision.discard:
                 self._forget(conn)

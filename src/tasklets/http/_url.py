@@ -8,6 +8,7 @@ not valid IDNA, ports out of range.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -63,6 +64,7 @@ class URL:
         return urllib.parse.urljoin(str(self), reference)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_url(url: str) -> URL:
     """Validate ``url`` and split it into origin and request target.
 

@@ -6,12 +6,11 @@ read-side ones (``_buffer``, ``_waiter``, ``_reading``...).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from concurrent.futures._base import FINISHED, PENDING
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._exceptions import IncompleteReadError, LimitOverrunError, ReadTimeout, StreamClosed
+from .._exceptions import IncompleteReadError, InvalidStateError, LimitOverrunError, ReadTimeout, StreamClosed
 from .._future import Future
 from .._loop import _get_ident
 from ._errors import translate_stream_error
@@ -19,8 +18,6 @@ from ._futures import done as _done
 from ._futures import failed as _failed
 
 __all__ = ["ReadSide", "DEFAULT_LIMIT", "DEFAULT_READ_AHEAD"]
-
-logger = logging.getLogger("tasklets")
 
 #: Default ``limit`` of ``read_until``.
 DEFAULT_LIMIT = 64 * 1024
@@ -36,7 +33,8 @@ _ANY, _EXACTLY, _UNTIL = 0, 1, 2
 class ReadSide:
     """``read``, ``read_exactly``, ``read_until``, ``chunks`` and the machinery behind them."""
 
-    __slots__ = ()
+    if not TYPE_CHECKING:  # empty slots keep Stream dict-free; mypy would reject assigning Stream's slots here
+        __slots__ = ()
     _hand_over: Any
     _loop: Any
     _recv: Any
@@ -76,7 +74,7 @@ class ReadSide:
             StreamClosed: the stream was closed (raised at once).
             RuntimeError: another read is still pending (raised at once).
         """
-        if self._loop._thread_id != _get_ident():
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.read, max_bytes)
         buf = self._buffer
         if buf:
@@ -132,7 +130,7 @@ class ReadSide:
             (carrying the ``partial`` bytes, which are consumed) when the peer
             closes its side first.
         """
-        if self._loop._thread_id != _get_ident():
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.read_exactly, n)
         if n < 0:
             raise ValueError(f"read_exactly() needs n >= 0, got {n!r}")
@@ -159,7 +157,7 @@ class ReadSide:
             without a separator (they stay buffered), and with
             :class:`IncompleteReadError` when the peer closes its side first.
         """
-        if self._loop._thread_id != _get_ident():
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.read_until, separator, limit)
         if not separator:
             raise ValueError("read_until() needs a non-empty separator")

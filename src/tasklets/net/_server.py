@@ -187,8 +187,8 @@ class Server:
         else:
             stream.close()
 
-    def _connection_done(self, connection: Task[None]) -> None:
-        self._connections.discard(connection)
+    def _connection_done(self, connection: Future[None]) -> None:
+        self._connections.discard(connection)  # type: ignore[arg-type]
         if self._closing and not self._connections:
             self._resolve_closed()
 

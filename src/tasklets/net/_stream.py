@@ -33,6 +33,11 @@ TLS. A stream upgraded with ``start_tls`` swaps its raw ``recv`` for the TLS
 layer's (``_tls.py``), which decrypts, and encrypts what ``write`` is given
 before it enters the same queue; everything else is shared.
 
+The two halves live in their own modules, ``_reading.py`` and
+``_writing.py`` (mixins of :class:`Stream`, which declares every slot);
+this module holds what concerns the whole stream: identity, closing, TLS
+and hand-overs from other threads.
+
 Closing. ``close()`` is idempotent. Queued bytes (and a TLS close_notify) are
 still flushed in the background, up to ``close_timeout`` seconds, before the
 socket is closed; ``wait_closed()`` resolves when it is. ``abort()`` closes
@@ -42,29 +47,20 @@ at once and drops what is queued.
 from __future__ import annotations
 
 import functools
-import logging
 import socket
-from collections.abc import Callable, Iterator
-from concurrent.futures._base import FINISHED, PENDING
+from collections.abc import Callable
+from concurrent.futures._base import PENDING
 from typing import Any
 
-from .._exceptions import (
-    IncompleteReadError,
-    InvalidStateError,
-    LimitOverrunError,
-    ReadTimeout,
-    StreamClosed,
-    StreamError,
-    WriteBufferFull,
-    WriteTimeout,
-)
+from .._exceptions import StreamClosed
 from .._future import Future
 from .._loop import Loop, TimerHandle, _get_ident
-from ._errors import translate_stream_error
+from ._futures import done as _done
+from ._futures import failed as _failed
+from ._reading import DEFAULT_LIMIT, DEFAULT_READ_AHEAD, ReadSide
+from ._writing import DEFAULT_HIGH_WATER, WriteSide
 
 __all__ = ["Stream", "DEFAULT_HIGH_WATER", "DEFAULT_LIMIT"]
-
-logger = logging.getLogger("tasklets")
 
 #: Seconds ``close()`` keeps flushing queued bytes before it gives up.
 DEFAULT_CLOSE_TIMEOUT = 30.0
@@ -150,7 +146,7 @@ class Stream(ReadSide, WriteSide):
         self._eof = False
         self._read_error: BaseException | None = None
         self._waiter: Future[Any] | None = None
-        self._kind = _ANY
+        self._kind = 0  # _reading._ANY
         self._arg = 0
         self._sep = b""
         self._searched = 0
@@ -225,6 +221,11 @@ class Stream(ReadSide, WriteSide):
     def is_closing(self) -> bool:
         """Whether ``close()`` or ``abort()`` was called (or a fatal error closed the stream)."""
         return self._closing
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes wait in the buffer, not yet read."""
+        return len(self._buffer)
 
     def at_eof(self) -> bool:
         """Whether the peer has finished sending and everything it sent has been read."""
@@ -382,7 +383,7 @@ class Stream(ReadSide, WriteSide):
         """
         from ._tls import start_tls
 
-        if self._loop._thread_id != _get_ident():
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(
                 functools.partial(
                     self.start_tls, ssl, server_side=server_side, server_hostname=server_hostname, timeout=timeout

@@ -17,8 +17,9 @@ Why memory BIOs (as asyncio's ``sslproto`` does) rather than an
   futures, so it can be cancelled and timed out like any other wait.
 
 The catch of memory BIOs is that plaintext may wait *inside* the SSL object,
-where socket readiness cannot see it; the stream therefore always tries the
-layer's ``recv`` directly before it waits (see ``_stream.py``).
+where socket readiness cannot see it; before a read waits for readiness the
+stream asks the layer whether it holds bytes (``buffered()``) and, if so,
+reads them at once.
 
 Shutdown: ``close()`` queues our close_notify (``unwrap``) and does not wait
 for the peer's. Reading the peer's close_notify ends the stream cleanly

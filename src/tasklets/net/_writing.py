@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from concurrent.futures._base import PENDING
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StreamClosed, StreamError, WriteBufferFull, WriteTimeout
 from .._future import Future
@@ -26,7 +26,8 @@ DEFAULT_HIGH_WATER = 64 * 1024
 class WriteSide:
     """``write``, ``drain``, ``write_eof`` and the send queue behind them."""
 
-    __slots__ = ()
+    if not TYPE_CHECKING:  # empty slots keep Stream dict-free; mypy would reject assigning Stream's slots here
+        __slots__ = ()
     _hand_over: Any
     _finish_close: Any
     _loop: Any
@@ -65,7 +66,7 @@ class WriteSide:
                 future of an earlier write has not resolved yet: wait for it.
             StreamClosed: the stream was closed.
         """
-        if self._loop._thread_id != _get_ident():
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.write, data)
         if self._closing or self._eof_pending:
             raise StreamClosed(
@@ -111,7 +112,7 @@ class WriteSide:
 
     def drain(self) -> Future[None]:
         """A future resolved once every queued byte has been handed to the kernel."""
-        if self._loop._thread_id != _get_ident():
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.drain)
         if self._write_error is not None:
             return _failed(self._write_error)
@@ -129,7 +130,7 @@ class WriteSide:
         Raises:
             StreamError: on a TLS stream, which cannot half-close.
         """
-        if self._loop._thread_id != _get_ident():
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             self._hand_over(self.write_eof).result()
             return
         if self._tls is not None:

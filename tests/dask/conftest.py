@@ -1,0 +1,48 @@
+"""Fixtures of the Dask tests: a real ``distributed.LocalCluster`` per module, and the HTTP server.
+
+Every test module starts with ``pytest.importorskip("distributed")``, so the
+whole directory is skipped cleanly where Dask is not installed; nothing here
+imports it at module level.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from _dask_support import BOUND, Server
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """A client of a fresh local cluster: 2 worker processes of 2 threads, on 127.0.0.1, no dashboard."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.wait_for_workers(2, timeout=BOUND)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    """The test server (see ``_dask_support``), stopped at the end of the module."""
+    srv = Server()
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), name="dask-test-server", daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(BOUND)
