@@ -15,6 +15,7 @@ does not pin its state.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -183,41 +184,51 @@ def gather(fs: Iterable[Any]) -> Future[list[Any]]:
     if not count:
         result.set_result([])
         return result
+    values: list[Any] = [None] * count
     remaining = [count]
     lock = threading.Lock()
 
-    def on_done(f: Any) -> None:
+    def on_done(index: int, f: Any) -> None:
         if result.done():
             return
         if f.cancelled():
             result.cancel()
             return
-        exc = f.exception()
-        if exc is not None:
+        # Each input is read in its own callback, on the thread that completed
+        # it: a foreign future may be unreadable elsewhere (a Dask future's
+        # result() fetches the value, and cannot be called on Dask's own I/O
+        # thread, where an executor future of the same client completes).
+        try:
+            value = f.result()
+        except BaseException as exc:
             try:
                 result.set_exception(exc)
             except InvalidStateError:
                 pass
             return
         with lock:
+            values[index] = value
             remaining[0] -= 1
             last = remaining[0] == 0
         if last:
             try:
-                result.set_result([f.result() for f in futures])
+                result.set_result(values)
             except InvalidStateError:
                 pass
 
+    callbacks = [functools.partial(on_done, index) for index in range(count)]
+
     def on_result_done(_: object) -> None:
-        detach(futures, on_done)
+        for f, callback in zip(futures, callbacks):
+            detach((f,), callback)
         if result.cancelled():
             for f in futures:
                 if not f.done():
                     cancel_soon(f)
 
     result.add_done_callback(on_result_done)
-    for f in futures:
-        f.add_done_callback(on_done)
+    for f, callback in zip(futures, callbacks):
+        f.add_done_callback(callback)
     return result
 
 

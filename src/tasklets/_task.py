@@ -81,6 +81,7 @@ class Task(Future[T]):
         "_number",
         "_log_exception",
         "_wakeup",
+        "_stepper",
     )
 
     def __init__(
@@ -105,12 +106,15 @@ class Task(Future[T]):
         self._qualname: str = getattr(coro, "__qualname__", "Task")
         self._number = next(_task_numbers)
         self._log_exception = False
-        self._wakeup = self._on_done  # bound once: registered on every future the task waits on
+        # Bound once, not at every wait: registered on every future the task
+        # waits on, and enqueued at every step. (Cycles broken in _finish.)
+        self._wakeup = self._on_done
+        self._stepper = self._step
         if loop is None:
             loop = _context.thread_context.loop or _default_loop()
         self._loop: Loop = loop
         loop._tasks.add(self)
-        loop._enqueue(self._step)
+        loop._enqueue(self._stepper)
 
     # -- identity -------------------------------------------------------------------
 
@@ -206,7 +210,7 @@ class Task(Future[T]):
                 # say): deliver that outcome; the cancellation lands at the
                 # task's next wait.
                 self._resume_from = waited
-            self._loop._ready.append(self._step)
+            self._loop._ready.append(self._stepper)
         # Otherwise a step is already enqueued (or running): it sees _must_cancel.
         return True
 
@@ -219,7 +223,7 @@ class Task(Future[T]):
             if future is self._waiting_on:
                 self._waiting_on = None
                 self._resume_from = future
-                loop._ready.append(self._step)
+                loop._ready.append(self._stepper)
         elif isinstance(future, _CfFuture):
             loop._enqueue(functools.partial(self._resume_on_loop, future))
         elif future is self._waiting_on:  # else abandoned: its outcome is nobody's business
@@ -266,7 +270,7 @@ class Task(Future[T]):
                     yielded = coro.throw(exc)
                     exc = None
                 if yielded is None:
-                    loop._ready.append(self._step)
+                    loop._ready.append(self._stepper)
                     return
                 if isinstance(yielded, Future):
                     if yielded._plain_callbacks:
@@ -334,7 +338,7 @@ class Task(Future[T]):
 
     def _finish(self, value: Any, exc: BaseException | None) -> None:
         self._coro = None  # the generator and its frame can go now
-        self._wakeup = None  # break the task -> bound method -> task cycle
+        self._wakeup = self._stepper = None  # break the task -> bound method -> task cycles
         self._loop._tasks.discard(self)
         if exc is None:
             self.set_result(value)
@@ -344,7 +348,7 @@ class Task(Future[T]):
 
     def _finish_cancelled(self) -> None:
         self._coro = None
-        self._wakeup = None
+        self._wakeup = self._stepper = None
         self._loop._tasks.discard(self)
         Future.cancel(self)
 

@@ -315,6 +315,29 @@ def test_http_error_leaves_the_connection_reusable(stdlib: StdlibServer, client:
     assert stdlib.counter.accepted == 1
 
 
+def test_a_connection_is_reused_only_with_the_tls_context_that_verified_it(
+    client: Client, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(OK)
+
+    def main() -> Any:
+        _, first = yield from fetch(client, f"{server.url}/", context=client_context)
+        _, again = yield from fetch(client, f"{server.url}/", context=client_context)
+        try:
+            yield from fetch(client, f"{server.url}/")  # the default context does not trust the test CA
+        except ConnectFailed as exc:
+            return first, again, exc
+        raise AssertionError("a connection verified with another context was reused")
+
+    with RawServer(script, tls=server_context) as server:
+        first, again, exc = run(main)
+    assert (first, again) == (b"ok", b"ok")
+    assert "verif" in str(exc)
+    assert server.heads and len(server.heads) == 2
+
+
 def test_connection_refused_is_a_url_error(client: Client) -> None:
     with RawServer(lambda conn: None) as server:
         port = server.port

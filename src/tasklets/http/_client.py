@@ -322,7 +322,7 @@ class Client:
         proxy = proxy_for(self.proxies, url)
         for attempt in (1, 2):
             conn: HTTPConnection = yield from pool.acquire(
-                url.origin if proxy is None else _proxied_origin(proxy, url),
+                _pool_key(url.origin, proxy, context),
                 lambda release: self._connect(loop, url.origin, proxy, timeouts, context, release),
                 timeouts.pool,
                 retryable=attempt == 1 and request.method in _IDEMPOTENT and request.replayable,
@@ -428,9 +428,23 @@ class Client:
             raise HTTPConnectTimeout(message, reason=exc) from exc
         except (ConnectError, OSError) as exc:
             raise ConnectFailed(f"cannot connect to {origin}: {exc}", reason=exc) from exc
-        # The pool keys (and counts) connections by what they connect to: the proxy's key when proxied.
-        key = origin if proxy is None else _proxied_origin(proxy, URL(origin, "/"))
+        key = _pool_key(origin, proxy, context)
         return HTTPConnection(stream, key, protocol.create_client_connection(backend=self.parser), release)
+
+
+def _pool_key(origin: Origin, proxy: URL | None, context: _ssl.SSLContext | None) -> Origin:
+    """What the pool keys (and counts) a connection by: where it connects, and how its TLS was verified.
+
+    Through a proxy, the proxy's key. An https connection made with a caller's
+    ``SSLContext`` is only reused with that same context: a request with another
+    (or the default) context must not ride on a connection verified differently.
+    The connection's SSL object holds its context, so the ``id`` cannot be reused
+    while the connection is pooled.
+    """
+    key = origin if proxy is None else _proxied_origin(proxy, URL(origin, "/"))
+    if origin.scheme == "https" and context is not None:
+        key = Origin(key.scheme, f"{key.host}#{id(context):x}", key.port)
+    return key
 
 
 def _check_request(method: str, headers: Headers) -> None:
