@@ -2,9 +2,9 @@
 
 Usage::
 
-    python bench/cli_fetch.py              # 10,000 URLs (100,000 for memory), 3 rounds: a few minutes
-    python bench/cli_fetch.py --quick      # 2,000 URLs (20,000 for memory), 2 rounds: about a minute
-    python bench/cli_fetch.py --rounds 5 --urls 20000
+    python bench/cli_fetch.py              # 10,000 URLs (100,000 for memory), 3 rounds: about 10 minutes
+    python bench/cli_fetch.py --quick      # 3,000 URLs (30,000 for memory), 2 rounds: about 3 minutes
+    python bench/cli_fetch.py --rounds 3 --urls 20000
     python bench/cli_fetch.py --git-ref HEAD   # measure the committed tasklets, not src/ as it is now
 
 What it measures
@@ -18,16 +18,20 @@ body (checked: status lines, byte counts or the summary):
 
 * **tasklets**: ``python -m tasklets fetch -c 64 -i urls.txt --no-progress``,
   its per-URL lines going to a file (they are its output; a user reads them);
-* **xargs curl**: ``xargs -P 64 -n 1 curl -s -o /dev/null -w '%{http_code}'``,
-  the shell idiom: one curl process (and one connection) per URL;
+* **xargs curl**: ``xargs -P 64 -n 1 curl -s -o /dev/null -w '%{http_code} ...'``,
+  the shell idiom: one curl process (and one connection) per URL; most of
+  its time is starting curl (fork, exec, loading libcurl's libraries);
+* **xargs curl, batched** (for reference, no target): ``xargs -P 64 -n 100
+  curl``, each curl fetching 100 URLs one after another over one keep-alive
+  connection: what a user who knows curl well would write;
 * **threads urllib**: a Python script, ``ThreadPoolExecutor(64)`` calling
   ``urllib.request.urlopen`` per URL (a new connection each: urllib sends
   ``Connection: close``), the blocking code tasklets replaces;
 * **tasklets 10x**: tasklets again on ten times the URLs, for memory only.
 
 Wall time is measured around the whole command (interpreter start-up
-included: it is what the user waits for). Peak RSS is ``ru_maxrss`` from
-``os.wait4`` of the command: for tasklets and the thread script, that one
+included: it is what the user waits for). Peak RSS is GNU time's ``%M``
+(the command's ``ru_maxrss``): for tasklets and the thread script, that one
 process; for xargs, the largest single process of its tree (one curl or
 xargs itself), though 64 curls run at once, so their total is ~64x that.
 
@@ -35,7 +39,7 @@ How it compares
 ---------------
 The machine has 2 cores shared with other work. So the contenders run
 interleaved, one sample each per round (the order rotated every round),
-after an unrecorded warm-up of each; verdicts come from the **median of
+after an unrecorded warm-up of each (256 URLs); verdicts come from the **median of
 per-round ratios** (tasklets / peer: below 1 means tasklets is faster),
 shown with their range. Wall times are medians over rounds, for scale.
 
@@ -77,6 +81,8 @@ FILE_NAME = "small.bin"
 FILE_SIZE = 1024
 #: Memory target: peak RSS on 10x the URLs over peak RSS on 1x.
 MEMORY_TARGET = 1.5
+#: GNU time, for the peak RSS of a command (see ``timed``).
+TIME = "/usr/bin/time"
 #: URLs of each contender's unrecorded warm-up (binaries and files into the page cache).
 WARMUP_URLS = 256
 #: A command that runs longer than this is taken for a hang.
@@ -123,29 +129,33 @@ class Contender:
 
 
 def timed(argv: Sequence[str], *, env: dict[str, str], stdin: Path | None = None, stdout: Path | None = None) -> Sample:
-    """Run ``argv``; its wall time and peak RSS (``os.wait4``). Raises SampleFailed on a non-zero exit."""
+    """Run ``argv``; its wall time and peak RSS. Raises SampleFailed on a non-zero exit.
+
+    The peak RSS comes from ``/usr/bin/time -f %M``, not from our own
+    ``wait4``: Linux carries a process's peak RSS across ``exec``, so a
+    child forked from this (larger) Python would report at least our size.
+    ``time`` is small, and the command it forks starts from that.
+    """
     with contextlib.ExitStack() as stack:
         stdin_file = stack.enter_context(open(stdin, "rb")) if stdin else subprocess.DEVNULL
         stdout_file = stack.enter_context(open(stdout, "wb")) if stdout else subprocess.DEVNULL
         stderr_file = stack.enter_context(tempfile.TemporaryFile())
+        rss_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "rss"
+        command = [TIME, "-f", "%M", "-o", str(rss_file), *argv]
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdin=stdin_file, stdout=stdout_file, stderr=stderr_file, env=env)
-        deadline = started + COMMAND_TIMEOUT
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                os.wait4(process.pid, 0)
-                raise SampleFailed(f"{argv[0]} ran for more than {COMMAND_TIMEOUT:.0f} s")
-            time.sleep(0.002)
+        process = subprocess.Popen(command, stdin=stdin_file, stdout=stdout_file, stderr=stderr_file, env=env)
+        try:
+            status = process.wait(COMMAND_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise SampleFailed(f"{argv[0]} ran for more than {COMMAND_TIMEOUT:.0f} s") from None
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting
-        if process.returncode != 0:
+        if status != 0:
             stderr_file.seek(0)
-            raise SampleFailed(f"{' '.join(argv[:4])}... exited {process.returncode}: {stderr_file.read()[-800:]!r}")
-    return Sample(wall, usage.ru_maxrss)
+            raise SampleFailed(f"{' '.join(argv[:4])}... exited {status}: {stderr_file.read()[-800:]!r}")
+        rss_kib = int(rss_file.read_text().split()[-1])
+    return Sample(wall, rss_kib)
 
 
 def write_urls(path: Path, nginx: Nginx, count: int) -> Path:
@@ -307,14 +317,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3,000 URLs (30,000 for memory)")
     parser.add_argument("--urls", type=int, help="URLs per sample (10,000; the memory run takes 10x)")
-    parser.add_argument("--rounds", type=int, help="recorded rounds (2, the least)")
+    parser.add_argument("--rounds", type=int, help="recorded rounds (3; 2, the least, with --quick)")
     parser.add_argument("--git-ref", metavar="REF", help="snapshot src/tasklets of this commit (git archive)")
     parser.add_argument("--tasklets-from", type=Path, metavar="DIR", help="snapshot this package directory")
     args = parser.parse_args(argv)
     count = args.urls or (3_000 if args.quick else 10_000)
-    rounds = max(2, args.rounds or 2)
+    rounds = max(2, args.rounds or (2 if args.quick else 3))
     if shutil.which("curl") is None or shutil.which("xargs") is None:
         raise SystemExit("curl and xargs are needed: apt-get install -y curl")
+    if not os.access(TIME, os.X_OK):
+        raise SystemExit(f"{TIME} is needed for peak RSS: apt-get install -y time")
 
     with tempfile.TemporaryDirectory(prefix="tasklets-bench-cli-") as tmp:
         work = Path(tmp)

@@ -551,6 +551,10 @@ def _source_line(frame: str) -> str:
     path, _, line = where.rstrip(")").rpartition(":")
     if not line.isdigit():
         return ""
+    if not os.path.isabs(path):
+        # py-spy names files relative to sys.path: look where the servers imported from first.
+        roots = [*((CHILD_ENV or {}).get("PYTHONPATH", "").split(os.pathsep)), *sys.path]
+        path = next((os.path.join(r, path) for r in roots if r and os.path.exists(os.path.join(r, path))), path)
     text = linecache.getline(path, int(line)).strip()
     return text.replace("|", "\\|").replace("`", "'")[:70]
 

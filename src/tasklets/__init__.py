@@ -26,11 +26,22 @@ from ._combinators import (
 from ._exceptions import (
     BadYieldError,
     BlockingResultError,
+    BodyTooLarge,
     Cancelled,
     CancelledError,
+    ConnectFailed,
+    ConnectionBroken,
+    HTTPError,
     InvalidStateError,
+    InvalidURL,
+    LocalProtocolError,
     LoopError,
+    PoolTimeout,
+    ProtocolError,
+    RemoteProtocolError,
     TimeoutError,
+    TooManyRedirects,
+    TotalTimeout,
 )
 from ._future import Future
 from ._group import TaskGroup
@@ -38,19 +49,6 @@ from ._loop import Handle, Loop, TimerHandle
 from ._runtime import current_loop, default_loop, run
 from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._task import Task, current_task, spawn, task
-from ._exceptions import (
-    BodyTooLarge,
-    ConnectFailed,
-    ConnectionBroken,
-    HTTPError,
-    InvalidURL,
-    LocalProtocolError,
-    PoolTimeout,
-    ProtocolError,
-    RemoteProtocolError,
-    TooManyRedirects,
-    TotalTimeout,
-)
 from .http import Client, Response, urlopen_async
 from .net import (
     ConnectError,

@@ -28,6 +28,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED
 from typing import Any
 
@@ -35,7 +36,7 @@ from ._combinators import SignalFuture, cancel_soon, check_futures, copy_outcome
 from ._exceptions import TimeoutError
 from ._future import Future, is_future_like
 from ._loop import Loop, _get_ident
-from ._task import Task
+from ._task import Task, _resolved
 from ._timers import Timer, timer_loop
 
 __all__ = ["as_completed", "map_unordered", "AsCompleted", "MapUnordered"]
@@ -47,15 +48,26 @@ def _answer(request: Future[Any], f: Any) -> None:
     A :class:`SignalFuture` takes on ``f``'s outcome (the ordinary iterator);
     a plain future resolves to ``f`` itself (``async for``).
     """
-    if isinstance(f, _Completed):  # from map_unordered: the call and its item
+    outcome = f
+    if isinstance(f, _Completed):  # from map_unordered (the call and its item), or a foreign input
         if isinstance(request, SignalFuture):
             request.item = f.item
+        outcome = f.future if f.outcome is None else f.outcome
         f = f.future
     if isinstance(request, SignalFuture):
         request.completed = f
-        copy_outcome(f, request)
+        copy_outcome(outcome, request)
     elif not request.done():
         request.set_result(f)
+
+
+def _read_foreign(f: Any) -> Any:
+    """An input that is no ``concurrent.futures.Future``, with its outcome read now (see ``on_done``)."""
+    if isinstance(f, _Completed):
+        if not isinstance(f.future, _CfFuture):
+            f.outcome = _resolved(f.future)
+        return f
+    return _Completed(f, None, _resolved(f))
 
 
 def _answer_fresh(request: Future[Any], f: Any) -> None:
@@ -99,6 +111,11 @@ class _Matcher:
 
     def on_done(self, f: Any) -> None:
         """Done-callback on every input."""
+        if not isinstance(f, _CfFuture):
+            # A foreign future's result() may block (a Dask future's fetches
+            # the value): read it here, on the thread that completed it, not
+            # later on the loop of whoever asks for it.
+            f = _read_foreign(f)
         lock = self.lock
         lock.acquire()
         try:
@@ -355,13 +372,19 @@ class MapUnordered:
 
 
 class _Completed:
-    """A completed call and its item, as the matcher hands it to an :class:`_ItemSignal`."""
+    """A completed input as the matcher hands it out: a map_unordered call, or a foreign future.
 
-    __slots__ = ("future", "item")
+    ``item`` is what map_unordered called its function with; ``outcome`` a
+    done :class:`Future` with the outcome of a foreign ``future``, read on
+    the thread that completed it (None for a ``concurrent.futures.Future``).
+    """
 
-    def __init__(self, future: Any, item: Any) -> None:
+    __slots__ = ("future", "item", "outcome")
+
+    def __init__(self, future: Any, item: Any, outcome: Future[Any] | None = None) -> None:
         self.future = future
         self.item = item
+        self.outcome = outcome
 
 
 def _weakly(method: Callable[[], None]) -> Callable[[], None]:

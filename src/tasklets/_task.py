@@ -150,11 +150,17 @@ class Task(Future[T]):
 
     def result(self, timeout: float | None = None) -> T:
         self._log_exception = False
-        return super().result(timeout)
+        try:
+            return super().result(timeout)
+        finally:
+            self._log_exception = False  # again: the task may have failed while we waited
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         self._log_exception = False
-        return super().exception(timeout)
+        try:
+            return super().exception(timeout)
+        finally:
+            self._log_exception = False
 
     def _mark_retrieved(self) -> None:
         self._log_exception = False

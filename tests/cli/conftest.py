@@ -7,7 +7,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from _cli_support import BOUND, LiveChild, Server
+
+from ._cli_support import BOUND, LiveChild, Server
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from _cli_support import run_cli
-
 from tasklets.cli._demo import PAGES
+
+from ._cli_support import run_cli
 
 LOADED = re.compile(r"^Loaded (\d+) bytes from 'http://127\.0\.0\.1:\d+(/page/\w+)'$")
 BROKE = re.compile(r"^Something broke for 'http://127\.0\.0\.1:\d+(/page/\w+)' \((\w+): .*\)$")

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_support import BOUND, Server, cli_env, command, echo_body, pattern, run_cli, slow_body
 
 from tasklets.cli import main
 from tasklets.cli._names import safe_file_name
+
+from ._cli_support import BOUND, Server, cli_env, command, echo_body, pattern, run_cli, slow_body
 
 _REPR = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # a str's repr: the URL, escaped
 LOADED = re.compile(rf"^Loaded (\d+) bytes from {_REPR} in (\d+) ms$")

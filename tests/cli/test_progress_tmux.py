@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from _cli_support import BOUND, Server, command
+
+from ._cli_support import BOUND, Server, command
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -89,9 +90,12 @@ def test_the_bar_shows_counts_in_flight_then_gives_way_to_the_summary(server: Se
     quick = [server.url(f"/bytes/{n}") for n in (10, 20, 30)] + [server.url("/status/404")]
     terminal.start(_shell("fetch", "-c", "6", *slow, *quick))
 
-    screen = terminal.wait_for(lambda s: _bar(s) == (3, 1, 4), "done 3, failed 1, in flight 4")
+    def settled(screen: str) -> bool:  # the lines print above the bar, and may lag its counts by a refresh
+        return _bar(screen) == (3, 1, 4) and screen.count("Loaded ") == 3 and "Something broke for" in screen
+
+    screen = terminal.wait_for(settled, "done 3, failed 1, in flight 4, and their lines")
     assert re.search(r"in flight 4  \d+ req/s", screen)
-    assert "Something broke for" in screen and screen.count("Loaded ") == 3  # lines print above the bar
+    assert screen.index("Something broke for") < screen.index("fetch ")  # the bar is below the lines
     server.wait_slow(4)
     assert _bar(terminal.screen()) == (3, 1, 4)  # the held requests stay in flight
 

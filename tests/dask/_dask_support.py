@@ -147,14 +147,19 @@ def where(tag: str) -> Any:
     return os.getpid(), threading.current_thread().name, tag
 
 
+def _get(url: str) -> Any:
+    response = yield tasklets.urlopen_async(url, timeout=BOUND)
+    return (yield from response.read())
+
+
 @tasklets.task
-def wait_then_report_cancel(report_url: str) -> Any:
-    """A task that waits (for long) and, when cancelled, tells the test server so."""
+def wait_then_report_cancel(started_url: str, cancelled_url: str) -> Any:
+    """A task that tells the test server it started, waits (for long) and, once cancelled, tells it so."""
+    yield from _get(started_url)
     try:
         yield tasklets.sleep(BOUND * 3)
     except tasklets.Cancelled:
-        response = yield tasklets.urlopen_async(report_url, timeout=BOUND)
-        yield from response.read()
+        yield from _get(cancelled_url)
         raise
     return "not cancelled"
 

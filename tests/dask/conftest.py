@@ -7,13 +7,24 @@ imports it at module level.
 
 from __future__ import annotations
 
+import pathlib
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from _dask_support import BOUND, Server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the ``slow`` tests only when asked for (``-m slow``); the default run is bounded."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    here = pathlib.Path(__file__).parent
+    skip = pytest.mark.skip(reason="slow: select it with -m slow")
+    for item in items:
+        if "slow" in item.keywords and here in pathlib.Path(str(item.fspath)).parents:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="module")

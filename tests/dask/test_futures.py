@@ -7,6 +7,7 @@ thread, and the loop never waits on a Dask call (see ``Handshake``).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -16,7 +17,6 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-import tasklets  # noqa: E402
 from _dask_support import (  # noqa: E402
     BOUND,
     RemoteError,
@@ -25,8 +25,12 @@ from _dask_support import (  # noqa: E402
     make_handshake,
     open_handshake,
     wait_for_event,
+    wait_then_report_cancel,
+    where,
     write_marker,
 )
+
+import tasklets  # noqa: E402
 
 
 def _unique(prefix: str) -> str:
@@ -290,3 +294,46 @@ class TestCancellation:
 
         assert tasklets.run(main) == (True, True)
         distributed.Event(name, client=dask_client).set()
+
+
+class TestRunOnWorkers:
+    def test_every_worker_runs_the_task_on_its_default_loop(self, dask_client) -> None:
+        from tasklets.dask import run_on_workers
+
+        results = run_on_workers(dask_client, where, "hello").result(timeout=BOUND)
+        assert sorted(results) == sorted(dask_client.scheduler_info(n_workers=-1)["workers"])
+        pids = {pid for pid, _, _ in results.values()}
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert {(thread, tag) for _, thread, tag in results.values()} == {("tasklets-default-loop", "hello")}
+
+    def test_yielded_in_a_task(self, dask_client) -> None:
+        from tasklets.dask import run_on_workers
+
+        def main():
+            return (yield run_on_workers(dask_client, where, tag="kw"))
+
+        results = tasklets.run(main)
+        assert len(results) == 2 and all(tag == "kw" for _, _, tag in results.values())
+
+    def test_cancelling_the_dask_task_cancels_the_task_on_the_worker(self, dask_client, server) -> None:
+        from tasklets.dask import run_task
+
+        name = uuid.uuid4().hex
+        started, cancelled = f"/started/{name}", f"/cancelled/{name}"
+        future = dask_client.submit(
+            run_task, wait_then_report_cancel, server.url(started), server.url(cancelled), pure=False
+        )
+        server.wait_for(started)
+        future.cancel()
+        server.wait_for(cancelled)  # the worker's task was cancelled at its yield, and said so
+
+    def test_run_task_refuses_a_loop_thread(self) -> None:
+        from tasklets.dask import run_task
+
+        def main():
+            with pytest.raises(tasklets.LoopError):
+                run_task(where, "x")
+            yield None
+
+        tasklets.run(main)
+

@@ -188,3 +188,33 @@ def test_server_as_async_context_manager() -> None:
         assert not server.is_serving()
 
     run(main)
+
+
+def test_running_out_of_descriptors_pauses_accepting(caplog: pytest.LogCaptureFixture) -> None:
+    import resource
+
+    def handler(stream: tasklets.Stream) -> Any:
+        yield stream.write(b"hi")
+
+    def main() -> Any:
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        client = socket.socket()
+        lowest_free = os.dup(0)
+        os.close(lowest_free)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no new descriptor from here on
+        try:
+            client.connect(("127.0.0.1", server.port))  # queued by the kernel; accept() fails
+            while server._serving:
+                yield tasklets.sleep(0.001)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        stream = tasklets.Stream(client, loop=tasklets.current_loop())
+        assert (yield stream.read_exactly(2)) == b"hi"  # accepted once the pause is over
+        stream.close()
+        server.close()
+        yield server.wait_closed()
+
+    with caplog.at_level(logging.ERROR, logger="tasklets"):
+        run(main)
+    assert any("cannot accept" in r.getMessage() for r in caplog.records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import socket
 from typing import Any
 
@@ -398,5 +399,21 @@ def test_cancelled_timed_reads_and_writes_disarm_their_timers(kind: str, tls: TL
         with pytest.raises(tasklets.CancelledError):
             yield waiting
         assert pair.client._read_timer is None
+
+    with_pair(kind, tls, body)
+
+
+def test_fast_paths_complete_without_waiting(kind: str, tls: TLSMaterial) -> None:
+    if kind == "tls":
+        pytest.skip("TLS 1.3 session tickets make the socket readable before the data: not a fast-path case")
+
+    def body(pair: Any) -> Any:
+        yield pair.server_side.write(b"ready")
+        select.select([pair.client.socket], [], [], 5)  # the bytes are in the kernel now
+        read = pair.client.read()
+        assert read.done() and read.result() == b"ready"  # recv'd at once, no reader registered
+        written = pair.client.write(b"small")
+        assert written.done() and not pair.client._writing  # sent at once, no writer registered
+        assert (yield pair.server_side.read_exactly(5)) == b"small"
 
     with_pair(kind, tls, body)

@@ -72,7 +72,8 @@ class Stream(ReadSide, WriteSide):
 
     Streams are made by :func:`open_connection`, :func:`open_unix_connection`
     and servers; each belongs to the loop that made it. Methods called from
-    another thread are handed over to that loop.
+    another thread while that loop runs are handed over to it (their futures
+    can be waited on with ``.result()``).
 
     One read may be pending at a time. Every wait is a future: in a task,
     ``data = yield stream.read()``; in ``async def``, ``await``; from plain

@@ -1,0 +1,76 @@
+"""A worker process that dies mid-batch: its URLs are fetched again elsewhere, each reported once.
+
+The batch holding a "poison" URL kills its worker (``os._exit``) on its first
+attempt, after fetching half its URLs: those results die with the process.
+The scheduler runs the batch again on a live worker (the nanny restarts the
+dead one meanwhile). A marker file makes the kill happen exactly once, so
+the test is bounded and deterministic. This module has a cluster of its own:
+the kill must not disturb the other tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from _dask_support import BOUND, Server, killing_batch, size_of  # noqa: E402
+
+from tasklets.cli._dask_fetch import run_dask_fetch  # noqa: E402
+from tasklets.cli._fetch import FetchOptions, UrlSource  # noqa: E402
+from tasklets.cli._report import PlainReporter, Summary  # noqa: E402
+
+
+def _fetch_with_a_kill(client: Any, server: Server, marker: Path, *, count: int, batch: int, poison: int) -> list[dict]:
+    import io
+
+    urls = [server.url(f"/n/{i}") for i in range(count)]
+    out = io.StringIO()
+    reporter = PlainReporter(Summary(), as_json=True, out=out, err=out)
+    status = run_dask_fetch(
+        None,  # type: ignore[arg-type]
+        UrlSource(urls, None),
+        FetchOptions(concurrency=8, timeout=BOUND),
+        reporter,
+        client=client,
+        batch_size=batch,
+        max_in_flight=4,
+        batch_function=functools.partial(killing_batch, poison=urls[poison], marker=str(marker)),
+    )
+    assert status == 0
+    assert marker.exists(), "no worker was killed: the test proved nothing"
+    assert (reporter.summary.done, reporter.summary.failed) == (count, 0)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def _check(server: Server, records: list[dict], *, count: int, batch: int, poison: int) -> None:
+    reported = Counter(record["url"] for record in records)
+    assert sorted(reported) == sorted(server.url(f"/n/{i}") for i in range(count))  # nothing lost
+    assert max(reported.values()) == 1  # nothing twice
+    for record in records:
+        number = int(record["url"].rsplit("/", 1)[1])
+        assert (record["status"], record["bytes"], record["error"]) == (200, size_of(number), None)
+    # The dead attempt did fetch the first half of the poison batch; the retry fetched it again.
+    first = poison // batch * batch
+    for i in range(first, first + batch // 2):
+        assert server.seen[f"/n/{i}"] >= 2, f"/n/{i} was fetched only once: the batch was not retried"
+
+
+def test_a_killed_worker_loses_nothing_and_repeats_nothing(dask_client, server, tmp_path: Path) -> None:
+    count, batch, poison = 600, 40, 250
+    records = _fetch_with_a_kill(dask_client, server, tmp_path / "killed", count=count, batch=batch, poison=poison)
+    _check(server, records, count=count, batch=batch, poison=poison)
+    dask_client.wait_for_workers(2, timeout=BOUND)  # the nanny brought the worker back
+
+
+@pytest.mark.slow
+def test_a_killed_worker_in_a_long_run(dask_client, server, tmp_path: Path) -> None:
+    count, batch, poison = 6000, 100, 3333
+    records = _fetch_with_a_kill(dask_client, server, tmp_path / "killed", count=count, batch=batch, poison=poison)
+    _check(server, records, count=count, batch=batch, poison=poison)
