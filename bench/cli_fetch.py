@@ -279,14 +279,14 @@ def describe(values: list[float]) -> str:
 def report(contenders: dict[str, Contender]) -> int:
     ours = contenders["tasklets"]
     print()
-    print(f"{'contender':<34} {'URLs':>7} {'wall s':>8} {'req/s':>8} {'peak RSS MiB':>13} {'tasklets/it (wall)':>20}")
+    print(f"{'contender':<36} {'URLs':>7} {'wall s':>8} {'req/s':>8} {'peak RSS MiB':>13} {'tasklets/it (wall)':>20}")
     for contender in contenders.values():
         wall = statistics.median(s.wall for s in contender.samples)
         rss = statistics.median(s.rss_kib for s in contender.samples) / 1024
         versus = "" if contender.name.startswith("tasklets") else describe(ratios(ours, contender, lambda s: s.wall))
         rss_note = " (largest process)" if contender.name.startswith("curl") else ""
         print(
-            f"{contender.label:<34} {contender.count:>7,} {wall:>8.2f} {contender.count / wall:>8.0f} "
+            f"{contender.label:<36} {contender.count:>7,} {wall:>8.2f} {contender.count / wall:>8.0f} "
             f"{rss:>13.1f} {versus:>20}{rss_note}"
         )
     print()

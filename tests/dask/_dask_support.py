@@ -226,3 +226,10 @@ def killing_batch(urls: list[str], options: FetchOptions, *, poison: str, marker
             fetch_batch(urls[: len(urls) // 2], options)
             os._exit(17)
     return fetch_batch(urls, options)
+
+
+def always_killing_batch(urls: list[str], options: FetchOptions, *, poison: str) -> list[Result]:
+    """Fetch the batch; but the batch holding ``poison`` kills its worker at every attempt."""
+    if poison in urls:
+        os._exit(18)
+    return fetch_batch(urls, options)

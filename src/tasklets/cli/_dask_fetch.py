@@ -54,6 +54,8 @@ import functools
 import itertools
 import logging
 import re
+import signal
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -179,6 +181,18 @@ def _fetch_batch(urls: list[str], options: FetchOptions) -> Generator[Any, Any, 
         for each in fetchers:
             each.cancel()
     return results
+
+
+def dask_setup(worker: Any) -> None:
+    """Set up a worker process of ``--dask local:N`` (a Dask preload: Dask calls it by this name).
+
+    Ctrl-C on a terminal reaches every process of the group, the workers
+    included; it is the coordinator's to handle (it cancels the batches out
+    and closes the cluster), so the workers ignore it instead of dying with
+    a traceback each.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # -- the coordinator ----------------------------------------------------------------------------------
@@ -346,6 +360,7 @@ def connect(target: DaskTarget) -> Iterator[Any]:
                     host="127.0.0.1",
                     dashboard_address=None,
                     silence_logs=logging.ERROR,
+                    preload=[__name__],  # see dask_setup
                 )
             )
             client = stack.enter_context(DaskClient(cluster))
