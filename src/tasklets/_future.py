@@ -249,29 +249,15 @@ class Future(concurrent.futures.Future[T]):
         Raises:
             concurrent.futures.InvalidStateError: the future is already done.
         """
-        lock = self._lock
-        lock.acquire()
-        try:
-            state = self._state
-            if state is not PENDING and state is not RUNNING:
-                raise InvalidStateError(f"{self!r} is already done; cannot set result {result!r}")
-            self._result = result
-            self._state = FINISHED
-            if self._blocking is not None:
-                self._blocking.wake(self, "add_result")
-            callbacks = self._callbacks
-            self._callbacks = None
-        finally:
-            lock.release()
-        if callbacks:
-            for fn in callbacks:
-                try:
-                    fn(self)
-                except Exception:
-                    logger.exception("exception calling callback for %r", self)
+        if not self._try_set_result(result):
+            raise InvalidStateError(f"{self!r} is already done; cannot set result {result!r}")
 
     def _try_set_result(self, result: T) -> bool:
-        """``set_result`` for the library's hot paths: False, not an exception, if already done."""
+        """``set_result`` that says False, rather than raising, when the future is already done.
+
+        Streams use it when a reader may have been cancelled from another
+        thread a moment ago: the data then goes back into their buffer.
+        """
         lock = self._lock
         lock.acquire()
         try:
