@@ -173,8 +173,9 @@ class AsCompleted:
         self._left = len(self._futures)
         self._matcher = _Matcher()
         self._timer: Timer | None = None  # __del__ tells a half-built iterator by its absence
+        on_done = self._matcher.on_done  # one bound method for all inputs, not one each
         for f in self._futures:
-            f.add_done_callback(self._matcher.on_done)
+            f.add_done_callback(on_done)
         if timeout is not None and self._left:
             self._timer = Timer(max(0.0, timeout), functools.partial(_expire, self._matcher, self._futures, timeout))
 
