@@ -36,7 +36,6 @@ from .._exceptions import (
     HTTPError,
     HTTPReadTimeout,
     LocalProtocolError,
-    ProtocolError,
     ReadTimeout,
     RemoteDisconnected,
     StreamError,
@@ -332,23 +331,16 @@ class Client:
             headers = self._request_headers(request)
             try:
                 head = yield from conn.send(request.method, target, headers, request.body)
-            except (RemoteDisconnected, StreamError) as exc:
+            except BaseException as exc:
                 conn.close()
                 pool._release(conn, False)
-                stale = conn.is_reused and isinstance(exc, (RemoteDisconnected, StreamError)) and not isinstance(
-                    exc, ReadTimeout
-                )
+                if not isinstance(exc, (RemoteDisconnected, StreamError)):
+                    raise  # a protocol error, a cancellation...: nothing to translate or retry
+                # The server closed a reused keep-alive connection just as we sent: retry once.
+                stale = conn.is_reused and not isinstance(exc, ReadTimeout)
                 if attempt == 1 and stale and request.method in _IDEMPOTENT and request.replayable:
                     continue
                 raise _translate(exc, request) from exc
-            except ProtocolError:
-                conn.close()
-                pool._release(conn, False)
-                raise
-            except BaseException:
-                conn.close()
-                pool._release(conn, False)
-                raise
             try:
                 return Response(
                     status=head.status,
