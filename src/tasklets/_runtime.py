@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import logging
 import os
 import signal
 import threading
@@ -27,6 +28,8 @@ from ._task import Task
 __all__ = ["run", "current_loop", "default_loop", "default_executor"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("tasklets")
 
 _default_loop: Loop | None = None
 _default_thread: threading.Thread | None = None
@@ -189,14 +192,36 @@ def _copy_outcome(source: Future[Any], target: Future[Any]) -> None:
         target.set_result(source.result())
 
 
-def _cancel_leftover_tasks(loop: Loop) -> None:
-    """Cancel what the main task left running and let it clean up (a few rounds at most)."""
+def _wait_inside(tasks: list[Task[Any]], timeout: float) -> Any:
+    """Wait for ``tasks`` from inside the loop, so the timeout runs on that loop's clock."""
     from ._combinators import wait  # combinators build on this module
 
+    yield wait(tasks, timeout=max(0.0, timeout))
+
+
+#: Seconds ``run()`` gives leftover tasks to finish after cancelling them.
+LEFTOVER_GRACE = 10.0
+
+
+def _cancel_leftover_tasks(loop: Loop) -> None:
+    """Cancel what the main task left running and let it clean up, within a bounded time.
+
+    A task that swallows its cancellation and keeps waiting would otherwise
+    hold ``run()`` forever; after ``LEFTOVER_GRACE`` seconds (on the loop's
+    clock) such tasks are named in a warning and abandoned with the loop.
+    """
+    deadline = loop.time() + LEFTOVER_GRACE
     for _ in range(3):
         leftovers = [t for t in loop._tasks if not t.done()]
         if not leftovers:
             return
         for leftover in leftovers:
             leftover.cancel()
-        loop.run_until_complete(wait(leftovers))
+        loop.run_until_complete(Task(_wait_inside(leftovers, deadline - loop.time()), loop=loop))
+    stubborn = [t for t in loop._tasks if not t.done()]
+    if stubborn:
+        logger.warning(
+            "run(): %d task(s) still running after being cancelled, abandoned with the loop: %s",
+            len(stubborn),
+            ", ".join(repr(t) for t in stubborn[:10]),
+        )

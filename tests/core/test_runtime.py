@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -137,3 +139,28 @@ class TestRunAndLoops:
             return tasklets.current_loop().time()
 
         assert tasklets.run(main, clock=clock, debug=True) == 160.0
+
+
+def test_run_does_not_wait_forever_for_a_task_that_swallows_cancellation(caplog: pytest.LogCaptureFixture) -> None:
+    """A leftover task that ignores Cancelled and waits on is abandoned after the grace period, with a warning."""
+    from tasklets.testing import VirtualClock
+
+    never = tasklets.Event()
+    saw_cancel = []
+
+    def stubborn() -> Generator[Any, Any, None]:
+        while True:  # swallows every cancellation and waits on regardless
+            try:
+                yield never.wait()
+            except tasklets.Cancelled:
+                saw_cancel.append(True)
+
+    def main() -> Generator[Any, Any, str]:
+        tasklets.spawn(stubborn, name="stubborn")
+        yield None
+        return "done"
+
+    with caplog.at_level("WARNING", logger="tasklets"):
+        assert tasklets.run(main, clock=VirtualClock()) == "done"
+    assert saw_cancel == [True, True, True]  # three rounds of cancellation, then it is abandoned
+    assert "stubborn" in caplog.text and "abandoned" in caplog.text
