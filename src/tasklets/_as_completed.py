@@ -32,9 +32,9 @@ from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED
 from typing import Any
 
-from ._combinators import SignalFuture, cancel_soon, check_futures, copy_outcome, detach
+from ._combinators import SignalFuture, cancel_soon, check_futures, detach
 from ._exceptions import TimeoutError
-from ._future import Future, is_future_like
+from ._future import Future, copy_outcome, is_future_like
 from ._loop import Loop, _get_ident
 from ._task import Task, _resolved
 from ._timers import Timer, timer_loop

@@ -23,7 +23,7 @@ from concurrent.futures._base import PENDING, RUNNING
 from typing import Any, TypeVar
 
 from ._exceptions import InvalidStateError, TimeoutError
-from ._future import Future, _allocate_lock, is_future_like
+from ._future import Future, _allocate_lock, copy_outcome, is_future_like
 from ._runtime import default_executor
 from ._timers import Timer, timer_loop
 
@@ -36,7 +36,6 @@ __all__ = [
     "sleep",
     "to_thread",
     "wrap_future",
-    "copy_outcome",
     "cancel_soon",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
@@ -72,21 +71,6 @@ class SignalFuture(Future[T]):
         self._callbacks = None
         self.completed: Any = None
         self.item: Any = None
-
-
-def copy_outcome(source: Any, target: Future[Any]) -> None:
-    """Complete ``target`` like the done future ``source``; ignore a ``target`` already done."""
-    try:
-        if source.cancelled():
-            target.cancel()
-            return
-        exc = source.exception()
-        if exc is not None:
-            target.set_exception(exc)
-        else:
-            target.set_result(source.result())
-    except InvalidStateError:
-        pass  # target was cancelled (or timed out) meanwhile: nobody wants this outcome
 
 
 def cancel_soon(future: Any) -> None:

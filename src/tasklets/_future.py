@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from . import _context
 from ._exceptions import BlockingResultError, CancelledError, InvalidStateError
 
-__all__ = ["Future", "is_future_like"]
+__all__ = ["Future", "copy_outcome", "done_future", "failed_future", "is_future_like"]
 
 T = TypeVar("T")
 
@@ -346,6 +346,40 @@ class _BlockingWaiters:
         self.cond.notify_all()
         for waiter in self.waiters:
             getattr(waiter, how)(future)
+
+
+def done_future(value: Any) -> Future[Any]:
+    """A future born resolved with ``value``: the fast paths' answer when no wait is needed.
+
+    Nobody else can see it yet, so its state is set without the lock.
+    """
+    future: Future[Any] = Future()
+    future._result = value
+    future._state = FINISHED
+    return future
+
+
+def failed_future(exc: BaseException) -> Future[Any]:
+    """A future born failed with ``exc``."""
+    future: Future[Any] = Future()
+    future._exception = exc
+    future._state = FINISHED
+    return future
+
+
+def copy_outcome(source: Any, target: Future[Any]) -> None:
+    """Complete ``target`` like the done future ``source`` (of any origin); ignore a ``target`` already done."""
+    try:
+        if source.cancelled():
+            target.cancel()
+            return
+        exc = source.exception()
+        if exc is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(source.result())
+    except InvalidStateError:
+        pass  # target was cancelled (or timed out) meanwhile: nobody wants this outcome
 
 
 def is_future_like(obj: object) -> bool:

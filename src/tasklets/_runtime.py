@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from . import _context
 from ._clock import Clock
 from ._exceptions import LoopError
-from ._future import Future, is_future_like
+from ._future import Future, copy_outcome, is_future_like
 from ._loop import Loop
 from ._task import Task
 
@@ -143,7 +143,7 @@ def run(fn: Callable[..., Any], /, *args: Any, clock: Clock | None = None, debug
             outcome.set_result(made)
             return
         holder["main"] = main
-        main.add_done_callback(lambda done: _copy_outcome(done, outcome))
+        main.add_done_callback(lambda done: copy_outcome(done, outcome))
 
     def on_interrupt() -> None:
         nonlocal interrupted
@@ -181,15 +181,6 @@ def run(fn: Callable[..., Any], /, *args: Any, clock: Clock | None = None, debug
 
 def _wait_for(future: Any) -> Any:
     return (yield future)
-
-
-def _copy_outcome(source: Future[Any], target: Future[Any]) -> None:
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())
 
 
 def _wait_inside(tasks: list[Task[Any]], timeout: float) -> Any:

@@ -22,7 +22,7 @@ from collections import deque
 from typing import Any, Generic, TypeVar
 
 from ._exceptions import InvalidStateError
-from ._future import Future
+from ._future import Future, done_future
 
 __all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]
 
@@ -32,12 +32,6 @@ T = TypeVar("T")
 QueueEmpty = queue.Empty
 #: Raised by ``Queue.put_nowait`` on a full queue (the stdlib's own class).
 QueueFull = queue.Full
-
-
-def _done(value: Any) -> Future[Any]:
-    future: Future[Any] = Future()
-    future.set_result(value)
-    return future
 
 
 def _hand_over(waiters: deque[Future[Any]], value: Any) -> bool:
@@ -84,7 +78,7 @@ class Event:
         """A future that resolves to True once the flag is set."""
         with self._lock:
             if self._flag:
-                return _done(True)
+                return done_future(True)
             waiter: Future[bool] = Future()
             self._waiters.append(waiter)
             return waiter
@@ -116,7 +110,7 @@ class Semaphore:
         with self._lock:
             if self._value > 0 and not self._waiters:
                 self._value -= 1
-                return _done(self)
+                return done_future(self)
             waiter: Future[Any] = Future()
             self._waiters.append(waiter)
             return waiter
@@ -196,7 +190,7 @@ class Queue(Generic[T]):
         """A future that resolves once ``item`` is in the queue (or taken by a getter)."""
         with self._lock:
             if self._try_put(item):
-                return _done(None)
+                return done_future(None)
             waiter: Future[None] = Future()
             self._putters.append((waiter, item))
             return waiter
@@ -221,7 +215,7 @@ class Queue(Generic[T]):
             if self._items:
                 item = self._items.popleft()
                 self._admit_putter()
-                return _done(item)
+                return done_future(item)
             waiter: Future[T] = Future()
             self._getters.append(waiter)
             return waiter

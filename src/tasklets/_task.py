@@ -48,7 +48,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from . import _context
 from ._exceptions import BadYieldError, Cancelled, CancelledError
-from ._future import Future, is_future_like
+from ._future import Future, copy_outcome, is_future_like
 from ._loop import Loop, _get_ident
 
 __all__ = ["Task", "task", "spawn", "current_task"]
@@ -389,7 +389,6 @@ def _resolved(future: Any) -> Future[Any]:
 
 def _resolve_off_loop(future: Any) -> Future[Any]:
     """A future of the outcome of the done future-like ``future``, read in the default thread pool."""
-    from ._combinators import copy_outcome
     from ._runtime import default_executor
 
     proxy: Future[Any] = Future()

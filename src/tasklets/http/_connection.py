@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from .._exceptions import RemoteProtocolError
-from .._future import Future
+from .._future import Future, copy_outcome, done_future
 from ..net import Stream
 from . import _protocol as protocol
 from ._url import Origin
@@ -158,13 +158,13 @@ class HTTPConnection:
                 if event.data:
                     if self._body_left is not None:
                         self._body_left -= len(event.data)
-                    return _done(event.data)
+                    return done_future(event.data)
                 continue
             if isinstance(event, protocol.EndOfMessage):
                 self._message_complete()
-                return _done(b"")
+                return done_future(b"")
         if self._closed:
-            return _done(b"")
+            return done_future(b"")
         result: Future[bytes] = Future()
         left = self._body_left
         size = _READ_SIZE if left is None else max(4096, min(left, _MAX_BODY_READ))
@@ -184,9 +184,9 @@ class HTTPConnection:
             return
         chunk = self.next_chunk()
         if chunk.done():
-            _copy(chunk, result)
+            copy_outcome(chunk, result)
         else:
-            chunk.add_done_callback(lambda done: _copy(done, result))
+            chunk.add_done_callback(lambda done: copy_outcome(done, result))
 
     def _message_complete(self) -> None:
         self._in_body = False
@@ -219,21 +219,3 @@ def _content_length(headers: list[tuple[str, str]]) -> int | None:
         if name.lower() == "content-length":
             return int(value) if value.isdigit() else None
     return None
-
-
-def _done(value: bytes) -> Future[bytes]:
-    future: Future[bytes] = Future()
-    future.set_result(value)
-    return future
-
-
-def _copy(source: Future[bytes], target: Future[bytes]) -> None:
-    if target.done():
-        return
-    exc = source.exception() if not source.cancelled() else None
-    if source.cancelled():
-        target.cancel()
-    elif exc is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())

@@ -27,7 +27,7 @@ from typing import Any
 from .._combinators import with_timeout
 from .._exceptions import BodyTooLarge, ConnectionBroken, HTTPReadTimeout, ReadTimeout, StreamError, TimeoutError
 from .._exceptions import TotalTimeout as _TotalTimeout
-from .._future import Future
+from .._future import Future, done_future
 from .._loop import Loop
 from ._connection import HTTPConnection
 from ._decoders import IdentityDecoder, make_decoder
@@ -134,16 +134,16 @@ class Response:
         """A future of the next decoded piece of the body; ``b""`` once it has all been read."""
         if self._finished:
             decoder = self._decoder
-            return _done(decoder.feed(b"", MAX_DECODED_CHUNK) if decoder.has_pending() else b"")
+            return done_future(decoder.feed(b"", MAX_DECODED_CHUNK) if decoder.has_pending() else b"")
         result: Future[bytes] = Future()
         try:
             if not self._identity and self._decoder.has_pending():
-                return _done(self._decoder.feed(b"", MAX_DECODED_CHUNK))
+                return done_future(self._decoder.feed(b"", MAX_DECODED_CHUNK))
             raw = self._raw_chunk()
             if raw.done() and not raw.cancelled() and raw.exception() is None:
                 decoded = self._decode(raw.result())
                 if decoded is not None:
-                    return _done(decoded)
+                    return done_future(decoded)
         except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
             self.close()
             result.set_exception(self._translate(exc))
@@ -254,9 +254,3 @@ class _AsyncChunk:
         if not chunk:
             raise StopAsyncIteration
         return chunk
-
-
-def _done(value: bytes) -> Future[bytes]:
-    future: Future[bytes] = Future()
-    future.set_result(value)
-    return future

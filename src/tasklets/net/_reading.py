@@ -11,11 +11,9 @@ from concurrent.futures._base import FINISHED, PENDING
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import IncompleteReadError, InvalidStateError, LimitOverrunError, ReadTimeout, StreamClosed
-from .._future import Future
+from .._future import Future, done_future, failed_future
 from .._loop import _get_ident
 from ._errors import translate_stream_error
-from ._futures import done as _done
-from ._futures import failed as _failed
 
 __all__ = ["ReadSide", "DEFAULT_LIMIT", "DEFAULT_READ_AHEAD"]
 
@@ -84,9 +82,9 @@ class ReadSide:
             else:
                 data = bytes(buf[:max_bytes])
                 del buf[:max_bytes]
-            return _done(data)
+            return done_future(data)
         if self._eof:
-            return _done(b"")
+            return done_future(b"")
         if (
             self._reading
             and self._waiter is None
@@ -104,7 +102,7 @@ class ReadSide:
             return waiter
         self._check_can_read()
         if self._read_error is not None:
-            return _failed(self._read_error)
+            return failed_future(self._read_error)
         if max_bytes <= 0:
             raise ValueError(f"read() needs a positive max_bytes, got {max_bytes!r}")
         if not self._reading or (self._tls is not None and self._tls.buffered()):
@@ -115,11 +113,11 @@ class ReadSide:
             except BlockingIOError:
                 pass
             except OSError as exc:
-                return _failed(self._reading_failed(exc))
+                return failed_future(self._reading_failed(exc))
             else:
                 if not data:
                     self._set_eof()
-                return _done(data)
+                return done_future(data)
         return self._park(_ANY, max_bytes)
 
     def read_exactly(self, n: int) -> Future[bytes]:
@@ -138,7 +136,7 @@ class ReadSide:
         if len(buf) >= n:
             data = bytes(buf[:n])
             del buf[:n]
-            return _done(data)
+            return done_future(data)
         self._check_can_read()
         self._pull(n)
         self._kind, self._arg = _EXACTLY, n
@@ -242,13 +240,13 @@ class ReadSide:
             if len(buf) >= n:
                 data = bytes(buf[:n])
                 del buf[:n]
-                return _done(data)
+                return done_future(data)
             if self._read_error is not None:
-                return _failed(self._read_error)
+                return failed_future(self._read_error)
             if self._eof:
                 partial = bytes(buf)
                 buf.clear()
-                return _failed(IncompleteReadError(partial, n, host=self._host, port=self._port))
+                return failed_future(IncompleteReadError(partial, n, host=self._host, port=self._port))
             return None
         if kind == _UNTIL:
             sep = self._sep
@@ -259,9 +257,9 @@ class ReadSide:
                 end = index + len(sep)
                 data = bytes(buf[:end])
                 del buf[:end]
-                return _done(data)
+                return done_future(data)
             if index >= 0 or len(buf) >= limit:
-                return _failed(
+                return failed_future(
                     LimitOverrunError(
                         f"no separator {sep!r} within the limit of {limit} bytes",
                         min(len(buf), limit),
@@ -271,11 +269,11 @@ class ReadSide:
                 )
             self._searched = len(buf)
             if self._read_error is not None:
-                return _failed(self._read_error)
+                return failed_future(self._read_error)
             if self._eof:
                 partial = bytes(buf)
                 buf.clear()
-                return _failed(IncompleteReadError(partial, None, host=self._host, port=self._port))
+                return failed_future(IncompleteReadError(partial, None, host=self._host, port=self._port))
             return None
         # _ANY
         if buf:
@@ -286,11 +284,11 @@ class ReadSide:
             else:
                 data = bytes(buf[:n])
                 del buf[:n]
-            return _done(data)
+            return done_future(data)
         if self._read_error is not None:
-            return _failed(self._read_error)
+            return failed_future(self._read_error)
         if self._eof:
-            return _done(b"")
+            return done_future(b"")
         return None
 
     def _settle_or_park(self) -> Future[bytes]:
@@ -301,7 +299,7 @@ class ReadSide:
 
     def _park(self, kind: int, arg: int) -> Future[bytes]:
         if self._read_error is not None:
-            return _failed(self._read_error)
+            return failed_future(self._read_error)
         waiter: Future[bytes] = Future()
         self._waiter = waiter
         self._kind = kind
@@ -418,5 +416,5 @@ class ReadSide:
             self._loop.remove_reader(self._fd)
         waiter = self._waiter
         if waiter is not None:
-            self._resolve_waiter(_failed(error))
+            self._resolve_waiter(failed_future(error))
         return error

@@ -53,10 +53,8 @@ from concurrent.futures._base import PENDING
 from typing import Any
 
 from .._exceptions import StreamClosed
-from .._future import Future
+from .._future import Future, copy_outcome, done_future, failed_future
 from .._loop import Loop, TimerHandle, _get_ident
-from ._futures import done as _done
-from ._futures import failed as _failed
 from ._reading import DEFAULT_LIMIT, DEFAULT_READ_AHEAD, ReadSide
 from ._writing import DEFAULT_HIGH_WATER, WriteSide
 
@@ -289,7 +287,7 @@ class Stream(ReadSide, WriteSide):
         """A future resolved once the socket is closed."""
         closed = self._closed_future
         if closed is None:
-            closed = self._closed_future = _done(None) if self._closed else Future()
+            closed = self._closed_future = done_future(None) if self._closed else Future()
         return closed
 
     def _stop_reading(self, error: BaseException) -> None:
@@ -299,7 +297,7 @@ class Stream(ReadSide, WriteSide):
         if self._read_error is None:
             self._read_error = error
         if self._waiter is not None:
-            self._resolve_waiter(_failed(error))
+            self._resolve_waiter(failed_future(error))
 
     def _finish_close(self, graceful: bool = True) -> None:
         if self._closed:
@@ -317,7 +315,7 @@ class Stream(ReadSide, WriteSide):
                 timer.cancel()
         self._read_timer = self._write_timer = self._close_timer = None
         if self._waiter is not None:
-            self._resolve_waiter(_failed(StreamClosed(f"{self!r} closed", host=self._host, port=self._port)))
+            self._resolve_waiter(failed_future(StreamClosed(f"{self!r} closed", host=self._host, port=self._port)))
         self._fail_write_waiters(
             StreamClosed(f"{self!r} closed before its queue drained", host=self._host, port=self._port)
         )
@@ -405,19 +403,9 @@ class Stream(ReadSide, WriteSide):
                 result.set_exception(exc)
                 return
             if isinstance(outcome, Future):
-                outcome.add_done_callback(lambda f: _copy(f, result))
+                outcome.add_done_callback(lambda f: copy_outcome(f, result))
             else:
                 result.set_result(outcome)
 
         self._loop.call_soon_threadsafe(run)
         return result
-
-
-def _copy(source: Future[Any], target: Future[Any]) -> None:
-    if source.cancelled():
-        target.cancel()
-    elif source._exception is not None:
-        target.set_exception(source._exception)
-    else:
-        target.set_result(source._result)
-

@@ -11,16 +11,18 @@ from concurrent.futures._base import PENDING
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StreamClosed, StreamError, WriteBufferFull, WriteTimeout
-from .._future import Future
+from .._future import Future, done_future, failed_future
 from .._loop import _get_ident
 from ._errors import translate_stream_error
-from ._futures import WRITTEN as _WRITTEN
-from ._futures import failed as _failed
 
 __all__ = ["WriteSide", "DEFAULT_HIGH_WATER"]
 
 #: Default high-water mark of the write queue, in bytes.
 DEFAULT_HIGH_WATER = 64 * 1024
+
+#: The future of every write that needed no waiting. It is done, so sharing it
+#: is safe: it cannot be cancelled or completed again, and callbacks run at once.
+_WRITTEN = done_future(None)
 
 
 class WriteSide:
@@ -75,7 +77,7 @@ class WriteSide:
                 port=self._port,
             )
         if self._write_error is not None:
-            return _failed(self._write_error)
+            return failed_future(self._write_error)
         if not data:
             return _WRITTEN
         if self._tls is not None:
@@ -87,7 +89,7 @@ class WriteSide:
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                return _failed(self._writing_failed(exc))
+                return failed_future(self._writing_failed(exc))
             if sent == len(data):
                 return _WRITTEN
             wbuf += memoryview(data)[sent:]
@@ -115,7 +117,7 @@ class WriteSide:
         if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.drain)
         if self._write_error is not None:
-            return _failed(self._write_error)
+            return failed_future(self._write_error)
         if not self._wbuf:
             return _WRITTEN
         waiter: Future[None] = Future()
