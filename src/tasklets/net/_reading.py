@@ -28,6 +28,17 @@ _CHUNK = 64 * 1024
 _ANY, _EXACTLY, _UNTIL = 0, 1, 2
 
 
+def _take(buf: bytearray, n: int) -> bytes:
+    """Remove and return the first ``n`` bytes of ``buf`` (all of it if shorter)."""
+    if len(buf) <= n:
+        data = bytes(buf)
+        buf.clear()
+    else:
+        data = bytes(buf[:n])
+        del buf[:n]
+    return data
+
+
 class ReadSide:
     """``read``, ``read_exactly``, ``read_until``, ``chunks`` and the machinery behind them."""
 
@@ -76,6 +87,7 @@ class ReadSide:
             return self._hand_over(self.read, max_bytes)
         buf = self._buffer
         if buf:
+            # _take(buf, max_bytes), inlined: this is the hottest line of a stream.
             if len(buf) <= max_bytes:
                 data = bytes(buf)
                 buf.clear()
@@ -134,9 +146,7 @@ class ReadSide:
             raise ValueError(f"read_exactly() needs n >= 0, got {n!r}")
         buf = self._buffer
         if len(buf) >= n:
-            data = bytes(buf[:n])
-            del buf[:n]
-            return done_future(data)
+            return done_future(_take(buf, n))
         self._check_can_read()
         self._pull(n)
         self._kind, self._arg = _EXACTLY, n
@@ -238,14 +248,11 @@ class ReadSide:
         if kind == _EXACTLY:
             n = self._arg
             if len(buf) >= n:
-                data = bytes(buf[:n])
-                del buf[:n]
-                return done_future(data)
+                return done_future(_take(buf, n))
             if self._read_error is not None:
                 return failed_future(self._read_error)
             if self._eof:
-                partial = bytes(buf)
-                buf.clear()
+                partial = _take(buf, len(buf))
                 return failed_future(IncompleteReadError(partial, n, host=self._host, port=self._port))
             return None
         if kind == _UNTIL:
@@ -254,10 +261,7 @@ class ReadSide:
             start = max(0, self._searched - len(sep) + 1)
             index = buf.find(sep, start)
             if index >= 0 and index + len(sep) <= limit:
-                end = index + len(sep)
-                data = bytes(buf[:end])
-                del buf[:end]
-                return done_future(data)
+                return done_future(_take(buf, index + len(sep)))
             if index >= 0 or len(buf) >= limit:
                 return failed_future(
                     LimitOverrunError(
@@ -271,20 +275,12 @@ class ReadSide:
             if self._read_error is not None:
                 return failed_future(self._read_error)
             if self._eof:
-                partial = bytes(buf)
-                buf.clear()
+                partial = _take(buf, len(buf))
                 return failed_future(IncompleteReadError(partial, None, host=self._host, port=self._port))
             return None
         # _ANY
         if buf:
-            n = self._arg
-            if len(buf) <= n:
-                data = bytes(buf)
-                buf.clear()
-            else:
-                data = bytes(buf[:n])
-                del buf[:n]
-            return done_future(data)
+            return done_future(_take(buf, self._arg))
         if self._read_error is not None:
             return failed_future(self._read_error)
         if self._eof:
