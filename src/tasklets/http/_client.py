@@ -20,6 +20,7 @@ Errors of the layers below (network, TLS, protocol) are translated here into
 
 from __future__ import annotations
 
+import io
 import ssl as _ssl
 import urllib.request
 import weakref
@@ -281,7 +282,7 @@ class Client:
                 except Exception:
                     body = b""
                 raise HTTPError(
-                    response.url, response.status, response.reason, response.headers, response._as_file(body), response
+                    response.url, response.status, response.reason, response.headers, io.BytesIO(body), response
                 )
             return response
 

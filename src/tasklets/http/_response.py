@@ -19,7 +19,6 @@ each step, so a compression bomb read chunk by chunk stays in bounded memory.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Generator
 from typing import Any
@@ -236,9 +235,6 @@ class Response:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _as_file(self, body: bytes) -> io.BytesIO:
-        return io.BytesIO(body)
 
 
 class _AsyncChunk:
