@@ -31,7 +31,6 @@ from typing import Any
 from .._exceptions import (
     ConnectError,
     ConnectFailed,
-    ConnectionBroken,
     ConnectTimeout,
     HTTPConnectTimeout,
     HTTPError,
@@ -49,7 +48,7 @@ from .._runtime import in_loop_thread_or_default
 from .._task import Task
 from ..net import open_connection
 from . import _protocol as protocol
-from ._connection import HTTPConnection
+from ._connection import HTTPConnection, as_client_error
 from ._decoders import supported_encodings
 from ._headers import Headers
 from ._pool import ConnectionPool, PoolLimits
@@ -341,7 +340,7 @@ class Client:
                 stale = conn.is_reused and not isinstance(exc, ReadTimeout)
                 if attempt == 1 and stale and request.method in _IDEMPOTENT and request.replayable:
                     continue
-                raise _translate(exc, request) from exc
+                raise as_client_error(exc, f"{request.method} {request.url}") from exc
             try:
                 return Response(
                     status=head.status,
@@ -484,17 +483,6 @@ def _discard_body(response: Response) -> Generator[Any, Any, None]:
         except Exception:
             pass
     response.close()
-
-
-def _translate(exc: BaseException, request: _Request) -> BaseException:
-    where = f"{request.method} {request.url}"
-    if isinstance(exc, ReadTimeout):
-        return HTTPReadTimeout(f"{where}: no response within the read timeout", reason=exc)
-    if isinstance(exc, RemoteDisconnected):
-        return exc
-    if isinstance(exc, StreamError):
-        return ConnectionBroken(f"{where}: the connection broke: {exc}", reason=exc)
-    return exc
 
 
 def _file_chunks(file: Any, size: int = 64 * 1024) -> Generator[bytes, None, None]:

@@ -24,8 +24,17 @@ import socket
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
+from urllib.error import URLError
 
-from .._exceptions import RemoteProtocolError
+from .._exceptions import (
+    ConnectionBroken,
+    HTTPReadTimeout,
+    ReadTimeout,
+    RemoteProtocolError,
+    StreamError,
+    TimeoutError,
+    TotalTimeout,
+)
 from .._future import Future, copy_outcome, done_future
 from ..net import Stream
 from . import _protocol as protocol
@@ -211,6 +220,25 @@ class HTTPConnection:
         if not self._closed:
             self._closed = True
             self.stream.abort()
+
+
+def as_client_error(exc: BaseException, where: str) -> BaseException:
+    """The HTTP client's error for a stream error met while ``where`` (a request or a URL) was under way.
+
+    Network timeouts and breakages become ``urllib.error.URLError`` subclasses
+    naming ``where``, their ``reason`` the stream error; anything else (a
+    protocol error, already a URLError) passes through unchanged.
+    """
+    if isinstance(exc, ReadTimeout):
+        error: BaseException = HTTPReadTimeout(f"{where}: nothing received within the read timeout", reason=exc)
+    elif isinstance(exc, StreamError):
+        error = ConnectionBroken(f"{where}: the connection broke: {exc}", reason=exc)
+    elif isinstance(exc, TimeoutError) and not isinstance(exc, URLError):  # with_timeout's: the total
+        error = TotalTimeout(f"{where}: took longer than the total timeout", reason=exc)
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
 
 
 def _content_length(headers: list[tuple[str, str]]) -> int | None:

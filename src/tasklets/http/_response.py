@@ -24,11 +24,10 @@ from collections.abc import Generator
 from typing import Any
 
 from .._combinators import with_timeout
-from .._exceptions import BodyTooLarge, ConnectionBroken, HTTPReadTimeout, ReadTimeout, StreamError, TimeoutError
-from .._exceptions import TotalTimeout as _TotalTimeout
+from .._exceptions import BodyTooLarge
 from .._future import Future, done_future
 from .._loop import Loop
-from ._connection import HTTPConnection
+from ._connection import HTTPConnection, as_client_error
 from ._decoders import IdentityDecoder, make_decoder
 from ._headers import Headers
 
@@ -145,7 +144,7 @@ class Response:
                     return done_future(decoded)
         except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
             self.close()
-            result.set_exception(self._translate(exc))
+            result.set_exception(as_client_error(exc, f"reading {self.url}"))
             return result
         result.add_done_callback(self._on_chunk_done)
         self._pump(raw, result)
@@ -188,7 +187,7 @@ class Response:
                 decoded = self._decode(data)
             except BaseException as exc:
                 self.close()
-                result.set_exception(self._translate(exc))
+                result.set_exception(as_client_error(exc, f"reading {self.url}"))
                 return
             if decoded is None:
                 self._pump(self._raw_chunk(), result)
@@ -196,18 +195,6 @@ class Response:
                 result.set_result(decoded)
 
         raw.add_done_callback(on_raw)
-
-    def _translate(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, ReadTimeout):
-            error: BaseException = HTTPReadTimeout(f"no data from {self.url} within the read timeout", reason=exc)
-        elif isinstance(exc, TimeoutError):
-            error = _TotalTimeout(f"reading {self.url} took longer than the total timeout", reason=exc)
-        elif isinstance(exc, StreamError):
-            error = ConnectionBroken(f"the connection broke while reading {self.url}: {exc}", reason=exc)
-        else:
-            return exc
-        error.__cause__ = exc
-        return error
 
     def __aiter__(self) -> Response:
         return self
