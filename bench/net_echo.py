@@ -67,13 +67,17 @@ HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "_echo_servers.py"
 CLIENT_SCRIPT = HERE / "_echo_client.py"
 C_SOURCE = HERE / "_echo_c.c"
+TASK_FLOOR_SCRIPT = HERE / "_echo_task_floor.py"
 
 ALL_KINDS = ("tasklets", "asyncio-streams", "asyncio-protocols", "uvloop-streams", "uvloop-protocols")
 TLS_KINDS = ("tasklets", "asyncio-streams", "uvloop-streams")
 #: The C epoll echo server: not a contender, the kernel's floor (plain TCP only).
 FLOOR = "c-floor"
+#: The thinnest task-and-future server in pure Python: not a contender, the floor of our design.
+TASK_FLOOR = "task-floor"
 LABELS = {
     FLOOR: "C epoll (floor)",
+    TASK_FLOOR: "task floor (pure Python)",
     "tasklets": "tasklets",
     "asyncio-streams": "asyncio streams",
     "asyncio-protocols": "asyncio protocols",
@@ -250,6 +254,9 @@ def start_server(kids: Children, kind: str, certs: dict[str, str] | None = None,
     if kind == FLOOR:
         assert C_CLIENT is not None and certs is None and profile is None
         child = kids.start_command([C_CLIENT, "serve"])
+    elif kind == TASK_FLOOR:
+        assert certs is None and profile is None
+        child = kids.start([str(TASK_FLOOR_SCRIPT)])
     else:
         args = [str(SERVER_SCRIPT), kind]
         if certs is not None:
@@ -611,7 +618,8 @@ def throughput_table(results: Results, kinds: Sequence[str], ratios: Sequence[tu
     """Messages/s (median), then server CPU µs/message, plus the requested ratios."""
     head = ["message", "conns", *(LABELS[k] for k in kinds), *(f"{LABELS[a]} / {LABELS[b]}" for a, b in ratios)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
-    over = [k for k in ("tasklets", "asyncio-protocols", "uvloop-streams") if k in kinds] if FLOOR in kinds else []
+    compared = ("tasklets", TASK_FLOOR, "asyncio-protocols", "uvloop-streams")
+    over = [k for k in compared if k in kinds] if FLOOR in kinds else []
     cpu_head = ["message", "conns", *(LABELS[k] for k in kinds), *(f"{LABELS[k]} over floor" for k in over)]
     cpu_lines = [
         "| " + " | ".join([*cpu_head, "client CPU (max)"]) + " |",
@@ -685,6 +693,13 @@ def targets(plain: Results, tls: Results, memory: dict[str, list[float | None]])
     lines.append(f"- [{mark}] tasklets above asyncio protocols in every cell ({text})")
     mark, text = _ratio_target(plain, "uvloop-streams", [c for c in plain if c[0] == 100], strict=False)
     lines.append(f"- [{mark}] tasklets ≥ uvloop streams in the 100 B cells ({text})")
+    floor_ratios = {cell: median_ratio(runs, TASK_FLOOR, "asyncio-protocols") for cell, runs in plain.items()}
+    ours_ratios = {cell: median_ratio(runs, "tasklets", TASK_FLOOR) for cell, runs in plain.items()}
+    if any(r is not None for r in floor_ratios.values()):
+        lines.append(
+            f"- [info] the design's floor: task floor / asyncio protocols, messages/s: {_details(floor_ratios)}; "
+            f"tasklets / task floor: {_details(ours_ratios)}"
+        )
     mark, text = _ratio_target(tls, "asyncio-streams", list(tls), strict=False)
     lines.append(f"- [{mark}] TLS echo: tasklets ≥ asyncio streams with ssl ({text})")
     ours = _median(memory.get("tasklets", []))
@@ -768,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         client_name = "C (epoll), one process" if C_CLIENT else "uvloop + protocols, one process"
         if "plain" in phases:
             log("ping-pong echo, servers interleaved:")
-            plain = throughput_phase(kids, [*kinds, *([FLOOR] if C_CLIENT else [])], cfg.cells, cfg)
+            plain = throughput_phase(kids, [*kinds, TASK_FLOOR, *([FLOOR] if C_CLIENT else [])], cfg.cells, cfg)
         if "tls" in phases:
             log("TLS ping-pong echo:")
             certs = make_certs(tmp)
@@ -841,6 +856,13 @@ def render(report: dict[str, Any]) -> None:
                 "The C epoll server is the floor: the system calls every server makes, with nothing on top; it "
                 "runs faster than one client can load it, so its messages/s is the client's limit. Its CPU time "
                 "per message, subtracted from a Python server's, is that server's own overhead.\n"
+            )
+        if TASK_FLOOR in plain_kinds:
+            print(
+                "The task floor (`bench/_echo_task_floor.py`) is the least a server of tasklets' design can do in "
+                "CPython: a task per connection resumed through a ready queue with a new future per read, and "
+                "nothing else (no locks, thread checks, cancellation, timers, back-pressure or error handling). "
+                "Where it is not above asyncio protocols, no server of this design can be.\n"
             )
     if tls:
         print("### TLS ping-pong\n")

@@ -74,6 +74,34 @@ def test_a_failing_handler_is_logged_and_closes_only_its_connection(caplog: pyte
     assert len(failures) == 1
     assert failures[0].exc_info is not None
     assert "the handler broke" in str(failures[0].exc_info[1])
+    # Logged once, as the handler's failure, not again as a task nobody asked.
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_a_handler_that_cannot_take_the_stream_is_logged_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler() -> Any:  # forgot the stream parameter
+        yield None
+
+    def main() -> Any:
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        for _ in range(2):
+            stream = yield tasklets.open_connection("127.0.0.1", server.port)
+            try:
+                assert (yield stream.read()) == b""
+            except ConnectionResetError:
+                pass  # aborted: the peer may see a reset rather than an end of file
+            stream.close()
+        assert server.connections == 0 and server.is_serving()
+        server.close()
+        yield server.wait_closed()
+
+    with caplog.at_level(logging.ERROR, logger="tasklets"):
+        run(main)
+    failures = [r for r in caplog.records if "failed on the connection" in r.getMessage()]
+    assert len(failures) == 2
+    assert all(isinstance(r.exc_info[1], TypeError) for r in failures if r.exc_info)
 
 
 def test_close_stops_accepting_and_wait_closed_waits_for_handlers() -> None:
