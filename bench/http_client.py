@@ -26,6 +26,13 @@ through its keep-alive pool:
   urllib opens a new connection per request (it sends ``Connection:
   close``); ``threads keep-alive`` (``http.client``, one persistent
   connection per thread) is shown for reference, without a target.
+* **raw sockets (floor)**: not an HTTP client but the least any Python client
+  can do here: 64 keep-alive sockets on one ``epoll``, each response read with
+  ``recv_into`` into a buffer reused for every response of its connection,
+  the head only searched for its end and ``Content-Length``, the body
+  copied out as ``bytes`` (what every client must hand over) and compared
+  with the file. Its figures bound what any Python client can reach on this
+  machine, with this nginx; shown for reference, without a target.
 
 Cells: requests/s on the 1 KiB file, MB/s (10^6 bytes) on the 1 MiB file.
 Every client runs in a fresh interpreter per sample; inside it, a warm-up
@@ -97,7 +104,7 @@ SMALL, LARGE = "small.bin", "large.bin"
 SNAPSHOT_ENV = "TASKLETS_BENCH_SNAPSHOT"
 SIZES = {SMALL: 1024, LARGE: 1024 * 1024}
 
-ALL_CLIENTS = ("tasklets", "tasklets-map", "aiohttp", "httpx", "urllib-threads", "threads-keepalive")
+ALL_CLIENTS = ("tasklets", "tasklets-map", "aiohttp", "httpx", "urllib-threads", "threads-keepalive", "raw-floor")
 LABELS = {
     "tasklets": "tasklets (64 workers)",
     "tasklets-map": "tasklets map_unordered",
@@ -105,6 +112,7 @@ LABELS = {
     "httpx": "httpx (asyncio)",
     "urllib-threads": "urllib, 64 threads",
     "threads-keepalive": "http.client keep-alive, 64 thr",
+    "raw-floor": "raw sockets (floor, reference)",
 }
 #: Clients so much slower than the others that they get fewer requests per sample, so that every
 #: sample lasts about as long (the figures are rates, so they stay comparable): divisors per file.
@@ -319,6 +327,75 @@ def run_threads_keepalive(url: str, expected: bytes, requests: int, warmup: int)
         return _timed(lambda count: sum(pool.map(one, range(count))), warmup, requests)
 
 
+def run_raw_floor(url: str, expected: bytes, requests: int, warmup: int) -> Sample:
+    """The floor: raw keep-alive sockets on epoll, recv_into a reused buffer, no HTTP library."""
+    import re
+    import select
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+    content_length = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+    size = len(expected)
+    poller = select.epoll()
+    conns: dict[int, tuple[socket.socket, bytearray, memoryview]] = {}
+    for _ in range(CONCURRENCY):
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        buf = bytearray(size + 4096)
+        conns[sock.fileno()] = (sock, buf, memoryview(buf))
+        poller.register(sock.fileno(), select.EPOLLIN)
+
+    def batch(count: int) -> int:
+        left = count
+        done = 0
+        got = dict.fromkeys(conns, 0)
+        wanted: dict[int, int] = {}
+        for fd, (sock, _, _) in conns.items():
+            if left:
+                left -= 1
+                sock.send(request)
+            else:
+                del got[fd]
+        while done < count:
+            for fd, _mask in poller.poll():
+                sock, buf, view = conns[fd]
+                n = sock.recv_into(view[got[fd] :])
+                if not n:
+                    raise RuntimeError("nginx closed a kept-alive connection")
+                have = got[fd] = got[fd] + n
+                if fd not in wanted:
+                    end = buf.find(b"\r\n\r\n", 0, have)
+                    if end < 0:
+                        continue
+                    match = content_length.search(buf, 0, end + 2)
+                    if match is None or int(match.group(1)) != size or buf[9:12] != b"200":
+                        raise RuntimeError(f"unexpected response head: {bytes(buf[:end])!r}")
+                    wanted[fd] = end + 4 + size
+                total = wanted[fd]
+                if have < total:
+                    continue
+                body = bytes(view[total - size : total])
+                if have > total or body != expected:
+                    raise RuntimeError("the body differs from the file")
+                done += 1
+                got[fd] = 0
+                del wanted[fd]
+                if left:
+                    left -= 1
+                    sock.send(request)
+        return count * size
+
+    try:
+        return _timed(batch, warmup, requests)
+    finally:
+        poller.close()
+        for sock, _, _ in conns.values():
+            sock.close()
+
+
 RUNNERS: dict[str, Callable[[str, bytes, int, int], Sample]] = {
     "tasklets": lambda *a: run_tasklets(*a, mapped=False),
     "tasklets-map": lambda *a: run_tasklets(*a, mapped=True),
@@ -326,6 +403,7 @@ RUNNERS: dict[str, Callable[[str, bytes, int, int], Sample]] = {
     "httpx": run_httpx,
     "urllib-threads": run_urllib_threads,
     "threads-keepalive": run_threads_keepalive,
+    "raw-floor": run_raw_floor,
 }
 
 

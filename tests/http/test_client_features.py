@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import threading
@@ -409,6 +410,17 @@ def test_http_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert proxy.accepted == 1
 
 
+def test_credentials_in_the_proxy_url_are_sent_to_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    with RawServer(lambda conn: [conn.send(OK) for _ in iter(lambda: conn.recv_request()[0], b"")]) as proxy:
+        # Percent-encoded in the URL, sent decoded (as urllib does): user "us@er", password "p:ss".
+        monkeypatch.setenv("HTTP_PROXY", f"http://us%40er:p%3Ass@127.0.0.1:{proxy.port}")
+        with Client(timeout=5) as client:
+            _, body = run(fetch, client, "http://origin.invalid/")
+    assert body == b"ok"
+    expected = base64.b64encode(b"us@er:p:ss")
+    assert b"\r\nproxy-authorization: basic " + expected.lower() in proxy.heads[0].lower()
+
+
 def test_no_proxy_bypasses_the_proxy(monkeypatch: pytest.MonkeyPatch, stdlib: StdlibServer) -> None:
     with RawServer(lambda conn: conn.hold()) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
@@ -455,6 +467,23 @@ def test_https_through_a_connect_tunnel(
     assert json.loads(second)["method"] == "GET"
     assert proxy.heads[0].split(b"\r\n")[0] == f"CONNECT 127.0.0.1:{target.port} HTTP/1.1".encode()
     assert proxy.accepted == 1, "the tunnel was not kept alive"
+
+
+def test_a_tunnel_sends_the_proxy_credentials_on_connect_only(
+    monkeypatch: pytest.MonkeyPatch,
+    external_servers: dict[tuple[str, str], ExternalServer],
+    client_context: ssl.SSLContext,
+) -> None:
+    target = external_servers["uvicorn-h11", "https"]
+    with RawServer(_connect_proxy) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://user:secret@127.0.0.1:{proxy.port}")
+        with Client(timeout=5, context=client_context) as client:
+            _, echoed = run(fetch, client, f"{target.url}/echo")
+    connect = proxy.heads[0]
+    assert connect.startswith(b"CONNECT ")
+    assert b"Proxy-Authorization: Basic " + base64.b64encode(b"user:secret") in connect.split(b"\r\n")
+    # Inside the tunnel the origin must not see the proxy's credentials.
+    assert "proxy-authorization" not in {name.lower() for name, _ in json.loads(echoed)["headers"]}
 
 
 def test_proxy_refusing_the_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -52,7 +52,7 @@ from ._connection import HTTPConnection, as_client_error
 from ._decoders import supported_encodings
 from ._headers import Headers
 from ._pool import ConnectionPool, PoolLimits
-from ._proxy import ProxyConfig, proxy_for
+from ._proxy import Proxy, ProxyConfig, proxy_for
 from ._redirects import REDIRECT_STATUSES, next_hop
 from ._response import Response
 from ._url import URL, Origin, parse_url
@@ -122,7 +122,9 @@ class Client:
         max_redirects: redirects followed before :class:`TooManyRedirects`.
         headers: sent with every request (``User-Agent``, say).
         proxies: ``"env"`` to honour ``HTTP(S)_PROXY``/``NO_PROXY``, None for none,
-            or a mapping ``{"http": url, "https": url, "no": "host,host"}``.
+            or a mapping ``{"http": url, "https": url, "no": "host,host"}``. Credentials
+            in a proxy URL (``http://user:pass@proxy:3128``) are sent to the proxy as
+            ``Proxy-Authorization: Basic``.
         parser: ``"auto"`` (httptools when installed, else h11), ``"h11"`` or ``"httptools"``.
         decompress: ask for and decode gzip/deflate (and br/zstd when installed).
     """
@@ -327,8 +329,13 @@ class Client:
                 retryable=attempt == 1 and request.method in _IDEMPOTENT and request.replayable,
             )
             conn.stream.timeout = timeouts.read
-            target = url.target if proxy is None or url.origin.scheme == "https" else str(url)
             headers = self._request_headers(request)
+            if proxy is not None and url.origin.scheme == "http":  # forwarded by the proxy (https: tunnelled)
+                target = str(url)
+                if proxy.authorization and "Proxy-Authorization" not in request.headers:
+                    headers.append(("Proxy-Authorization", proxy.authorization))
+            else:
+                target = url.target
             try:
                 head = yield from conn.send(request.method, target, headers, request.body)
             except BaseException as exc:
@@ -383,7 +390,7 @@ class Client:
         self,
         loop: Loop,
         origin: Origin,
-        proxy: URL | None,
+        proxy: Proxy | None,
         timeouts: Timeout,
         context: _ssl.SSLContext | None,
         release: Any,
@@ -393,7 +400,7 @@ class Client:
     def _open(
         self,
         origin: Origin,
-        proxy: URL | None,
+        proxy: Proxy | None,
         timeouts: Timeout,
         context: _ssl.SSLContext | None,
         release: Any,
@@ -407,10 +414,10 @@ class Client:
                     timeout=timeouts.connect,
                 )
             else:
-                stream = yield open_connection(proxy.origin.host, proxy.origin.port, timeout=timeouts.connect)
+                stream = yield open_connection(proxy.url.origin.host, proxy.url.origin.port, timeout=timeouts.connect)
                 if tls:
                     try:
-                        yield from _tunnel(stream, origin, self.parser, timeouts)
+                        yield from _tunnel(stream, origin, proxy, self.parser, timeouts)
                         yield stream.start_tls(ssl_context, server_hostname=origin.host, timeout=timeouts.connect)
                     except BaseException:
                         stream.abort()
@@ -424,7 +431,7 @@ class Client:
         return HTTPConnection(stream, key, protocol.create_client_connection(backend=self.parser), release)
 
 
-def _pool_key(origin: Origin, proxy: URL | None, context: _ssl.SSLContext | None) -> Origin:
+def _pool_key(origin: Origin, proxy: Proxy | None, context: _ssl.SSLContext | None) -> Origin:
     """What the pool keys (and counts) a connection by: where it connects, and how its TLS was verified.
 
     Through a proxy, the proxy's key. An https connection made with a caller's
@@ -450,19 +457,25 @@ def _check_request(method: str, headers: Headers) -> None:
     protocol.ClientConnection._check_fields(headers.items(), "header")
 
 
-def _proxied_origin(proxy: URL, url: URL) -> Origin:
+def _proxied_origin(proxy: Proxy, url: URL) -> Origin:
     # Plain http through a proxy shares the proxy's connections; https tunnels are per origin.
+    where = proxy.url.origin
     if url.origin.scheme == "http":
-        return Origin("http", f"proxy:{proxy.origin.host}", proxy.origin.port)
-    return Origin("https", f"{url.origin.host}@{proxy.origin.host}", url.origin.port)
+        return Origin("http", f"proxy:{where.host}", where.port)
+    return Origin("https", f"{url.origin.host}@{where.host}", url.origin.port)
 
 
-def _tunnel(stream: Any, origin: Origin, parser_name: str, timeouts: Timeout) -> Generator[Any, Any, None]:
+def _tunnel(
+    stream: Any, origin: Origin, proxy: Proxy, parser_name: str, timeouts: Timeout
+) -> Generator[Any, Any, None]:
     """Ask an HTTP proxy for a CONNECT tunnel to ``origin``."""
     parser = protocol.create_client_connection(backend=parser_name)
     authority = f"{origin.host}:{origin.port}"
+    headers = [("Host", authority)]
+    if proxy.authorization:
+        headers.append(("Proxy-Authorization", proxy.authorization))
     stream.timeout = timeouts.connect
-    yield stream.write(parser.send_request("CONNECT", authority, [("Host", authority)]) + parser.send_end())
+    yield stream.write(parser.send_request("CONNECT", authority, headers) + parser.send_end())
     while True:
         data = yield stream.read(65536)
         for event in parser.feed(data) if data else parser.feed_eof():

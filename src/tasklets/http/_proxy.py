@@ -3,26 +3,44 @@
 Plain http requests are sent to an HTTP proxy with the absolute URL as the
 target; https requests ask the proxy for a ``CONNECT`` tunnel and speak TLS
 with the origin through it (``_client._tunnel``).
+
+Credentials in a proxy URL (``http://user:pass@proxy:3128``) become a
+``Proxy-Authorization: Basic`` header, as urllib's ``ProxyHandler`` makes
+them: on every request forwarded to the proxy, and on the ``CONNECT`` of a
+tunnel only (never inside it, where the origin would see it).
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ._url import URL, parse_url
 
-__all__ = ["ProxyConfig", "proxy_for"]
+__all__ = ["Proxy", "ProxyConfig", "proxy_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """A proxy to go through: where it is, and the ``Proxy-Authorization`` its URL's credentials call for."""
+
+    url: URL
+    authorization: str | None = None
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"Proxy({str(self.url)!r}{', with credentials' if self.authorization else ''})"
 
 
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
-    """Proxy URLs by scheme, and the hosts that bypass them."""
+    """Proxies by scheme, and the hosts that bypass them."""
 
-    http: URL | None = None
-    https: URL | None = None
+    http: Proxy | None = None
+    https: Proxy | None = None
     no_proxy: tuple[str, ...] = ()
 
     @classmethod
@@ -38,15 +56,20 @@ class ProxyConfig:
         return cls(_proxy_url(setting.get("http")), _proxy_url(setting.get("https")), no)
 
 
-def _proxy_url(value: str | None) -> URL | None:
+def _proxy_url(value: str | None) -> Proxy | None:
     if not value:
         return None
     if "://" not in value:
         value = "http://" + value
-    return parse_url(value)
+    parts = urllib.parse.urlsplit(value)
+    authorization = None
+    if parts.username is not None:
+        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+    return Proxy(parse_url(value), authorization)
 
 
-def proxy_for(config: ProxyConfig, url: URL) -> URL | None:
+def proxy_for(config: ProxyConfig, url: URL) -> Proxy | None:
     """The proxy for ``url``, or None to connect directly."""
     proxy = config.https if url.origin.scheme == "https" else config.http
     if proxy is None or _bypassed(config.no_proxy, url.origin.host):
