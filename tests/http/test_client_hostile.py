@@ -11,6 +11,7 @@ import gzip
 import socket
 import time
 import tracemalloc
+import urllib.error
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -516,3 +517,20 @@ def test_total_timeout_on_a_server_trickling_a_byte_every_tenth_of_a_second(clie
         start = time.monotonic()
         expect_failure(client, f"{server.url}/", TotalTimeout, timeout=Timeout(connect=2, read=0.5, total=0.6))
         assert 0.6 <= time.monotonic() - start < 2.5
+
+
+def test_an_early_response_to_an_unfinished_request_body_is_returned(client: Client) -> None:
+    """A server that answers 413 after the head and closes: the caller gets the 413, not the broken pipe."""
+
+    def script(conn: RawConnection) -> None:
+        conn.recv_head()
+        conn.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
+        conn.close()  # the unread body makes this a reset: the client's writes fail
+
+    with RawServer(script) as server:
+        exc = expect_failure(
+            client, f"{server.url}/upload", urllib.error.HTTPError, data=b"x" * 30_000_000, method="PUT",
+            timeout=Timeout(connect=2, read=5),
+        )  # fmt: skip
+    assert exc.code == 413
+    assert exc.read() == b"too big!"

@@ -127,15 +127,29 @@ class HTTPConnection:
         self.requests += 1
         stream = self.stream
         head = self.parser.send_request(method, target, headers)
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            yield stream.write(head + self.parser.send_body(bytes(body)) + self.parser.send_end())
-        else:
-            yield stream.write(head)
-            if body is not None:
-                for piece in body:
-                    if piece:
-                        yield stream.write(self.parser.send_body(bytes(piece)))
-            yield stream.write(self.parser.send_end())
+        try:
+            if isinstance(body, (bytes, bytearray, memoryview)):
+                yield stream.write(head + self.parser.send_body(bytes(body)) + self.parser.send_end())
+            else:
+                yield stream.write(head)
+                if body is not None:
+                    for piece in body:
+                        if piece:
+                            yield stream.write(self.parser.send_body(bytes(piece)))
+                yield stream.write(self.parser.send_end())
+        except StreamError as write_error:
+            # The server stopped taking the request. It may have answered first (a
+            # 413 Payload Too Large, a 401...) and closed: that answer, not the broken
+            # pipe, is what the caller needs. (The connection is not reused: the
+            # request never ended.)
+            try:
+                return (yield from self._response_head())
+            except Exception:
+                raise write_error from None
+        return (yield from self._response_head())
+
+    def _response_head(self) -> Generator[Any, Any, ResponseHead]:
+        """Read up to the final response head, skipping 1xx responses."""
         while True:
             event = yield from self._next_event()
             if isinstance(event, protocol.Response):
