@@ -534,3 +534,114 @@ def test_an_early_response_to_an_unfinished_request_body_is_returned(client: Cli
         )  # fmt: skip
     assert exc.code == 413
     assert exc.read() == b"too big!"
+
+
+# -- large Content-Length bodies ------------------------------------------------------------------------------
+
+LARGE = 1024 * 1024 + 17
+
+
+def _large_head(length: int = LARGE) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length
+
+
+def _large_body(length: int = LARGE) -> bytes:
+    return bytes(range(256)) * (length // 256) + bytes(length % 256)
+
+
+def test_a_large_body_shorter_than_declared(client: Client) -> None:
+    data = _large_head() + _large_body()[: 300 * 1024]
+    with RawServer(respond(data)) as server:
+        expect_failure(client, f"{server.url}/", RemoteProtocolError, f"{300 * 1024} of {LARGE}")
+
+
+@pytest.mark.parametrize("how", ["whole", "chunk by chunk"])
+def test_extra_bytes_after_a_large_body_poison_the_connection(client: Client, how: str) -> None:
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(_large_head() + _large_body() + b"HTTP/1.1 200 OK\r\n\r\n")
+
+    def get(path: str) -> Any:
+        response = yield client.urlopen(f"{server.url}{path}")
+        if how == "whole":
+            return (yield from response.read())
+        chunks = []
+        for future in response.read():
+            chunks.append((yield future))
+        return b"".join(chunks)
+
+    def main() -> Any:
+        first = yield from get("/1")
+        second = yield from get("/2")
+        return first, second, _pool_counts(client)
+
+    with RawServer(script) as server:
+        first, second, counts = run(main)
+    assert first == second == _large_body()
+    assert server.accepted == 2, "the poisoned connection was reused"
+    assert counts == (0, 0)
+
+
+def test_a_body_declared_over_the_read_limit_is_refused_before_it_is_read(client: Client) -> None:
+    def script(conn: RawConnection) -> None:
+        if conn.recv_request()[0]:
+            conn.send(_large_head() + _large_body()[:1000])
+            conn.hold()  # the rest never comes: the limit must not wait for it
+
+    def main() -> Any:
+        response = yield client.urlopen(f"{server.url}/")
+        try:
+            yield from response.read(limit=LARGE - 1)
+        except BodyTooLarge as exc:
+            return exc, _pool_counts(client)
+
+    with RawServer(script) as server:
+        start = time.monotonic()
+        exc, counts = run(main)
+        assert time.monotonic() - start < 1
+    assert str(LARGE - 1) in str(exc)
+    assert counts == (0, 0)
+
+
+@pytest.mark.parametrize(("timeout", "error"), [
+    (Timeout(connect=2, read=0.3), HTTPReadTimeout),
+    (Timeout(connect=2, read=5, total=0.5), TotalTimeout),
+])  # fmt: skip
+def test_a_large_body_that_stalls_times_out(client: Client, timeout: Timeout, error: type[Exception]) -> None:
+    def script(conn: RawConnection) -> None:
+        if conn.recv_request()[0]:
+            conn.send(_large_head() + _large_body()[:200_000])
+            conn.hold()
+
+    with RawServer(script) as server:
+        start = time.monotonic()
+        expect_failure(client, f"{server.url}/", error, timeout=timeout)
+        assert time.monotonic() - start < 2
+
+
+def test_cancelling_a_task_reading_a_large_body_closes_the_connection(client: Client) -> None:
+    def script(conn: RawConnection) -> None:
+        if conn.recv_request()[0]:
+            conn.send(_large_head() + _large_body()[:200_000])
+            conn.hold()
+
+    def reader(response: Any) -> Any:
+        return (yield from response.read())
+
+    def main() -> Any:
+        response = yield client.urlopen(f"{server.url}/")
+        task = tasklets.spawn(reader, response)
+        for _ in range(1000):  # until it waits for the rest of the body (which never comes)
+            yield None
+            if task._waiting_on is not None and not task._waiting_on.done():
+                break
+        task.cancel()
+        try:
+            yield task
+        except tasklets.CancelledError:
+            pass
+        return _pool_counts(client)
+
+    with RawServer(script) as server:
+        assert run(main) == (0, 0)
+        assert server.wait_idle(), "the connection was left open"

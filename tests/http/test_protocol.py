@@ -733,3 +733,27 @@ def test_any_split_gives_the_same_events(method: str, data: bytes) -> None:
         for _ in range(20):
             cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 6))))
             assert exchange(backend, method, data, cuts) == expected, (backend, cuts)
+
+
+# -- body_left ------------------------------------------------------------------------------------------------
+
+
+def test_body_left_counts_down_a_content_length_body(backend: str) -> None:
+    conn = create_client_connection(backend=backend)
+    assert conn.body_left is None
+    conn.send_request("GET", "/", [("Host", "h")])
+    conn.send_end()
+    conn.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    assert conn.body_left == 7
+    conn.feed(b"defg")
+    assert conn.body_left == 3
+    conn.feed(b"hij")
+    assert conn.body_left is None  # complete
+
+
+def test_body_left_is_none_for_a_chunked_body(backend: str) -> None:
+    conn = create_client_connection(backend=backend)
+    conn.send_request("GET", "/", [("Host", "h")])
+    conn.send_end()
+    conn.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert conn.body_left is None

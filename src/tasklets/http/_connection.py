@@ -190,7 +190,9 @@ class HTTPConnection:
             return done_future(b"")
         result: Future[bytes] = Future()
         left = self._body_left
-        size = _READ_SIZE if left is None else max(4096, min(left, _MAX_BODY_READ))
+        # One byte more than is left: bytes past the body's end arrive in the same read and are
+        # detected (the connection is then not reused) rather than left for the next response.
+        size = _READ_SIZE if left is None else max(4096, min(left + 1, _MAX_BODY_READ))
         self.stream.read(size).add_done_callback(lambda read: self._on_body_read(read, result))
         return result
 

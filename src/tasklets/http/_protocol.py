@@ -730,6 +730,18 @@ class ClientConnection:
             self.state = CLOSED
         return []
 
+    # -- the body ---------------------------------------------------------------------------------
+
+    @property
+    def body_left(self) -> int | None:
+        """Bytes of a Content-Length body still to come while it is received; None otherwise.
+
+        None too for chunked and close-delimited bodies, and between messages.
+        """
+        if self.state is RECV_BODY and self._framing == _LENGTH:
+            return self._remaining
+        return None
+
     # -- keep-alive ----------------------------------------------------------------------------
 
     def can_reuse(self) -> bool:

@@ -114,6 +114,8 @@ class Response:
         collecting: bool | None = None
         size = 0
         while True:
+            if collecting and limit is not None:
+                self._refuse_declared_excess(size, limit)
             future = self.next_chunk()
             received = yield future
             if collecting is None:
@@ -127,6 +129,18 @@ class Response:
                     self.close()
                     raise BodyTooLarge(f"the body of {self.url} is larger than the limit of {limit} bytes")
                 parts.append(chunk)
+
+    def _refuse_declared_excess(self, size: int, limit: int) -> None:
+        """Raise BodyTooLarge now if Content-Length says the body will pass ``limit``: do not read up to it."""
+        connection = self._connection
+        if connection is None or not self._identity:  # a decoded body has no declared size
+            return
+        left = connection.parser.body_left
+        if left is not None and size + left > limit:
+            self.close()
+            raise BodyTooLarge(
+                f"the body of {self.url} is larger than the limit of {limit} bytes (Content-Length says so)"
+            )
 
     def next_chunk(self) -> Future[bytes]:
         """A future of the next decoded piece of the body; ``b""`` once it has all been read."""
