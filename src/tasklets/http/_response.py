@@ -105,7 +105,9 @@ class Response:
 
         Args:
             limit: under ``yield from``, the most bytes to accept; past it
-                :class:`BodyTooLarge` is raised and the connection closed.
+                :class:`BodyTooLarge` is raised and the connection closed (at
+                once, without reading on, when Content-Length says the body
+                is larger).
 
         Returns:
             Under ``yield from``, the whole (decoded) body.
