@@ -47,6 +47,13 @@ def test_every_kind_of_handler(handler: Any, prefix: bytes) -> None:
     run(main)
 
 
+def _handler_failures(main: Any, caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """Run ``main``; return the records of handler failures the server logged."""
+    with caplog.at_level(logging.ERROR, logger="tasklets"):
+        run(main)
+    return [r for r in caplog.records if "failed on the connection" in r.getMessage()]
+
+
 def test_a_failing_handler_is_logged_and_closes_only_its_connection(caplog: pytest.LogCaptureFixture) -> None:
     def handler(stream: tasklets.Stream) -> Any:
         line = yield stream.read_until(b"\n")
@@ -68,9 +75,7 @@ def test_a_failing_handler_is_logged_and_closes_only_its_connection(caplog: pyte
         server.close()
         yield server.wait_closed()
 
-    with caplog.at_level(logging.ERROR, logger="tasklets"):
-        run(main)
-    failures = [r for r in caplog.records if "failed on the connection" in r.getMessage()]
+    failures = _handler_failures(main, caplog)
     assert len(failures) == 1
     assert failures[0].exc_info is not None
     assert "the handler broke" in str(failures[0].exc_info[1])
@@ -97,11 +102,9 @@ def test_a_handler_that_cannot_take_the_stream_is_logged_and_the_server_goes_on(
         server.close()
         yield server.wait_closed()
 
-    with caplog.at_level(logging.ERROR, logger="tasklets"):
-        run(main)
-    failures = [r for r in caplog.records if "failed on the connection" in r.getMessage()]
+    failures = _handler_failures(main, caplog)
     assert len(failures) == 2
-    assert all(isinstance(r.exc_info[1], TypeError) for r in failures if r.exc_info)
+    assert all(r.exc_info is not None and isinstance(r.exc_info[1], TypeError) for r in failures)
 
 
 def test_close_stops_accepting_and_wait_closed_waits_for_handlers() -> None:

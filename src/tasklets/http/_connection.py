@@ -84,7 +84,6 @@ class HTTPConnection:
         self._events: deque[Any] = deque()
         self._on_release = on_release
         self._in_body = False
-        self._body_left: int | None = None  # bytes of a Content-Length body still to come
         self._closed = False
 
     def __repr__(self) -> str:
@@ -155,7 +154,6 @@ class HTTPConnection:
             if isinstance(event, protocol.Response):
                 self._in_body = True
                 headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
-                self._body_left = _content_length(headers)
                 return ResponseHead(
                     event.status, event.reason.decode("latin-1"), headers, "1.1" if event.version == 11 else "1.0"
                 )
@@ -179,8 +177,6 @@ class HTTPConnection:
             event = events.popleft()
             if isinstance(event, protocol.Data):
                 if event.data:
-                    if self._body_left is not None:
-                        self._body_left -= len(event.data)
                     return done_future(event.data)
                 continue
             if isinstance(event, protocol.EndOfMessage):
@@ -189,7 +185,7 @@ class HTTPConnection:
         if self._closed:
             return done_future(b"")
         result: Future[bytes] = Future()
-        left = self._body_left
+        left = self.parser.body_left  # bytes still to come: nothing is queued when we read
         # One byte more than is left: bytes past the body's end arrive in the same read and are
         # detected (the connection is then not reused) rather than left for the next response.
         size = _READ_SIZE if left is None else max(4096, min(left + 1, _MAX_BODY_READ))
@@ -255,11 +251,3 @@ def as_client_error(exc: BaseException, where: str) -> BaseException:
         return exc
     error.__cause__ = exc
     return error
-
-
-def _content_length(headers: list[tuple[str, str]]) -> int | None:
-    """The declared body length, for sizing reads only (the parser enforces framing)."""
-    for name, value in headers:
-        if name.lower() == "content-length":
-            return int(value) if value.isdigit() else None
-    return None
