@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import threading
 import time
 import tracemalloc
 import urllib.error
@@ -534,6 +535,110 @@ def test_an_early_response_to_an_unfinished_request_body_is_returned(client: Cli
         )  # fmt: skip
     assert exc.code == 413
     assert exc.read() == b"too big!"
+
+
+@pytest.mark.parametrize("body_kind", ["bytes", "generator"])
+def test_an_early_refusal_stops_the_body_even_when_the_server_keeps_the_connection(
+    client: Client, body_kind: str
+) -> None:
+    """A 413 sent after the head, the connection held open and never read: the 413 at once, not a write timeout."""
+    pieces_sent = [0]
+
+    def pieces() -> Iterator[bytes]:
+        for _ in range(480):  # 30 MB, far more than the socket buffers take
+            pieces_sent[0] += 1
+            yield b"x" * 65536
+
+    def script(conn: RawConnection) -> None:
+        conn.recv_head()
+        conn.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!")
+        conn.server.stopping.wait(BOUND * 2)  # read nothing more, close nothing
+
+    data: Any = b"x" * 30_000_000 if body_kind == "bytes" else pieces()
+    with RawServer(script) as server:
+        # Without watching for the answer, the client would wait for the write timeout (5 s).
+        exc = expect_failure(
+            client, f"{server.url}/upload", urllib.error.HTTPError, data=data, method="PUT",
+            timeout=Timeout(connect=2, read=BOUND),
+        )  # fmt: skip
+    assert exc.code == 413
+    assert exc.read() == b"too big!"
+    if body_kind == "generator":
+        assert pieces_sent[0] < 480, "the body went on being pulled after the refusal"
+
+
+def test_an_early_2xx_lets_the_body_finish(client: Client) -> None:
+    """A server that answers 200 at once and then reads the body: the whole body is sent, then the 200 read."""
+    size = 8_000_000
+    received: list[int] = []
+    body_read = threading.Event()
+
+    def script(conn: RawConnection) -> None:
+        head = conn.recv_head()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        received.append(len(conn._take(length)))
+        body_read.set()
+        conn.hold()
+
+    with RawServer(script) as server:
+        response, body = run(fetch, client, f"{server.url}/echo", data=b"y" * size, method="PUT")
+        assert body_read.wait(BOUND), "the server never received the whole body"
+    assert (response.status, body) == (200, b"ok")
+    assert received == [size]
+
+
+def test_a_slow_upload_outlasts_the_read_timeout_while_the_server_reads(client: Client) -> None:
+    """The server reads slowly and says nothing for twice the read timeout: neither a read nor a write timeout."""
+    size = 32_000_000
+
+    def script(conn: RawConnection) -> None:
+        head = conn.recv_head()
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        left = length - len(conn._buffer)
+        # 256 KiB every 10 ms: at most 10.5 MB in this time, and the socket buffers hold about as
+        # much again, so the client's queue drains (and no answer comes) for 0.4 s.
+        slow_until = time.monotonic() + 0.4
+        while time.monotonic() < slow_until and not conn.server.stopping.wait(0.01):
+            left -= len(conn.sock.recv(262144))
+        while left > 0:  # the rest at once, and the answer right after it
+            left -= len(conn.sock.recv(min(left, 1 << 20)))
+        conn.send(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone")
+        conn.hold()
+
+    with RawServer(script) as server:
+        response, body = run(
+            fetch, client, f"{server.url}/slow", data=b"z" * size, method="PUT", timeout=Timeout(connect=2, read=0.2)
+        )
+    assert (response.status, body) == (201, b"done")
+
+
+def test_a_refusal_after_a_quiet_spell_still_stops_the_body(client: Client) -> None:
+    """Quiet for twice the read timeout, then a 413 while still draining: the client stops sending then."""
+    size = 32_000_000
+    received: list[int] = []
+    drained = threading.Event()
+
+    def script(conn: RawConnection) -> None:
+        conn.recv_head()
+        got = len(conn._buffer)
+        slow_until = time.monotonic() + 0.4  # as above: the client's queue waits all this time
+        while time.monotonic() < slow_until and not conn.server.stopping.wait(0.01):
+            got += len(conn.sock.recv(262144))
+        conn.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!")
+        while data := conn.sock.recv(1 << 20):  # read on: only the client's stopping ends the body
+            got += len(data)
+        received.append(got)
+        drained.set()
+
+    with RawServer(script) as server:
+        exc = expect_failure(
+            client, f"{server.url}/upload", urllib.error.HTTPError, data=b"z" * size, method="PUT",
+            timeout=Timeout(connect=2, read=0.2),
+        )  # fmt: skip
+        assert drained.wait(BOUND)
+    assert exc.code == 413
+    assert received[0] < size, "the whole body was sent after the refusal"
 
 
 # -- large Content-Length bodies ------------------------------------------------------------------------------

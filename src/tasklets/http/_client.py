@@ -194,7 +194,9 @@ class Client:
         Args:
             url: the URL or ``Request``.
             data: the request body: bytes, a file opened in binary mode, or
-                an iterable of bytes (sent chunked).
+                an iterable of bytes (sent chunked). Should the server answer
+                with a status of 300 or more before the body is all sent (a
+                413, say), sending stops and that answer is the outcome.
             timeout: seconds (connect and read) or a :class:`Timeout`.
             headers: extra request headers.
             method: the method (default GET, or POST with a body).

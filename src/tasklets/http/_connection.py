@@ -8,6 +8,14 @@ this module moves bytes between it and a :class:`~tasklets.net.Stream`.
 (and its body, honouring the stream's back-pressure) and reads until the
 final response head arrives, skipping 1xx responses.
 
+While a write waits for the server to take more of the body, the connection
+also watches for an answer (RFC 9112, section 9.5: a client sending a body
+should monitor the connection for an error response). A final response of
+300 or more that arrives before the body is all sent (a 413, a 401, a
+redirect...) stops the sending: it is returned at once, and the connection,
+its request unfinished, is closed after it. A 2xx that arrives early is
+kept until the body is all sent, since such a server is still reading.
+
 The body is then pulled by ``next_chunk()``, which returns one future per
 chunk. Whatever the parser already produced is handed out in an
 already-done future; otherwise one ``stream.read()`` is chained through a
@@ -26,6 +34,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any
 from urllib.error import URLError
 
+from .._combinators import wait_first
 from .._exceptions import (
     ConnectionBroken,
     HTTPReadTimeout,
@@ -85,6 +94,9 @@ class HTTPConnection:
         self._on_release = on_release
         self._in_body = False
         self._closed = False
+        self._watch: Future[bytes] | None = None  # a read watching for an early answer while the body is sent
+        self._watching = False
+        self._body_cut_short = False  # the server answered before the request body was all sent
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "busy" if self._in_body else "ready"
@@ -124,19 +136,26 @@ class HTTPConnection:
     ) -> Generator[Any, Any, ResponseHead]:
         """Write the request and read up to the final response head (``yield from`` it)."""
         self.requests += 1
-        stream = self.stream
-        head = self.parser.send_request(method, target, headers)
+        parser = self.parser
+        head = parser.send_request(method, target, headers)
+        self._watching = True
+        self._body_cut_short = False
         try:
             if isinstance(body, (bytes, bytearray, memoryview)):
-                yield stream.write(head + self.parser.send_body(bytes(body)) + self.parser.send_end())
+                answered = yield from self._write(head + parser.send_body(bytes(body)) + parser.send_end())
             else:
-                yield stream.write(head)
-                if body is not None:
+                answered = yield from self._write(head)
+                if body is not None and not answered:
                     for piece in body:
-                        if piece:
-                            yield stream.write(self.parser.send_body(bytes(piece)))
-                yield stream.write(self.parser.send_end())
+                        if piece and (yield from self._write(parser.send_body(bytes(piece)))):
+                            answered = True
+                            break
+                if not answered:
+                    yield from self._write(parser.send_end())
+            # Cut short, the request is unfinished however the parser saw it: never reuse the connection.
+            self._body_cut_short = answered
         except StreamError as write_error:
+            self._stop_watching()
             # The server stopped taking the request. It may have answered first (a
             # 413 Payload Too Large, a 401...) and closed: that answer, not the broken
             # pipe, is what the caller needs. (The connection is not reused: the
@@ -145,7 +164,62 @@ class HTTPConnection:
                 return (yield from self._response_head())
             except Exception:
                 raise write_error from None
+        finally:
+            self._stop_watching()
         return (yield from self._response_head())
+
+    def _write(self, data: bytes) -> Generator[Any, Any, bool]:
+        """Write ``data``; True if the server refused the request (a final status >= 300) before it ended.
+
+        While the write waits for the server to read, one read watches for
+        its answer; the events it brings are kept for ``_response_head``.
+        """
+        written = self.stream.write(data)
+        while not written.done():
+            if not self._watching:
+                yield written
+                break
+            watch = self._watch
+            if watch is None:
+                watch = self._watch = self.stream.read(_READ_SIZE)
+            if not watch.done():
+                try:
+                    yield wait_first([written, watch])
+                except Exception:
+                    if not (written.done() or watch.done()):
+                        raise  # not their outcome: the task itself was cancelled
+            if watch.done():
+                self._watch = None
+                if self._take_early_answer(watch):
+                    return True
+        written.result()  # raises the StreamError of a failed write
+        return False
+
+    def _take_early_answer(self, watch: Future[bytes]) -> bool:
+        """Parse what the watching read brought; whether it holds a final response of status >= 300."""
+        try:
+            data = watch.result()
+        except ReadTimeout:
+            return False  # the server is quiet while it reads the body: that is normal; watch again
+        except StreamError:
+            self._watching = False  # the stream failed: the write fails too, and send() handles that
+            return False
+        if not data:
+            self._watching = False  # EOF: the write fails, or _response_head's read meets the EOF again
+            return False
+        self._events.extend(self.parser.feed(data))
+        for event in self._events:
+            if isinstance(event, protocol.Response):
+                self._watching = False  # a final answer: nothing more to watch for
+                return event.status >= 300
+        return False
+
+    def _stop_watching(self) -> None:
+        """The request is sent (or failed): a watching read still waiting gives way to _response_head's."""
+        self._watching = False
+        watch, self._watch = self._watch, None
+        if watch is not None and not watch.done():
+            watch.cancel()
 
     def _response_head(self) -> Generator[Any, Any, ResponseHead]:
         """Read up to the final response head, skipping 1xx responses."""
@@ -211,7 +285,7 @@ class HTTPConnection:
 
     def _message_complete(self) -> None:
         self._in_body = False
-        reusable = self.parser.can_reuse() and not self.stream.is_closing()
+        reusable = self.parser.can_reuse() and not self._body_cut_short and not self.stream.is_closing()
         if reusable:
             self.parser.start_next_cycle()
         self._release(reusable)

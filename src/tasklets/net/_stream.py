@@ -78,8 +78,9 @@ class Stream(ReadSide, WriteSide):
     code, ``.result()``.
 
     Attributes:
-        timeout: seconds a read or a write may wait before it fails with
-            :class:`ReadTimeout` / :class:`WriteTimeout` (None: no limit).
+        timeout: seconds a read may wait for a byte, or a write for the peer
+            to take any queued byte, before it fails with :class:`ReadTimeout`
+            / :class:`WriteTimeout` (None: no limit).
         close_timeout: seconds ``close()`` keeps flushing queued bytes.
     """
 
@@ -106,6 +107,7 @@ class Stream(ReadSide, WriteSide):
         "_drain_waiter",
         "_flush_waiters",
         "_write_timer",
+        "_write_progress",
         "_high_water",
         "_eof_pending",
         "_eof_sent",
@@ -158,6 +160,7 @@ class Stream(ReadSide, WriteSide):
         self._drain_waiter: Future[None] | None = None
         self._flush_waiters: list[Future[None]] | None = None
         self._write_timer: TimerHandle | None = None
+        self._write_progress = 0.0  # loop time the peer last took queued bytes, while a write waits
         self._high_water = high_water
         self._eof_pending = False
         self._eof_sent = False

@@ -41,6 +41,7 @@ class WriteSide:
     _drain_waiter: Future[None] | None
     _flush_waiters: list[Future[None]] | None
     _write_timer: Any
+    _write_progress: float
     _high_water: int
     _eof_pending: bool
     _eof_sent: bool
@@ -158,6 +159,7 @@ class WriteSide:
             if self.timeout is not None:
                 if self._write_timer is not None:
                     self._write_timer.cancel()
+                self._write_progress = self._loop.time()
                 self._write_timer = self._loop.call_later(self.timeout, self._write_timed_out, waiter)
                 waiter.add_done_callback(self._drain_waiter_done)
         return waiter
@@ -179,6 +181,8 @@ class WriteSide:
             self._writing_failed(exc)
             return
         del wbuf[:sent]
+        if self._write_timer is not None and sent:
+            self._write_progress = self._loop.time()  # the peer is reading: the write timeout starts again
         if len(wbuf) <= self._high_water:
             waiter = self._drain_waiter
             if waiter is not None:
@@ -205,11 +209,17 @@ class WriteSide:
     def _write_timed_out(self, waiter: Future[Any]) -> None:
         self._write_timer = None
         if self._drain_waiter is waiter:
+            # The timeout is between bytes, as for reads: a large queue that the
+            # peer keeps taking may take longer than ``timeout`` to drain.
+            idle = self._loop.time() - self._write_progress
+            if self.timeout is not None and idle < self.timeout:
+                self._write_timer = self._loop.call_later(self.timeout - idle, self._write_timed_out, waiter)
+                return
             self._drain_waiter = None
             if waiter._state is PENDING:
                 waiter.set_exception(
                     WriteTimeout(
-                        f"{self._peername!r} did not read {len(self._wbuf)} queued bytes within {self.timeout} s",
+                        f"{self._peername!r} read none of {len(self._wbuf)} queued bytes for {self.timeout} s",
                         host=self._host,
                         port=self._port,
                     )
