@@ -6,6 +6,7 @@ import hashlib
 import os
 import select
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -386,19 +387,63 @@ def test_socket_options(kind: str, tls: TLSMaterial) -> None:
     with_pair(kind, tls, body)
 
 
-def test_cancelled_timed_reads_and_writes_disarm_their_timers(kind: str, tls: TLSMaterial) -> None:
+def test_cancelled_timed_reads_share_one_timer_that_lapses_harmlessly(kind: str, tls: TLSMaterial) -> None:
     def reader(stream: tasklets.Stream) -> Any:
         return (yield stream.read())
 
     def body(pair: Any) -> Any:
         pair.client.timeout = 30.0
-        waiting = tasklets.spawn(reader, pair.client)
-        while pair.client._waiter is None:
-            yield None
-        waiting.cancel()
-        with pytest.raises(tasklets.CancelledError):
-            yield waiting
+        for _ in range(3):
+            waiting = tasklets.spawn(reader, pair.client)
+            while pair.client._waiter is None:
+                yield None
+            waiting.cancel()
+            with pytest.raises(tasklets.CancelledError):
+                yield waiting
+        timer = pair.client._read_timer
+        loop = tasklets.current_loop()
+        armed = [entry[2] for entry in loop._timers if not entry[2].cancelled()]
+        reads = [handle for handle in armed if "_read_deadline_passed" in repr(handle)]
+        assert reads == [timer]  # one timer for the three reads
+        # When it fires (taken off the loop here, and its callback run), no read is waiting:
+        # it fails nothing and lapses.
+        timer.cancel()
+        pair.client._read_deadline_passed()
         assert pair.client._read_timer is None
+        yield pair.server_side.write(b"next")
+        assert (yield pair.client.read_exactly(4)) == b"next"
+
+    with_pair(kind, tls, body)
+
+
+def test_each_read_gets_its_own_timeout(kind: str, tls: TLSMaterial) -> None:
+    """A read that parks after an earlier one finished gets the full timeout, not what was left of it."""
+
+    def body(pair: Any) -> Any:
+        pair.client.timeout = 0.3
+        first = pair.client.read()  # waits (nothing sent yet): arms the stream's timer for 0.3 s from now
+        yield pair.server_side.write(b"a")
+        assert (yield first) == b"a"
+        yield tasklets.sleep(0.2)
+        start = time.monotonic()
+        with pytest.raises(tasklets.ReadTimeout):
+            yield pair.client.read()
+        assert time.monotonic() - start >= 0.29
+
+    with_pair(kind, tls, body)
+
+
+def test_a_shorter_timeout_takes_effect_at_the_next_read(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        pair.client.timeout = 30.0
+        first = pair.client.read()  # waits (nothing sent yet): arms the stream's timer 30 s out
+        yield pair.server_side.write(b"a")
+        assert (yield first) == b"a"
+        pair.client.timeout = 0.05
+        start = time.monotonic()
+        with pytest.raises(tasklets.ReadTimeout):
+            yield pair.client.read()
+        assert time.monotonic() - start < 5
 
     with_pair(kind, tls, body)
 

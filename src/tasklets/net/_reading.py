@@ -58,6 +58,7 @@ class ReadSide:
     _reading: bool
     _read_ahead: int
     _read_timer: Any
+    _read_deadline: float
     _closing: bool
     _tls: Any
     _fd: int
@@ -102,7 +103,6 @@ class ReadSide:
             and self._waiter is None
             and (self._tls is None or not self._tls.buffered())
             and self._read_error is None
-            and self.timeout is None
             and max_bytes > 0
         ):
             # The hot path of a stream being read: the reader is registered, so
@@ -111,6 +111,8 @@ class ReadSide:
             self._waiter = waiter
             self._kind = _ANY
             self._arg = max_bytes
+            if self.timeout is not None:
+                self._arm_read_deadline()
             return waiter
         self._check_can_read()
         if self._read_error is not None:
@@ -304,15 +306,26 @@ class ReadSide:
             self._loop.add_reader(self._fd, self._on_readable)
             self._reading = True
         if self.timeout is not None:
-            self._read_timer = self._loop.call_later(self.timeout, self._read_timed_out, waiter)
-            waiter.add_done_callback(self._read_waiter_done)
+            self._arm_read_deadline()
         return waiter
 
-    def _read_waiter_done(self, waiter: Future[Any]) -> None:
-        # A read with a timeout was cancelled: disarm its timer now rather than
-        # when the stream is next read or closed.
-        if waiter.cancelled() and self._waiter is waiter:
-            self._drop_waiter()
+    def _arm_read_deadline(self) -> None:
+        """Fail the read just parked if no byte comes within ``timeout`` seconds.
+
+        One timer per stream serves all its reads, lazily: a read that ends
+        leaves the timer armed, and when it fires it fails the read waiting
+        then only if that read's own deadline has passed, and otherwise
+        re-arms for it. A stream read thousands of times a second so costs a
+        timer per ``timeout`` period rather than one per read (scheduled and
+        cancelled). A cancelled read needs nothing either: the timer finds
+        no read waiting and lapses.
+        """
+        deadline = self._read_deadline = self._loop.time() + self.timeout
+        timer = self._read_timer
+        if timer is None or timer.when > deadline:  # none armed, or armed too late (timeout shortened)
+            if timer is not None:
+                timer.cancel()
+            self._read_timer = self._loop.call_at(deadline, self._read_deadline_passed)
 
     def _on_readable(self) -> None:
         waiter = self._waiter
@@ -328,9 +341,6 @@ class ReadSide:
             if not data:
                 self._set_eof()
             self._waiter = None
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-                self._read_timer = None
             if not waiter._try_set_result(data):  # cancelled from another thread just now: keep the bytes
                 self._buffer[:0] = data
             return
@@ -367,9 +377,6 @@ class ReadSide:
     def _resolve_waiter(self, outcome: Future[Any]) -> None:
         waiter = self._waiter
         self._waiter = None
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
         if waiter is None or waiter._state is not PENDING:
             return
         try:
@@ -383,20 +390,19 @@ class ReadSide:
 
     def _drop_waiter(self) -> None:
         self._waiter = None
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
 
-    def _read_timed_out(self, waiter: Future[Any]) -> None:
+    def _read_deadline_passed(self) -> None:
         self._read_timer = None
-        if self._waiter is waiter:
-            self._waiter = None
-            if waiter._state is PENDING:
-                waiter.set_exception(
-                    ReadTimeout(
-                        f"no data from {self._peername!r} within {self.timeout} s", host=self._host, port=self._port
-                    )
-                )
+        waiter = self._waiter
+        if waiter is None or waiter._state is not PENDING:
+            return  # the read it was armed for is over; the next one that parks arms again
+        if self._loop.time() < self._read_deadline:  # a later read: its deadline is further on
+            self._read_timer = self._loop.call_at(self._read_deadline, self._read_deadline_passed)
+            return
+        self._waiter = None
+        waiter.set_exception(
+            ReadTimeout(f"no data from {self._peername!r} within {self.timeout} s", host=self._host, port=self._port)
+        )
 
     def _set_eof(self) -> None:
         self._eof = True

@@ -101,6 +101,7 @@ class Stream(ReadSide, WriteSide):
         "_reading",
         "_read_ahead",
         "_read_timer",
+        "_read_deadline",
         "_wbuf",
         "_writing",
         "_write_error",
@@ -154,6 +155,7 @@ class Stream(ReadSide, WriteSide):
         self._reading = False
         self._read_ahead = read_ahead
         self._read_timer: TimerHandle | None = None
+        self._read_deadline = 0.0  # loop time the parked read fails at (see _arm_read_deadline)
         self._wbuf = bytearray()
         self._writing = False
         self._write_error: BaseException | None = None
