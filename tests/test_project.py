@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import pathlib
 import re
+import subprocess
+import sys
 
 import tasklets
 
@@ -78,3 +80,20 @@ def test_core_does_not_import_upper_layers() -> None:
         source = (PACKAGE / f"{module}.py").read_text()
         for layer in ("net", "http", "cli"):
             assert f"from .{layer}" not in source and f"from . import {layer}" not in source, (module, layer)
+
+
+def test_ruff_is_clean() -> None:
+    """STYLE: ``ruff`` clean, everywhere the project has Python."""
+    checked = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "src", "tests", "bench", "examples"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_mypy_is_clean() -> None:
+    """STYLE: a typed public API, ``mypy`` clean."""
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "src"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

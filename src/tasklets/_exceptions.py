@@ -294,7 +294,7 @@ class RemoteDisconnected(RemoteProtocolError):
 class _ClientError(urllib.error.URLError):
     """A URLError whose ``str()`` is its message and whose ``reason`` may be the lower error."""
 
-    def __init__(self, message: str, reason: object = None) -> None:
+    def __init__(self, message: str, reason: str | BaseException | None = None) -> None:
         urllib.error.URLError.__init__(self, reason if reason is not None else message)
         self.args = (message,)
         self.message = message

@@ -83,8 +83,9 @@ class Future(concurrent.futures.Future[T]):
 
     # -- the stdlib's private hooks, created on demand -------------------------
 
+    # The stdlib's attributes become lazy properties on purpose (see the module docstring).
     @property
-    def _condition(self) -> threading.Condition:
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
         """The stdlib's condition, built lazily on the future's own lock."""
         blocking = self._blocking
         if blocking is None:
@@ -95,7 +96,7 @@ class Future(concurrent.futures.Future[T]):
         return blocking.cond
 
     @property
-    def _waiters(self) -> list[Any]:
+    def _waiters(self) -> list[Any]:  # type: ignore[override]  # lazy, as _condition
         # Only touched by the stdlib's wait()/as_completed(), with the lock held
         # (they take ``_condition`` first, so ``_blocking`` exists by now).
         blocking = self._blocking
@@ -280,7 +281,9 @@ class Future(concurrent.futures.Future[T]):
                     logger.exception("exception calling callback for %r", self)
         return True
 
-    def set_exception(self, exception: BaseException) -> None:
+    # Stricter than typeshed's ``BaseException | None`` on purpose: set_exception(None)
+    # would finish the future with a None *result*.
+    def set_exception(self, exception: BaseException) -> None:  # type: ignore[override]
         """Complete the future with ``exception``; callable from any thread.
 
         Raises:

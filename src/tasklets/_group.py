@@ -109,7 +109,9 @@ class TaskGroup(Future[list[Any]]):
         if self._state is not PENDING:
             return
         if self._errors:
-            self.set_exception(ExceptionGroup(f"{len(self._errors)} task(s) of the group failed", self._errors))
+            # BaseExceptionGroup: an ExceptionGroup when every error is an Exception, and able
+            # to hold a child's BaseException too (ExceptionGroup would refuse it with a TypeError).
+            self.set_exception(BaseExceptionGroup(f"{len(self._errors)} task(s) of the group failed", self._errors))
         elif self._cancelling:
             Future.cancel(self)
         else:
@@ -184,5 +186,10 @@ class TaskGroup(Future[list[Any]]):
     def _finished(self) -> Future[None]:
         """A future that resolves to None once the group is done, whatever its outcome."""
         waiter: Future[None] = Future()
-        Future.add_done_callback(self, lambda _: waiter.done() or waiter.set_result(None))
+
+        def wake(_: object) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        Future.add_done_callback(self, wake)
         return waiter

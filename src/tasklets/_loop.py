@@ -88,7 +88,8 @@ class Handle(functools.partial):  # type: ignore[type-arg]
         """Stop the callback from running (a no-op once it ran)."""
         if not self._cancelled:
             # Swap in a callback that does nothing, dropping what it kept alive.
-            self.__setstate__((_do_nothing, (), None, None))
+            # partial.__setstate__ exists (C implementation) but typeshed does not declare it.
+            self.__setstate__((_do_nothing, (), None, None))  # type: ignore[attr-defined]
             self._cancelled = True
 
     def cancelled(self) -> bool:

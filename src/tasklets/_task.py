@@ -44,7 +44,7 @@ import types
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
 from ._exceptions import BadYieldError, Cancelled, CancelledError
@@ -167,7 +167,7 @@ class Task(Future[T]):
 
     def __del__(self) -> None:
         if getattr(self, "_log_exception", False):  # unset if __init__ refused its argument
-            exc = self._exception
+            exc = cast(BaseException, self._exception)  # set whenever _log_exception is
             logger.error(
                 "exception of task %r was never retrieved", self, exc_info=(type(exc), exc, exc.__traceback__)
             )
@@ -344,7 +344,9 @@ class Task(Future[T]):
 
     def _finish(self, value: Any, exc: BaseException | None) -> None:
         self._coro = None  # the generator and its frame can go now
-        self._wakeup = self._stepper = None  # break the task -> bound method -> task cycles
+        # Break the task -> bound method -> task cycles. Typed as never None: nothing reads
+        # them once the task is done (every reader checks _state first).
+        self._wakeup = self._stepper = None  # type: ignore[assignment]
         self._loop._tasks.discard(self)
         if exc is None:
             self.set_result(value)
@@ -354,7 +356,7 @@ class Task(Future[T]):
 
     def _finish_cancelled(self) -> None:
         self._coro = None
-        self._wakeup = self._stepper = None
+        self._wakeup = self._stepper = None  # type: ignore[assignment]  # as in _finish
         self._loop._tasks.discard(self)
         Future.cancel(self)
 

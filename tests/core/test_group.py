@@ -79,6 +79,25 @@ class TestTaskGroup:
 
         assert vrun(main) == (["KeyError", "ValueError"], True)
 
+    def test_a_child_failing_with_a_base_exception_still_ends_the_group(self, vrun) -> None:
+        class Stop(BaseException):
+            pass
+
+        def stopper():
+            yield tasklets.sleep(1)
+            raise Stop("not an Exception")
+
+        def main():
+            group = TaskGroup()
+            group.spawn(stopper)
+            group.spawn(_after, 10, "slow")
+            try:
+                yield group
+            except BaseExceptionGroup as eg:
+                return type(eg) is BaseExceptionGroup, [type(e).__name__ for e in eg.exceptions]
+
+        assert vrun(main) == (True, ["Stop"])
+
     def test_an_error_in_the_with_body_cancels_the_children(self, vrun) -> None:
         log: list[tuple] = []
 

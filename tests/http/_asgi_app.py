@@ -3,7 +3,7 @@
 Standard library only: the servers import it in their own processes (the
 working directory is this folder). Routes:
 
-* ``/bytes/N``: N bytes of :func:`pattern`, with a Content-Length.
+* ``/bytes/N?seed=S``: N bytes of :func:`pattern` (seed S, default 0), with a Content-Length.
 * ``/stream/N?chunk=K``: the same bytes streamed in pieces of K (chunked).
 * ``/redirect/STATUS?to=LOCATION``: a redirect with that status and Location.
 * ``/status/CODE``: that status (a short body unless 204 or 304).
@@ -21,9 +21,9 @@ import zlib
 from typing import Any
 
 
-def pattern(n: int) -> bytes:
-    """N bytes that are not all alike, so a misplaced byte shows."""
-    unit = bytes(range(256))
+def pattern(n: int, seed: int = 0) -> bytes:
+    """N bytes that are not all alike, so a misplaced byte shows; another ``seed`` shifts them all."""
+    unit = bytes((i + seed) % 256 for i in range(256))
     return (unit * (n // 256 + 1))[:n]
 
 
@@ -72,7 +72,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     arg = parts[1] if len(parts) > 1 else ""
 
     if route == "bytes":
-        await _respond(send, 200, pattern(int(arg)), [(b"content-type", b"application/octet-stream")])
+        data = pattern(int(arg), int(query.get("seed", "0")))
+        await _respond(send, 200, data, [(b"content-type", b"application/octet-stream")])
     elif route == "stream":
         data = pattern(int(arg))
         step = int(query.get("chunk", "1000"))

@@ -654,6 +654,45 @@ def _large_body(length: int = LARGE) -> bytes:
     return bytes(range(256)) * (length // 256) + bytes(length % 256)
 
 
+def test_a_large_body_read_whole_is_one_wait_into_a_reused_buffer(client: Client) -> None:
+    """Under ``yield from read()``: the first chunk, then the whole rest in one future, into a lent buffer."""
+    body = _large_body()
+
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(_large_head())
+            conn.send(body[:1000])  # the start, alone: the body's first chunk comes with the head
+            conn.server.stopping.wait(0.05)
+            conn.send(body[1000:])
+
+    def main() -> Any:
+        waits, lent = [], []
+        pool = client._pool(tasklets.current_loop())
+        for path in ("/1", "/2"):
+            response = yield client.urlopen(f"{server.url}{path}")
+            reading = response.read()
+            future = next(reading)
+            count = 1
+            try:
+                while True:
+                    future = reading.send((yield future))
+                    count += 1
+            except StopIteration as stop:
+                assert stop.value == body
+            waits.append(count)
+            lent.append(list(pool.body_buffers._idle))
+        return waits, lent, _pool_counts(client)
+
+    with RawServer(script) as server:
+        waits, lent, counts = run(main)
+    # Chunk by chunk, a 1 MiB body takes many more waits.
+    assert waits == [2, 2]
+    # The buffer came back after the first body, and the second borrowed and returned it again.
+    assert len(lent[0]) == 1 and lent[1] == lent[0] and lent[1][0] is lent[0][0]
+    assert server.accepted == 1, "the connection was not reused after a body read whole"
+    assert counts == (1, 1)
+
+
 def test_a_large_body_shorter_than_declared(client: Client) -> None:
     data = _large_head() + _large_body()[: 300 * 1024]
     with RawServer(respond(data)) as server:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from _servers import ExternalServer, fetch, pattern, run
 
+import tasklets
 from tasklets._exceptions import (
     ConnectFailed,
     ConnectionBroken,
@@ -60,6 +61,23 @@ def test_fixed_bodies(server: ExternalServer, client: Client, size: int) -> None
     assert response.status == 200
     assert response.headers["Content-Length"] == str(size)
     assert body == pattern(size)
+
+
+def test_large_bodies_read_whole_in_a_row_share_one_buffer(server: ExternalServer, client: Client) -> None:
+    """A lent buffer holds the last body's bytes past the end of a shorter one: none of them may leak in."""
+    sizes = [2_000_000, 300_000, 1_000_000, 2_000_001]
+
+    def main() -> Any:
+        bodies = []
+        for size in sizes:
+            _, body = yield from fetch(client, f"{server.url}/bytes/{size}?seed={size}")
+            bodies.append(body)
+        return bodies, client._pool(tasklets.current_loop()).body_buffers.idle_bytes
+
+    bodies, idle_bytes = run(main)
+    assert [len(body) for body in bodies] == sizes
+    assert all(body == pattern(size, seed=size) for body, size in zip(bodies, sizes, strict=True))
+    assert 2_000_000 < idle_bytes < 3_000_000  # one buffer served the four bodies
 
 
 def test_chunked_body_read_chunk_by_chunk(server: ExternalServer, client: Client) -> None:

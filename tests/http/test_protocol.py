@@ -757,3 +757,49 @@ def test_body_left_is_none_for_a_chunked_body(backend: str) -> None:
     conn.send_end()
     conn.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     assert conn.body_left is None
+
+
+def _receiving_a_body(backend: str, head: bytes) -> ClientConnection:
+    conn = create_client_connection(backend=backend)
+    conn.send_request("GET", "/", [("Host", "h")])
+    conn.send_end()
+    conn.feed(head)
+    return conn
+
+
+def test_take_body_counts_bytes_received_elsewhere_and_the_next_exchange_parses_afresh(backend: str) -> None:
+    conn = _receiving_a_body(backend, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    assert conn.take_body(4) == []
+    assert conn.body_left == 3
+    assert conn.take_body(3) == [EndOfMessage()]
+    assert conn.body_left is None and conn.can_reuse()
+    conn.start_next_cycle()
+    # The backend's parser never saw those 7 bytes: the next response must still parse.
+    conn.send_request("GET", "/2", [("Host", "h")])
+    conn.send_end()
+    assert merge(conn.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) == [
+        Response(200, b"OK", [(b"Content-Length", b"2")], 11),
+        Data(b"ok"),
+        EndOfMessage(),
+    ]
+
+
+def test_take_body_past_the_end_makes_the_connection_unusable(backend: str) -> None:
+    conn = _receiving_a_body(backend, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    assert conn.take_body(11) == [EndOfMessage()]
+    assert not conn.can_reuse()
+
+
+@pytest.mark.parametrize(
+    "head", [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"]
+)
+def test_take_body_is_only_for_a_content_length_body(backend: str, head: bytes) -> None:
+    conn = _receiving_a_body(backend, head)
+    with pytest.raises(LocalProtocolError, match="no Content-Length body"):
+        conn.take_body(1)
+
+
+def test_take_body_refuses_a_negative_count(backend: str) -> None:
+    conn = _receiving_a_body(backend, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    with pytest.raises(ValueError, match="count >= 0"):
+        conn.take_body(-1)

@@ -326,7 +326,7 @@ def dask_fetch_all(
                 reporter.started(url)
             waiter = Task(run_batch(number, urls), name=f"dask batch {number}")
             waiters.add(waiter)
-            waiter.add_done_callback(finished)
+            waiter.add_done_callback(finished)  # type: ignore[arg-type]  # called with waiter: a Task
         while waiters:
             yield next(iter(waiters))
         if failures:

@@ -24,10 +24,17 @@ the parser reports the end of the message the connection goes back to its
 pool (or is closed if it cannot be reused); if the reader gives up early
 (``abandon()``), the connection is closed, since the unread rest of the body
 would corrupt the next response.
+
+When the whole of a large Content-Length body is wanted, ``read_rest()``
+reads it instead: the bytes go from the kernel into one buffer lent by the
+pool (``Stream.read_into``) and past the parser, which only counts them, so
+a 1 MiB body costs the kernel's copy and the final ``bytes`` rather than a
+``bytes`` object per read, the parser's copy of each, and a join.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
@@ -47,6 +54,7 @@ from .._exceptions import (
 from .._future import Future, copy_outcome, done_future
 from ..net import Stream
 from . import _protocol as protocol
+from ._body_buffers import MAX_BODY_BUFFER, BodyBuffers
 from ._url import Origin
 
 __all__ = ["HTTPConnection", "ResponseHead"]
@@ -61,6 +69,9 @@ _MAX_BODY_READ = 256 * 1024
 # idempotent request that still finds it closed is retried.
 _FRESH_IDLE = 0.001
 _PEEK_FLAGS = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
+# Content-Length bodies with at least this much still to come are read whole by
+# read_rest(); for smaller ones the chunk path costs no more.
+_READ_WHOLE_MIN = 64 * 1024
 
 
 class ResponseHead:
@@ -89,6 +100,7 @@ class HTTPConnection:
         self.origin = origin
         self.parser = parser
         self.requests = 0  # requests sent on this connection so far
+        self.body_buffers: BodyBuffers | None = None  # lent by the pool: read_rest() needs them
         self.idle_since = 0.0
         self._events: deque[Any] = deque()
         self._on_release = on_release
@@ -96,7 +108,8 @@ class HTTPConnection:
         self._closed = False
         self._watch: Future[bytes] | None = None  # a read watching for an early answer while the body is sent
         self._watching = False
-        self._body_cut_short = False  # the server answered before the request body was all sent
+        self._body_cut_short = False  # the request was not all sent (the server answered first, or a write failed)
+        self._answered_early = False  # a final response came while the request body was being sent
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "busy" if self._in_body else "ready"
@@ -139,7 +152,7 @@ class HTTPConnection:
         parser = self.parser
         head = parser.send_request(method, target, headers)
         self._watching = True
-        self._body_cut_short = False
+        self._body_cut_short = self._answered_early = False
         try:
             if isinstance(body, (bytes, bytearray, memoryview)):
                 answered = yield from self._write(head + parser.send_body(bytes(body)) + parser.send_end())
@@ -152,9 +165,14 @@ class HTTPConnection:
                             break
                 if not answered:
                     yield from self._write(parser.send_end())
+            if self._answered_early and not answered:
+                # A 2xx came early: hand it out once the whole request has left, not with
+                # its tail still queued (should the loop end then, the tail would be lost).
+                yield self.stream.drain()
             # Cut short, the request is unfinished however the parser saw it: never reuse the connection.
             self._body_cut_short = answered
         except StreamError as write_error:
+            self._body_cut_short = True
             self._stop_watching()
             # The server stopped taking the request. It may have answered first (a
             # 413 Payload Too Large, a 401...) and closed: that answer, not the broken
@@ -211,6 +229,7 @@ class HTTPConnection:
         for event in self._events:
             if isinstance(event, protocol.Response):
                 self._watching = False  # a final answer: nothing more to watch for
+                self._answered_early = True
                 return event.status >= 300
         return False
 
@@ -265,6 +284,86 @@ class HTTPConnection:
         size = _READ_SIZE if left is None else max(4096, min(left + 1, _MAX_BODY_READ))
         self.stream.read(size).add_done_callback(lambda read: self._on_body_read(read, result))
         return result
+
+    def read_rest(self, parts: list[bytes]) -> Future[bytes] | None:
+        """A future of the whole body: ``parts`` (what the reader took of it so far), then the rest.
+
+        For a large Content-Length body whose queued events have all been
+        taken, on a connection that its pool lent body buffers; otherwise
+        None, and the reader goes on with ``next_chunk()``. Cancelling the
+        future abandons the body (the connection is closed).
+        """
+        buffers = self.body_buffers
+        left = self.parser.body_left
+        if buffers is None or left is None or left < _READ_WHOLE_MIN or self._events or self._closed:
+            return None
+        start = sum(map(len, parts))
+        end = start + left
+        if end >= MAX_BODY_BUFFER:
+            return None
+        # One byte more than the body: a byte past its end is detected (the
+        # connection is then not reused), as feed() would have detected it.
+        buffer = buffers.borrow(end + 1)
+        view = memoryview(buffer)
+        position = 0
+        for part in parts:
+            view[position : position + len(part)] = part
+            position += len(part)
+        result: Future[bytes] = Future()
+        self._read_into(buffer, view, position, end, result)
+        return result
+
+    def _read_into(self, buffer: bytearray, view: memoryview, position: int, end: int, result: Future[bytes]) -> None:
+        """Read into ``view[position:end + 1]`` until the body is complete, looping while reads finish at once."""
+        while True:
+            try:
+                read = self.stream.read_into(view[position : end + 1])
+            except BaseException as exc:  # the stream was closed under us
+                self.close()
+                result.set_exception(exc)
+                return
+            if not read.done():
+                on_done = functools.partial(
+                    self._on_read_into, buffer=buffer, view=view, position=position, end=end, result=result
+                )
+                read.add_done_callback(on_done)
+                return
+            position = self._count_read(read, buffer, view, position, end, result)
+            if position < 0:
+                return
+
+    def _on_read_into(
+        self, read: Future[int], buffer: bytearray, view: memoryview, position: int, end: int, result: Future[bytes]
+    ) -> None:
+        if result.done():  # cancelled by the reader: the rest of the body is abandoned
+            self.abandon()
+            return
+        position = self._count_read(read, buffer, view, position, end, result)
+        if position >= 0:
+            self._read_into(buffer, view, position, end, result)
+
+    def _count_read(
+        self, read: Future[int], buffer: bytearray, view: memoryview, position: int, end: int, result: Future[bytes]
+    ) -> int:
+        """Account for one finished read; the position after it, or -1 once ``result`` is settled."""
+        try:
+            count = read.result()
+            if not count:
+                self.parser.feed_eof()  # raises: the body is shorter than its Content-Length
+                raise RemoteProtocolError(f"the body from {self.origin} ended early")  # pragma: no cover
+            finished = self.parser.take_body(count)
+        except BaseException as exc:
+            self.close()  # the buffer is not given back: it is dropped with the failed read
+            result.set_exception(exc)
+            return -1
+        if not finished:
+            return position + count
+        self._message_complete()
+        body = bytes(view[:end])
+        if self.body_buffers is not None:
+            self.body_buffers.give_back(buffer)
+        result.set_result(body)
+        return -1
 
     def _on_body_read(self, read: Future[bytes], result: Future[bytes]) -> None:
         if result.cancelled():

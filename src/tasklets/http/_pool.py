@@ -27,6 +27,7 @@ from typing import Any
 from .._exceptions import PoolTimeout
 from .._future import Future
 from .._loop import Loop
+from ._body_buffers import BodyBuffers
 from ._connection import HTTPConnection
 from ._url import Origin
 
@@ -116,6 +117,7 @@ class ConnectionPool:
         self._total = 0
         self._waiters: deque[Future[None]] = deque()
         self._closed = False
+        self.body_buffers = BodyBuffers()  # lent to this pool's connections (HTTPConnection.read_rest)
 
     def __repr__(self) -> str:
         return f"<ConnectionPool open={self._total} idle={len(self._idle)} waiting={len(self._waiters)}>"
@@ -175,6 +177,7 @@ class ConnectionPool:
                     self._wake_one()
                     raise
                 self._live.add(conn)
+                conn.body_buffers = self.body_buffers
                 return conn
             yield from self._wait(deadline, origin)
 
@@ -233,6 +236,7 @@ class ConnectionPool:
     def close(self) -> None:
         """Close every idle connection; busy ones close when their response is done."""
         self._closed = True
+        self.body_buffers.clear()
         for conn in list(self._idle):
             self._forget(conn)
             conn.close()

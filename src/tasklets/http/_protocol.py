@@ -742,6 +742,40 @@ class ClientConnection:
             return self._remaining
         return None
 
+    def take_body(self, count: int) -> list[Event]:
+        """Count ``count`` bytes of a Content-Length body that the caller received into its own buffer.
+
+        For a large body (while :attr:`body_left` is not None): its bytes
+        need no parsing, and :meth:`feed` would make a ``bytes`` object of
+        every piece. Bytes past the end of the body count as data after the
+        response (the connection is then not reusable), as through ``feed``.
+        The backend's parser never sees these bytes; the next exchange gets
+        a fresh one.
+
+        Returns:
+            ``[EndOfMessage()]`` once the body is complete, else ``[]``.
+
+        Raises:
+            LocalProtocolError: no Content-Length body is being received.
+        """
+        if self.state is not RECV_BODY or self._framing != _LENGTH:
+            raise LocalProtocolError(
+                f"take_body() in state {self.state.name}: no Content-Length body is being received"
+            )
+        if count < 0:
+            raise ValueError(f"take_body() needs count >= 0, got {count!r}")
+        events: list[Event] = []
+        self._events = events
+        remaining = self._remaining
+        if count < remaining:
+            self._remaining = remaining - count
+            return events
+        self._remaining = 0
+        if count > remaining:
+            self._note_extra(None, count - remaining)
+        self._end_message([])
+        return events
+
     # -- keep-alive ----------------------------------------------------------------------------
 
     def can_reuse(self) -> bool:

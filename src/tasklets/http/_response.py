@@ -11,7 +11,9 @@ Under ``yield from`` the task's scheduler sends each chunk back into
 ``read()``, which collects them; under ``for`` nothing is sent back (each
 chunk is taken from its done future) and nothing is collected, so a large
 body read chunk by chunk never sits in memory. The last chunk of a
-``for`` loop may be ``b""``.
+``for`` loop may be ``b""``. Once ``read()`` knows the body is wanted whole,
+the rest of a large Content-Length body that needs no decoding is read in
+one piece, straight into one buffer (``HTTPConnection.read_rest``).
 
 Decoding (gzip, deflate, ...) happens per chunk with a bound on the output of
 each step, so a compression bomb read chunk by chunk stays in bounded memory.
@@ -116,8 +118,22 @@ class Response:
         collecting: bool | None = None
         size = 0
         while True:
-            if collecting and limit is not None:
-                self._refuse_declared_excess(size, limit)
+            if collecting:
+                if limit is not None:
+                    self._refuse_declared_excess(size, limit)
+                rest = self._read_rest(parts)
+                if rest is not None:
+                    try:
+                        body = yield rest
+                    except Exception as exc:
+                        self.close()
+                        error = as_client_error(exc, f"reading {self.url}")
+                        if error is exc:
+                            raise
+                        raise error from exc
+                    self._finished = True
+                    self._connection = None
+                    return rest.result() if body is None else body
             future = self.next_chunk()
             received = yield future
             if collecting is None:
@@ -143,6 +159,19 @@ class Response:
             raise BodyTooLarge(
                 f"the body of {self.url} is larger than the limit of {limit} bytes (Content-Length says so)"
             )
+
+    def _read_rest(self, parts: list[bytes]) -> Future[bytes] | None:
+        """The rest of the body in one future, read straight into one buffer; None when that does not apply."""
+        connection = self._connection
+        if connection is None or not self._identity:
+            return None
+        rest = connection.read_rest(parts)
+        if rest is None:
+            return None
+        rest.add_done_callback(self._on_chunk_done)  # a reader cancelled while it waits: close now
+        if self._deadline is not None:
+            rest = with_timeout(rest, max(0.0, self._deadline - self._loop.time()))
+        return rest
 
     def next_chunk(self) -> Future[bytes]:
         """A future of the next decoded piece of the body; ``b""`` once it has all been read."""

@@ -25,7 +25,7 @@ DEFAULT_READ_AHEAD = 256 * 1024
 _CHUNK = 64 * 1024
 
 # What the parked waiter waits for.
-_ANY, _EXACTLY, _UNTIL = 0, 1, 2
+_ANY, _EXACTLY, _UNTIL, _INTO = 0, 1, 2, 3
 
 
 def _take(buf: bytearray, n: int) -> bytes:
@@ -47,6 +47,8 @@ class ReadSide:
     _hand_over: Any
     _loop: Any
     _recv: Any
+    _recv_into: Any
+    _into: memoryview | None
     _buffer: bytearray
     _eof: bool
     _read_error: BaseException | None
@@ -133,6 +135,61 @@ class ReadSide:
                     self._set_eof()
                 return done_future(data)
         return self._park(_ANY, max_bytes)
+
+    def read_into(self, buffer: bytearray | memoryview) -> Future[int]:
+        """Read up to ``len(buffer)`` bytes into ``buffer``, as soon as at least one is available.
+
+        :meth:`read` without a new ``bytes`` object per read: the kernel
+        copies straight into the caller's buffer (say, a slice of one reused
+        ``bytearray`` that collects a whole download). Made for bulk
+        transfers, where data is usually waiting: it tries to receive at
+        once rather than wait for readiness first.
+
+        Args:
+            buffer: a writable bytes-like object; leave it alone until the
+                future is done.
+
+        Returns:
+            A future of how many bytes were put at the start of ``buffer``:
+            0 once the peer has closed its side and nothing is buffered.
+
+        Raises:
+            StreamClosed: the stream was closed (raised at once).
+            RuntimeError: another read is still pending (raised at once).
+            TypeError, ValueError: a read-only or an empty buffer.
+        """
+        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+            return self._hand_over(self.read_into, buffer)
+        view = memoryview(buffer)
+        if view.readonly:
+            raise TypeError(f"read_into() needs a writable buffer, got a read-only {type(buffer).__name__}")
+        if view.ndim != 1 or view.format != "B":
+            view = view.cast("B")
+        if not len(view):
+            raise ValueError("read_into() needs a non-empty buffer")
+        buf = self._buffer
+        if buf:  # bytes read ahead come first
+            count = min(len(buf), len(view))
+            view[:count] = memoryview(buf)[:count]
+            del buf[:count]
+            return done_future(count)
+        if self._eof:
+            return done_future(0)
+        self._check_can_read()
+        if self._read_error is not None:
+            return failed_future(self._read_error)
+        try:
+            count = self._recv_into(view)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            return failed_future(self._reading_failed(exc))
+        else:
+            if not count:
+                self._set_eof()
+            return done_future(count)
+        self._into = view
+        return self._park(_INTO, len(view))
 
     def read_exactly(self, n: int) -> Future[bytes]:
         """Read exactly ``n`` bytes.
@@ -243,7 +300,7 @@ class ReadSide:
             else:
                 self._set_eof()
 
-    def _settle(self) -> Future[bytes] | None:
+    def _settle(self) -> Future[Any] | None:
         """A done future if the current request (``_kind``/``_arg``) can be settled now, else None."""
         buf = self._buffer
         kind = self._kind
@@ -280,6 +337,19 @@ class ReadSide:
                 partial = _take(buf, len(buf))
                 return failed_future(IncompleteReadError(partial, None, host=self._host, port=self._port))
             return None
+        if kind == _INTO:
+            view = self._into
+            assert view is not None
+            if buf:
+                count = min(len(buf), len(view))
+                view[:count] = memoryview(buf)[:count]
+                del buf[:count]
+                return done_future(count)
+            if self._read_error is not None:
+                return failed_future(self._read_error)
+            if self._eof:
+                return done_future(0)
+            return None
         # _ANY
         if buf:
             return done_future(_take(buf, self._arg))
@@ -289,13 +359,13 @@ class ReadSide:
             return done_future(b"")
         return None
 
-    def _settle_or_park(self) -> Future[bytes]:
+    def _settle_or_park(self) -> Future[Any]:
         outcome = self._settle()
         if outcome is not None:
             return outcome
         return self._park(self._kind, self._arg)
 
-    def _park(self, kind: int, arg: int) -> Future[bytes]:
+    def _park(self, kind: int, arg: int) -> Future[Any]:
         if self._read_error is not None:
             return failed_future(self._read_error)
         waiter: Future[bytes] = Future()
@@ -344,13 +414,30 @@ class ReadSide:
             if not waiter._try_set_result(data):  # cancelled from another thread just now: keep the bytes
                 self._buffer[:0] = data
             return
+        if waiter is not None and self._kind == _INTO and waiter._state is PENDING and not self._buffer:
+            view = self._into
+            assert view is not None
+            try:
+                count = self._recv_into(view)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._reading_failed(exc)
+                return
+            if not count:
+                self._set_eof()
+            self._waiter = self._into = None
+            if not waiter._try_set_result(count):  # cancelled from another thread just now: keep the bytes
+                self._buffer[:0] = view[:count]
+            return
         if waiter is not None and waiter._state is not PENDING:
             self._drop_waiter()
             waiter = None
         if waiter is None:
             self._read_ahead_now()
             return
-        self._pull(self._arg + 1 if self._kind == _UNTIL else self._arg)
+        kind = self._kind
+        self._pull(self._arg + 1 if kind == _UNTIL else 1 if kind == _INTO else self._arg)
         outcome = self._settle()
         if outcome is not None:
             self._resolve_waiter(outcome)
@@ -376,7 +463,8 @@ class ReadSide:
 
     def _resolve_waiter(self, outcome: Future[Any]) -> None:
         waiter = self._waiter
-        self._waiter = None
+        into = self._into  # what read_into() filled, if that is what waited (its result is a count)
+        self._waiter = self._into = None
         if waiter is None or waiter._state is not PENDING:
             return
         try:
@@ -384,12 +472,12 @@ class ReadSide:
                 waiter.set_exception(outcome._exception)
             else:
                 waiter.set_result(outcome._result)
-        except InvalidStateError:
+        except InvalidStateError:  # cancelled from another thread just now: keep the bytes
             if outcome._exception is None and outcome._result:
-                self._buffer[:0] = outcome._result
+                self._buffer[:0] = outcome._result if into is None else into[: outcome._result]
 
     def _drop_waiter(self) -> None:
-        self._waiter = None
+        self._waiter = self._into = None
 
     def _read_deadline_passed(self) -> None:
         self._read_timer = None
@@ -399,7 +487,7 @@ class ReadSide:
         if self._loop.time() < self._read_deadline:  # a later read: its deadline is further on
             self._read_timer = self._loop.call_at(self._read_deadline, self._read_deadline_passed)
             return
-        self._waiter = None
+        self._waiter = self._into = None
         waiter.set_exception(
             ReadTimeout(f"no data from {self._peername!r} within {self.timeout} s", host=self._host, port=self._port)
         )

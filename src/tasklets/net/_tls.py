@@ -80,6 +80,12 @@ class TLSLayer:
         """Whether bytes wait inside the TLS layer, where socket readiness cannot see them."""
         return bool(self._incoming.pending or self.sslobj.pending())
 
+    def recv_into(self, view: memoryview) -> int:
+        """``recv`` into ``view``: the count of plaintext bytes put there (0 at end of stream)."""
+        data = self.recv(len(view))
+        view[: len(data)] = data
+        return len(data)
+
     def recv(self, n: int) -> bytes:
         """Up to ``n`` plaintext bytes; ``b""`` at end of stream; BlockingIOError if none yet."""
         read = self.sslobj.read
@@ -204,6 +210,7 @@ def handshake(
         stream._buffer.clear()
     stream._tls = layer
     stream._recv = layer.recv
+    stream._recv_into = layer.recv_into
     return stream
 
 

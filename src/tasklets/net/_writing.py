@@ -114,7 +114,11 @@ class WriteSide:
         return self.write(b"".join(lines))
 
     def drain(self) -> Future[None]:
-        """A future resolved once every queued byte has been handed to the kernel."""
+        """A future resolved once every queued byte has been handed to the kernel.
+
+        It fails with :class:`WriteTimeout` when the peer takes none of the
+        queued bytes for ``timeout`` seconds.
+        """
         if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.drain)
         if self._write_error is not None:
@@ -125,6 +129,7 @@ class WriteSide:
         if self._flush_waiters is None:
             self._flush_waiters = []
         self._flush_waiters.append(waiter)
+        self._arm_write_timer()
         return waiter
 
     def write_eof(self) -> None:
@@ -157,19 +162,32 @@ class WriteSide:
         if waiter is None or waiter._state is not PENDING:
             waiter = self._drain_waiter = Future()
             if self.timeout is not None:
-                if self._write_timer is not None:
-                    self._write_timer.cancel()
-                self._write_progress = self._loop.time()
-                self._write_timer = self._loop.call_later(self.timeout, self._write_timed_out, waiter)
+                self._arm_write_timer()
                 waiter.add_done_callback(self._drain_waiter_done)
         return waiter
+
+    def _arm_write_timer(self) -> None:
+        """Start the write timeout for a wait on the queue; one timer serves ``write()`` and ``drain()``."""
+        if self.timeout is not None and self._write_timer is None:
+            self._write_progress = self._loop.time()
+            self._write_timer = self._loop.call_later(self.timeout, self._write_timed_out)
+
+    def _disarm_write_timer(self) -> None:
+        """Stop the write timeout once nothing waits on the queue any more."""
+        if self._write_timer is not None and not self._waiting_on_queue():
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _waiting_on_queue(self) -> list[Future[None]]:
+        waiter = self._drain_waiter
+        waiting = [waiter] if waiter is not None and waiter._state is PENDING else []
+        waiting.extend(flush for flush in self._flush_waiters or () if flush._state is PENDING)
+        return waiting
 
     def _drain_waiter_done(self, waiter: Future[Any]) -> None:
         if waiter.cancelled() and self._drain_waiter is waiter:
             self._drain_waiter = None
-            if self._write_timer is not None:
-                self._write_timer.cancel()
-                self._write_timer = None
+            self._disarm_write_timer()
 
     def _on_writable(self) -> None:
         wbuf = self._wbuf
@@ -187,11 +205,9 @@ class WriteSide:
             waiter = self._drain_waiter
             if waiter is not None:
                 self._drain_waiter = None
-                if self._write_timer is not None:
-                    self._write_timer.cancel()
-                    self._write_timer = None
                 if waiter._state is PENDING:
                     waiter.set_result(None)
+                self._disarm_write_timer()
         if not wbuf:
             self._loop.remove_writer(self._fd)
             self._writing = False
@@ -201,29 +217,31 @@ class WriteSide:
                 for waiter in waiters:
                     if waiter._state is PENDING:
                         waiter.set_result(None)
+                self._disarm_write_timer()
             if self._eof_pending:
                 self._shutdown_write()
             if self._closing:
                 self._finish_close()
 
-    def _write_timed_out(self, waiter: Future[Any]) -> None:
+    def _write_timed_out(self) -> None:
         self._write_timer = None
-        if self._drain_waiter is waiter:
-            # The timeout is between bytes, as for reads: a large queue that the
-            # peer keeps taking may take longer than ``timeout`` to drain.
-            idle = self._loop.time() - self._write_progress
-            if self.timeout is not None and idle < self.timeout:
-                self._write_timer = self._loop.call_later(self.timeout - idle, self._write_timed_out, waiter)
-                return
-            self._drain_waiter = None
-            if waiter._state is PENDING:
-                waiter.set_exception(
-                    WriteTimeout(
-                        f"{self._peername!r} read none of {len(self._wbuf)} queued bytes for {self.timeout} s",
-                        host=self._host,
-                        port=self._port,
-                    )
-                )
+        waiting = self._waiting_on_queue()
+        if not waiting:
+            return
+        # The timeout is between bytes, as for reads: a large queue that the
+        # peer keeps taking may take longer than ``timeout`` to drain.
+        idle = self._loop.time() - self._write_progress
+        if self.timeout is not None and idle < self.timeout:
+            self._write_timer = self._loop.call_later(self.timeout - idle, self._write_timed_out)
+            return
+        self._drain_waiter = self._flush_waiters = None
+        error = WriteTimeout(
+            f"{self._peername!r} read none of {len(self._wbuf)} queued bytes for {self.timeout} s",
+            host=self._host,
+            port=self._port,
+        )
+        for waiter in waiting:
+            waiter.set_exception(error)
 
     def _writing_failed(self, exc: OSError) -> BaseException:
         error = translate_stream_error(exc, self._host, self._port)
