@@ -18,12 +18,14 @@ from tasklets import Future
 from ._support import RawPeer, read_all, recv_exactly, run
 
 
-def with_peer(script: Callable[[socket.socket], Any], body: Callable[[tasklets.Stream, RawPeer], Any]) -> Any:
-    """Connect a stream to a raw peer running ``script``; run ``body(stream, peer)``."""
+def with_peer(
+    script: Callable[[socket.socket], Any], body: Callable[[tasklets.Stream, RawPeer], Any], **options: Any
+) -> Any:
+    """Connect a stream (with ``open_connection`` ``options``) to a raw peer running ``script``; run ``body``."""
     peer = RawPeer().serve(script)
 
     def main() -> Any:
-        stream = yield tasklets.open_connection("127.0.0.1", peer.port)
+        stream = yield tasklets.open_connection("127.0.0.1", peer.port, **options)
         try:
             return (yield from body(stream, peer))
         finally:
@@ -302,3 +304,131 @@ def test_server_survives_a_client_that_resets() -> None:
         yield server.wait_closed()
 
     run(main)
+
+
+# -- the write timeout: between bytes, for write() and drain() alike ------------------------------------
+
+
+#: More than the kernel buffers of a connection whose peer does not read hold (a few MiB on loopback).
+_TOO_MUCH = 16 * 1024 * 1024
+
+
+def _write_timers(stream: tasklets.Stream) -> list[Any]:
+    timers = [entry[2] for entry in stream.loop._timers if not entry[2].cancelled()]
+    return [timer for timer in timers if "_write_timed_out" in repr(timer)]
+
+
+def _slow_but_steady_reader(conn: socket.socket) -> str:
+    """The peer's script: read at most 64 KiB every 10 ms until end of stream; the digest of what came."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    digest = hashlib.sha256()
+    for _ in range(6000):  # a minute at this pace
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            return digest.hexdigest()
+        digest.update(chunk)
+        time.sleep(0.01)  # the peer's pace, not a wait for us
+    raise AssertionError("the stream never ended")
+
+
+def with_stalled_peer(body: Callable[[tasklets.Stream], Any], **options: Any) -> Any:
+    """Run ``body(stream)`` against a peer that reads nothing; then drop the queue and let the peer go."""
+    stop: Future[None] = Future()
+
+    def script(conn: socket.socket) -> None:
+        stop.result(20)
+
+    def main(stream: tasklets.Stream, peer: RawPeer) -> Any:
+        try:
+            return (yield from body(stream))
+        finally:
+            stream.abort()  # the peer will never read: drop the queue
+            stop.set_result(None)
+            yield peer.done
+
+    return with_peer(script, main, **options)
+
+
+def test_drain_times_out_when_the_peer_stalls() -> None:
+    def body(stream: tasklets.Stream) -> Any:
+        stream.timeout = 0.1
+        assert stream.write(b"q" * _TOO_MUCH).done()  # under the (raised) high-water mark: only the drain waits
+        assert stream._wbuf
+        start = stream.loop.time()
+        with pytest.raises(tasklets.WriteTimeout) as caught:
+            yield tasklets.with_timeout(stream.drain(), 5)  # a TimeoutError, but no WriteTimeout, after 5 s
+        assert stream.loop.time() - start >= 0.09
+        assert isinstance(caught.value, tasklets.TimeoutError)
+        assert stream._write_timer is None
+
+    with_stalled_peer(body, high_water=2 * _TOO_MUCH)
+
+
+def test_a_drain_after_a_cancelled_one_gets_the_whole_timeout() -> None:
+    def body(stream: tasklets.Stream) -> Any:
+        stream.timeout = 0.4
+        assert stream.write(b"q" * _TOO_MUCH).done()  # under the (raised) high-water mark: only the drain waits
+        stream.drain().cancel()  # its timer stays armed, lazily...
+        yield tasklets.sleep(0.3)
+        start = stream.loop.time()
+        with pytest.raises(tasklets.WriteTimeout):
+            yield tasklets.with_timeout(stream.drain(), 5)
+        assert stream.loop.time() - start >= 0.35  # ...but the new drain's count started afresh
+
+    with_stalled_peer(body, high_water=2 * _TOO_MUCH)
+
+
+@pytest.mark.parametrize("waiting_on", ["write", "drain"])
+def test_a_peer_that_keeps_reading_slowly_never_times_out_the_wait(waiting_on: str) -> None:
+    """The write timeout is between bytes: the queue may take longer than the timeout to drain."""
+    payload = os.urandom(4 * 1024 * 1024)
+
+    def body(stream: tasklets.Stream, peer: RawPeer) -> Any:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        stream.timeout = 0.2
+        start = stream.loop.time()
+        written = stream.write(payload)
+        if waiting_on == "write":
+            assert not written.done()
+            yield written
+        else:
+            assert written.done()  # under the (raised) high-water mark: only the drain waits
+            assert stream._wbuf
+            yield stream.drain()
+        # The peer took longer than the timeout to take it, but never paused for that long.
+        assert stream.loop.time() - start > 2 * stream.timeout
+        assert stream._write_timer is None
+        stream.close()
+        yield stream.wait_closed()
+        assert (yield peer.done) == hashlib.sha256(payload).hexdigest()
+
+    options = {"high_water": len(payload)} if waiting_on == "drain" else {}
+    with_peer(_slow_but_steady_reader, body, **options)
+
+
+def test_one_write_timer_serves_a_waiting_write_and_drain() -> None:
+    def body(stream: tasklets.Stream) -> Any:
+        stream.timeout = 0.1
+        written = stream.write(b"w" * _TOO_MUCH)
+        assert not written.done()
+        drained = stream.drain()
+        assert len(_write_timers(stream)) == 1
+        with pytest.raises(tasklets.WriteTimeout):
+            yield tasklets.with_timeout(drained, 5)
+        assert isinstance(written.exception(0), tasklets.WriteTimeout)
+        assert _write_timers(stream) == []
+
+    with_stalled_peer(body)
+
+
+def test_cancelling_the_write_wait_keeps_the_drain_timeout() -> None:
+    def body(stream: tasklets.Stream) -> Any:
+        stream.timeout = 0.1
+        written = stream.write(b"w" * _TOO_MUCH)
+        drained = stream.drain()
+        written.cancel()
+        assert len(_write_timers(stream)) == 1  # the drain still waits on the queue
+        with pytest.raises(tasklets.WriteTimeout):
+            yield tasklets.with_timeout(drained, 5)
+
+    with_stalled_peer(body)

@@ -6,7 +6,9 @@ import hashlib
 import os
 import select
 import socket
+import threading
 import time
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -462,3 +464,353 @@ def test_fast_paths_complete_without_waiting(kind: str, tls: TLSMaterial) -> Non
         assert (yield pair.server_side.read_exactly(5)) == b"small"
 
     with_pair(kind, tls, body)
+
+
+# -- read_into ----------------------------------------------------------------------------------------
+
+
+def _read_ahead(pair: Any, data: bytes) -> Generator[Any, Any, None]:
+    """Leave ``data`` read ahead in the client's buffer: send a byte more and read that one."""
+    yield pair.server_side.write(b"<" + data)
+    assert (yield pair.client.read_exactly(1)) == b"<"
+    assert pair.client.buffered == len(data)  # one small write arrives whole on loopback
+
+
+def _fill(stream: tasklets.Stream, view: memoryview) -> Generator[Any, Any, None]:
+    """``read_into`` until ``view`` is full."""
+    got = 0
+    while got < len(view):  # bounded: a read puts at least one byte (0 means EOF: fail)
+        count = yield stream.read_into(view[got:])
+        assert 0 < count <= len(view) - got
+        got += count
+
+
+def _spy_on_receive(stream: tasklets.Stream, then: Callable[[], object] = lambda: None) -> Future[int]:
+    """A future of the count of bytes the stream next receives from its socket, by ``recv`` or ``recv_into``.
+
+    ``then()`` runs right after that receive, inside it, before the stream sees the bytes.
+    """
+    received: Future[int] = Future()
+    recv, recv_into = stream._recv, stream._recv_into
+
+    def done(count: int) -> None:
+        stream._recv, stream._recv_into = recv, recv_into
+        then()
+        received.set_result(count)
+
+    def spy_recv(n: int) -> bytes:
+        data = recv(n)  # BlockingIOError goes through: no bytes yet, the spy stays
+        done(len(data))
+        return data
+
+    def spy_recv_into(view: memoryview) -> int:
+        count = recv_into(view)
+        done(count)
+        return count
+
+    stream._recv, stream._recv_into = spy_recv, spy_recv_into
+    return received
+
+
+def test_read_into_fills_a_bytearray_or_a_slice_of_one(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        buffer = bytearray(b"." * 16)
+        waiting = pair.client.read_into(memoryview(buffer)[2:12])  # nothing sent yet: it waits
+        assert not waiting.done()
+        yield pair.server_side.write(b"0123456789")
+        count = yield waiting
+        assert 0 < count <= 10
+        yield from _fill(pair.client, memoryview(buffer)[2 + count : 12])  # the rest, if it came in pieces
+        assert buffer == b"..0123456789...."
+        buffer.extend(b"!")  # a bytearray with a view still exported cannot resize: the stream kept none
+        whole = bytearray(3)  # a bytearray itself, not a view of it
+        yield pair.server_side.write(b"xyz")
+        count = yield pair.client.read_into(whole)
+        assert 0 < count <= 3
+        yield from _fill(pair.client, memoryview(whole)[count:])
+        assert whole == b"xyz"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_receives_at_once_when_data_is_there(kind: str, tls: TLSMaterial) -> None:
+    if kind == "tls":
+        pytest.skip("TLS 1.3 session tickets make the socket readable before the data: not a fast-path case")
+
+    def body(pair: Any) -> Any:
+        yield pair.server_side.write(b"ready")
+        select.select([pair.client.socket], [], [], 5)  # the bytes are in the kernel now
+        buffer = bytearray(8)
+        read = pair.client.read_into(buffer)
+        assert read.done() and read.result() == 5  # received at once, no reader registered
+        assert not pair.client._reading
+        assert buffer[:5] == b"ready"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_takes_read_ahead_bytes_first(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield from _read_ahead(pair, b"abcdefgh")
+        small = bytearray(3)
+        first = pair.client.read_into(small)
+        assert first.done() and first.result() == 3  # more buffered than it holds: it is filled at once
+        assert small == b"abc"
+        assert pair.client.buffered == 5  # the rest stays for the next read
+        yield pair.server_side.write(b"NEW")
+        large = bytearray(100)
+        rest = pair.client.read_into(large)
+        assert rest.done() and rest.result() == 5  # what was buffered, before any newer bytes
+        assert large[:5] == b"defgh"
+        newer = bytearray(3)
+        yield from _fill(pair.client, memoryview(newer))
+        assert newer == b"NEW"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_is_zero_at_eof_and_stays_so(kind: str, tls: TLSMaterial) -> None:
+    message = b"last words"
+
+    def body(pair: Any) -> Any:
+        yield pair.server_side.write(message)
+        pair.server_side.close()
+        yield pair.server_side.wait_closed()  # the bytes and the end of stream are sent: the reads need not wait
+        buffer = bytearray(64)
+        got = 0
+        for _ in range(len(message) + 1):  # each read gives at least one byte, or 0 at the end
+            count = yield pair.client.read_into(memoryview(buffer)[got:])
+            if not count:
+                break
+            got += count
+        assert count == 0
+        assert buffer[:got] == message
+        assert pair.client.at_eof()
+        again = pair.client.read_into(buffer)
+        assert again.done() and again.result() == 0
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_waiting_when_the_peer_closes_gets_zero(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        waiting = pair.client.read_into(bytearray(8))
+        assert not waiting.done()
+        pair.server_side.close()
+        assert (yield waiting) == 0
+        assert pair.client.at_eof()
+        again = pair.client.read_into(bytearray(8))
+        assert again.done() and again.result() == 0
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_timeout(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        pair.client.timeout = 0.05
+        buffer = bytearray(8)
+        with pytest.raises(tasklets.ReadTimeout):
+            yield tasklets.with_timeout(pair.client.read_into(buffer), 5)  # a TimeoutError, not ReadTimeout, at 5 s
+        # The stream is still usable afterwards, and the read that timed out puts nothing in its buffer.
+        pair.client.timeout = None
+        yield pair.server_side.write(b"late")
+        other = bytearray(4)
+        yield from _fill(pair.client, memoryview(other))
+        assert other == b"late"
+        assert buffer == bytearray(8)
+        buffer.extend(b"!")  # the stream let go of it
+
+    with_pair(kind, tls, body)
+
+
+def test_cancelled_read_into_loses_no_data_and_leaves_the_buffer_alone(kind: str, tls: TLSMaterial) -> None:
+    def reader(stream: tasklets.Stream, buffer: bytearray) -> Any:
+        return (yield stream.read_into(buffer))
+
+    def body(pair: Any) -> Any:
+        buffer = bytearray(16)
+        waiting = tasklets.spawn(reader, pair.client, buffer)
+        for _ in range(10):
+            if pair.client._waiter is not None:
+                break
+            yield None  # let it start waiting
+        assert pair.client._waiter is not None
+        waiting.cancel()
+        with pytest.raises(tasklets.CancelledError):
+            yield waiting
+        received = _spy_on_receive(pair.client)
+        yield pair.server_side.write(b"hello")
+        # The readiness callback finds the cancelled read_into: the bytes go to the stream's buffer...
+        assert (yield received) > 0
+        assert buffer == bytearray(16)  # ...not to the buffer of the read that was cancelled
+        assert (yield pair.client.read_exactly(5)) == b"hello"
+        assert buffer == bytearray(16)
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_cancelled_as_its_bytes_arrive_gives_them_back(kind: str, tls: TLSMaterial) -> None:
+    """The race with a cancel() from another thread: the bytes received for a read just cancelled are kept."""
+
+    def body(pair: Any) -> Any:
+        waiting = pair.client.read_into(bytearray(16))
+        assert not waiting.done()
+        received = _spy_on_receive(pair.client, then=waiting.cancel)  # cancelled between recv and result
+        yield pair.server_side.write(b"hello")
+        count = yield received
+        assert waiting.cancelled()
+        assert count > 0 and pair.client.buffered == count  # back in the stream's buffer
+        assert (yield pair.client.read_exactly(5)) == b"hello"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_refuses_read_only_and_empty_buffers(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield from _read_ahead(pair, b"kept")
+        with pytest.raises(TypeError, match="writable buffer"):
+            pair.client.read_into(b"read-only")
+        with pytest.raises(TypeError, match="writable buffer"):
+            pair.client.read_into(memoryview(bytearray(4)).toreadonly())
+        with pytest.raises(ValueError, match="non-empty buffer"):
+            pair.client.read_into(bytearray())
+        with pytest.raises(ValueError, match="non-empty buffer"):
+            pair.client.read_into(memoryview(bytearray(8))[4:4])
+        assert pair.client.buffered == 4  # refused before anything was taken
+        buffer = bytearray(4)
+        kept = pair.client.read_into(buffer)
+        assert kept.done() and kept.result() == 4
+        assert buffer == b"kept"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_is_one_read_at_a_time(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        first = pair.client.read()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read_into(bytearray(4))
+        yield pair.server_side.write(b"x")
+        assert (yield first) == b"x"
+        buffer = bytearray(4)
+        into = pair.client.read_into(buffer)
+        assert not into.done()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read_into(bytearray(4))
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read_exactly(1)
+        yield pair.server_side.write(b"y")
+        assert (yield into) == 1
+        assert buffer == b"y\0\0\0"
+
+    with_pair(kind, tls, body)
+
+
+def test_a_cancelled_read_into_lets_go_of_the_buffer_at_once(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        buffer = bytearray(16)
+        waiting = pair.client.read_into(buffer)
+        assert not waiting.done()
+        waiting.cancel()
+        buffer.extend(b"more")  # BufferError if the stream still held a view of it
+        yield pair.server_side.write(b"hello")
+        assert (yield pair.client.read_exactly(5)) == b"hello"
+
+    with_pair(kind, tls, body)
+
+
+def test_buffered_bytes_of_a_pending_read_are_not_taken_by_another(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        pending = pair.client.read_exactly(10)
+        yield pair.server_side.write(b"12345")
+        for _ in range(1000):  # bounded: until the five bytes wait in the buffer (a poll each turn)
+            if pair.client.buffered:
+                break
+            yield tasklets.sleep(0.001)
+        assert pair.client.buffered == 5 and not pending.done()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read_into(bytearray(10))
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read(10)
+        yield pair.server_side.write(b"abcdefghij")
+        assert (yield pending) == b"12345abcde"
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_refuses_a_strided_view(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        yield from _read_ahead(pair, b"kept")
+        with pytest.raises(TypeError, match="contiguous"):
+            pair.client.read_into(memoryview(bytearray(8))[::2])
+        assert pair.client.buffered == 4
+
+    with_pair(kind, tls, body)
+
+
+def test_large_transfer_read_into_one_buffer(kind: str, tls: TLSMaterial) -> None:
+    size = 4 * 1024 * 1024
+    payload = os.urandom(size)
+
+    def body(pair: Any) -> Any:
+        writer = tasklets.spawn(_write_and_close, pair.server_side, payload)
+        received = bytearray(size)
+        view = memoryview(received)
+        got = 0
+        slices = (1, 4096, 65536, 1 << 20)  # small and large, so the read-ahead buffer is split too
+        for i in range(size):  # bounded: each read gives at least one byte
+            if got == size:
+                break
+            count = yield pair.client.read_into(view[got : got + slices[i % len(slices)]])
+            assert count > 0
+            got += count
+        assert (yield pair.client.read_into(bytearray(1))) == 0
+        yield writer
+        view.release()
+        assert hashlib.sha256(received).hexdigest() == hashlib.sha256(payload).hexdigest()
+
+    with_pair(kind, tls, body)
+
+
+def test_read_into_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial) -> None:
+    if kind != "tcp":
+        pytest.skip("one transport suffices: the hand-over is transport-independent")
+    accepted: Future[tasklets.Stream] = Future()
+    release: Future[None] = Future()
+
+    def handler(stream: tasklets.Stream) -> Any:
+        accepted.set_result(stream)
+        yield release
+
+    server = tasklets.start_server(handler, "127.0.0.1", 0).result(10)
+    client = tasklets.open_connection("127.0.0.1", server.port).result(10)
+    server_side = accepted.result(10)
+    threads = []
+    recv_into = client._recv_into
+
+    def recording_recv_into(view: memoryview) -> int:
+        threads.append(threading.get_ident())
+        return recv_into(view)
+
+    client._recv_into = recording_recv_into
+    try:
+        buffer = bytearray(13)
+        waiting = client.read_into(buffer)
+        server_side.write(b"from a thread").result(10)
+        got = waiting.result(10)
+        for _ in range(13):  # the rest, if it came in pieces
+            if got == len(buffer):
+                break
+            got += client.read_into(memoryview(buffer)[got:]).result(10)
+        assert buffer == b"from a thread"
+        assert threads and set(threads) == {client.loop._thread_id}  # the socket was read on the loop's thread
+        with pytest.raises(TypeError):
+            client.read_into(b"read-only").result(10)
+    finally:
+        client.close().result(10)
+        release.set_result(None)
+        server.close()
+        server.wait_closed().result(10)
+        server_side.wait_closed().result(10)

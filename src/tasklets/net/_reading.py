@@ -90,6 +90,8 @@ class ReadSide:
             return self._hand_over(self.read, max_bytes)
         buf = self._buffer
         if buf:
+            if self._waiter is not None:
+                self._check_no_read_waits()  # those bytes may be a pending read_exactly()'s
             # _take(buf, max_bytes), inlined: this is the hottest line of a stream.
             if len(buf) <= max_bytes:
                 data = bytes(buf)
@@ -163,12 +165,15 @@ class ReadSide:
         view = memoryview(buffer)
         if view.readonly:
             raise TypeError(f"read_into() needs a writable buffer, got a read-only {type(buffer).__name__}")
+        if not view.c_contiguous:
+            raise TypeError("read_into() needs a contiguous buffer, not a strided view")
         if view.ndim != 1 or view.format != "B":
             view = view.cast("B")
         if not len(view):
             raise ValueError("read_into() needs a non-empty buffer")
         buf = self._buffer
-        if buf:  # bytes read ahead come first
+        if buf:  # bytes read ahead come first (unless they wait for a pending read)
+            self._check_no_read_waits()
             count = min(len(buf), len(view))
             view[:count] = memoryview(buf)[:count]
             del buf[:count]
@@ -189,7 +194,15 @@ class ReadSide:
                 self._set_eof()
             return done_future(count)
         self._into = view
-        return self._park(_INTO, len(view))
+        waiter = self._park(_INTO, len(view))
+        if not waiter.done():
+            waiter.add_done_callback(self._into_waiter_done)
+        return waiter
+
+    def _into_waiter_done(self, waiter: Future[Any]) -> None:
+        # A cancelled read_into lets go of the caller's buffer now, so that it can be resized.
+        if waiter.cancelled() and self._waiter is waiter:
+            self._drop_waiter()
 
     def read_exactly(self, n: int) -> Future[bytes]:
         """Read exactly ``n`` bytes.
@@ -273,6 +286,11 @@ class ReadSide:
         return data
 
     # -- reading: internals ------------------------------------------------------------------------
+
+    def _check_no_read_waits(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and waiter._state is PENDING:
+            raise RuntimeError(f"another read is already waiting on {self!r}; wait for it first")
 
     def _check_can_read(self) -> None:
         if self._closing:

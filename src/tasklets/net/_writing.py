@@ -125,11 +125,11 @@ class WriteSide:
             return failed_future(self._write_error)
         if not self._wbuf:
             return _WRITTEN
+        self._arm_write_timer()
         waiter: Future[None] = Future()
         if self._flush_waiters is None:
             self._flush_waiters = []
         self._flush_waiters.append(waiter)
-        self._arm_write_timer()
         return waiter
 
     def write_eof(self) -> None:
@@ -160,17 +160,26 @@ class WriteSide:
     def _drain_future(self) -> Future[None]:
         waiter = self._drain_waiter
         if waiter is None or waiter._state is not PENDING:
+            self._arm_write_timer()
             waiter = self._drain_waiter = Future()
             if self.timeout is not None:
-                self._arm_write_timer()
                 waiter.add_done_callback(self._drain_waiter_done)
         return waiter
 
     def _arm_write_timer(self) -> None:
-        """Start the write timeout for a wait on the queue; one timer serves ``write()`` and ``drain()``."""
-        if self.timeout is not None and self._write_timer is None:
+        """Start the write timeout for a new wait on the queue; one timer serves ``write()`` and ``drain()``.
+
+        Called before the new wait is registered: when no other wait is
+        pending, the count starts again now, even if the timer of a wait
+        cancelled earlier is still armed.
+        """
+        if self.timeout is None:
+            return
+        if self._write_timer is None:
             self._write_progress = self._loop.time()
             self._write_timer = self._loop.call_later(self.timeout, self._write_timed_out)
+        elif not self._waiting_on_queue():
+            self._write_progress = self._loop.time()
 
     def _disarm_write_timer(self) -> None:
         """Stop the write timeout once nothing waits on the queue any more."""
