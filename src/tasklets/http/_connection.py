@@ -203,9 +203,9 @@ class HTTPConnection:
             if not watch.done():
                 try:
                     yield wait_first([written, watch])
-                except Exception:
+                except Exception:  # the outcome of whichever finished first: looked at below
                     if not (written.done() or watch.done()):
-                        raise  # not their outcome: the task itself was cancelled
+                        raise  # the outcome of neither: not ours to swallow
             if watch.done():
                 self._watch = None
                 if self._take_early_answer(watch):
@@ -318,7 +318,7 @@ class HTTPConnection:
         while True:
             try:
                 read = self.stream.read_into(view[position : end + 1])
-            except BaseException as exc:  # the stream was closed under us
+            except Exception as exc:  # the stream was closed under us
                 self.close()
                 result.set_exception(exc)
                 return
