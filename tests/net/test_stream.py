@@ -503,8 +503,8 @@ def _spy_on_receive(stream: tasklets.Stream, then: Callable[[], object] = lambda
         done(len(data))
         return data
 
-    def spy_recv_into(view: memoryview) -> int:
-        count = recv_into(view)
+    def spy_recv_into(view: memoryview, *size: int) -> int:
+        count = recv_into(view, *size)
         done(count)
         return count
 
@@ -790,9 +790,9 @@ def test_read_into_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial
     threads = []
     recv_into = client._recv_into
 
-    def recording_recv_into(view: memoryview) -> int:
+    def recording_recv_into(view: memoryview, *size: int) -> int:
         threads.append(threading.get_ident())
-        return recv_into(view)
+        return recv_into(view, *size)
 
     client._recv_into = recording_recv_into
     try:

@@ -6,6 +6,7 @@ read-side ones (``_buffer``, ``_waiter``, ``_reading``...).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures._base import FINISHED, PENDING
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,25 @@ DEFAULT_LIMIT = 64 * 1024
 DEFAULT_READ_AHEAD = 256 * 1024
 
 _CHUNK = 64 * 1024
+
+# Bytes read ahead (no read waiting) go from the kernel into one scratch buffer
+# per thread, then onto the stream's buffer: recv() would make a 64 KiB bytes
+# object only to copy it there and free it, and such large short-lived
+# allocations make the C allocator trim its heap and fault it back in (with an
+# HTTP response body read ahead while its head is handled, a 1 MiB GET costs
+# 0.82 of the CPU time this way). A read with a waiter receives into new bytes:
+# those are handed over, not copied.
+_SCRATCH_SIZE = _CHUNK
+_scratch = threading.local()
+
+
+def _scratch_view() -> memoryview:
+    """This thread's scratch buffer (only the loop's thread reads its streams, so one is enough)."""
+    try:
+        view: memoryview = _scratch.view
+    except AttributeError:
+        view = _scratch.view = memoryview(bytearray(_SCRATCH_SIZE))
+    return view
 
 # What the parked waiter waits for.
 _ANY, _EXACTLY, _UNTIL, _INTO = 0, 1, 2, 3
@@ -463,7 +483,11 @@ class ReadSide:
     def _read_ahead_now(self) -> None:
         buf = self._buffer
         try:
-            data = self._recv(_CHUNK)
+            if self._tls is None:
+                scratch = _scratch_view()
+                data: bytes | memoryview = scratch[: self._recv_into(scratch, _CHUNK)]
+            else:
+                data = self._recv(_CHUNK)
         except BlockingIOError:
             return
         except OSError as exc:
