@@ -27,7 +27,7 @@ from typing import Any
 
 from .._combinators import with_timeout
 from .._exceptions import BodyTooLarge
-from .._future import Future, done_future
+from .._future import Future, done_future, failed_future
 from .._loop import Loop
 from ._connection import HTTPConnection, as_client_error
 from ._decoders import IdentityDecoder, make_decoder
@@ -178,19 +178,21 @@ class Response:
         if self._finished:
             decoder = self._decoder
             return done_future(decoder.feed(b"", MAX_DECODED_CHUNK) if decoder.has_pending() else b"")
-        result: Future[bytes] = Future()
         try:
             if not self._identity and self._decoder.has_pending():
                 return done_future(self._decoder.feed(b"", MAX_DECODED_CHUNK))
             raw = self._raw_chunk()
             if raw.done() and not raw.cancelled() and raw.exception() is None:
-                decoded = self._decode(raw.result())
+                data = raw.result()
+                decoded = self._decode(data)
+                if decoded is data:
+                    return raw  # already done with that very chunk: no new future needed
                 if decoded is not None:
                     return done_future(decoded)
         except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
             self.close()
-            result.set_exception(as_client_error(exc, f"reading {self.url}"))
-            return result
+            return failed_future(as_client_error(exc, f"reading {self.url}"))
+        result: Future[bytes] = Future()
         result.add_done_callback(self._on_chunk_done)
         self._pump(raw, result)
         return result
