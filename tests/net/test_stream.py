@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -335,11 +336,9 @@ def test_tls_details(kind: str, tls: TLSMaterial) -> None:
     with_pair(kind, tls, body)
 
 
-def test_streams_work_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial) -> None:
-    # Outside any loop, everything runs on the default loop; the futures are
-    # waited on with .result() from this thread.
-    if kind != "tcp":
-        pytest.skip("one transport suffices: the hand-over is transport-independent")
+@contextlib.contextmanager
+def _pair_on_the_default_loop() -> Iterator[tuple[tasklets.Stream, tasklets.Stream]]:
+    """(client, server side) of a TCP connection on the default loop, driven from this (plain) thread."""
     accepted: Future[tasklets.Stream] = Future()
     release: Future[None] = Future()
 
@@ -350,15 +349,26 @@ def test_streams_work_from_plain_code_on_another_thread(kind: str, tls: TLSMater
     server = tasklets.start_server(handler, "127.0.0.1", 0).result(10)
     client = tasklets.open_connection("127.0.0.1", server.port).result(10)
     server_side = accepted.result(10)
-    client.write(b"from a thread").result(10)
-    assert server_side.read_exactly(13).result(10) == b"from a thread"
-    server_side.write(b"back").result(10)
-    assert client.read(10).result(10) == b"back"
-    client.close().result(10)
-    release.set_result(None)
-    server.close()
-    server.wait_closed().result(10)
-    server_side.wait_closed().result(10)
+    try:
+        yield client, server_side
+    finally:
+        client.close().result(10)
+        release.set_result(None)
+        server.close()
+        server.wait_closed().result(10)
+        server_side.wait_closed().result(10)
+
+
+def test_streams_work_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial) -> None:
+    # Outside any loop, everything runs on the default loop; the futures are
+    # waited on with .result() from this thread.
+    if kind != "tcp":
+        pytest.skip("one transport suffices: the hand-over is transport-independent")
+    with _pair_on_the_default_loop() as (client, server_side):
+        client.write(b"from a thread").result(10)
+        assert server_side.read_exactly(13).result(10) == b"from a thread"
+        server_side.write(b"back").result(10)
+        assert client.read(10).result(10) == b"back"
 
 
 def test_a_connected_socket_can_be_wrapped_by_tls_later(kind: str, tls: TLSMaterial) -> None:
@@ -777,25 +787,15 @@ def test_large_transfer_read_into_one_buffer(kind: str, tls: TLSMaterial) -> Non
 def test_read_into_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial) -> None:
     if kind != "tcp":
         pytest.skip("one transport suffices: the hand-over is transport-independent")
-    accepted: Future[tasklets.Stream] = Future()
-    release: Future[None] = Future()
+    with _pair_on_the_default_loop() as (client, server_side):
+        threads = []
+        recv_into = client._recv_into
 
-    def handler(stream: tasklets.Stream) -> Any:
-        accepted.set_result(stream)
-        yield release
+        def recording_recv_into(view: memoryview, *size: int) -> int:
+            threads.append(threading.get_ident())
+            return recv_into(view, *size)
 
-    server = tasklets.start_server(handler, "127.0.0.1", 0).result(10)
-    client = tasklets.open_connection("127.0.0.1", server.port).result(10)
-    server_side = accepted.result(10)
-    threads = []
-    recv_into = client._recv_into
-
-    def recording_recv_into(view: memoryview, *size: int) -> int:
-        threads.append(threading.get_ident())
-        return recv_into(view, *size)
-
-    client._recv_into = recording_recv_into
-    try:
+        client._recv_into = recording_recv_into
         buffer = bytearray(13)
         waiting = client.read_into(buffer)
         server_side.write(b"from a thread").result(10)
@@ -808,9 +808,3 @@ def test_read_into_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial
         assert threads and set(threads) == {client.loop._thread_id}  # the socket was read on the loop's thread
         with pytest.raises(TypeError):
             client.read_into(b"read-only").result(10)
-    finally:
-        client.close().result(10)
-        release.set_result(None)
-        server.close()
-        server.wait_closed().result(10)
-        server_side.wait_closed().result(10)
