@@ -145,7 +145,7 @@ class ReadTimeout(StreamError, TimeoutError):
 
 
 class WriteTimeout(StreamError, TimeoutError):
-    """A write (or ``drain()``) waited longer than the stream's ``timeout``."""
+    """A write (or ``drain()``) waited while the peer took none of the queued bytes for the stream's ``timeout``."""
 
 
 class IncompleteReadError(StreamError, EOFError):
