@@ -364,6 +364,19 @@ def test_drain_times_out_when_the_peer_stalls() -> None:
     with_stalled_peer(body, high_water=2 * _TOO_MUCH)
 
 
+def test_a_wait_on_the_queue_never_times_out_once_the_timeout_is_turned_off() -> None:
+    def body(stream: tasklets.Stream) -> Any:
+        stream.timeout = 0.1
+        assert stream.write(b"q" * _TOO_MUCH).done()  # under the (raised) high-water mark: only the drain waits
+        flushed = stream.drain()  # arms the write timer
+        stream.timeout = None
+        yield tasklets.sleep(0.3)
+        assert not flushed.done()  # the timer fired and lapsed: no WriteTimeout
+        flushed.cancel()
+
+    with_stalled_peer(body, high_water=2 * _TOO_MUCH)
+
+
 def test_a_drain_after_a_cancelled_one_gets_the_whole_timeout() -> None:
     def body(stream: tasklets.Stream) -> Any:
         stream.timeout = 0.4

@@ -445,6 +445,22 @@ def test_each_read_gets_its_own_timeout(kind: str, tls: TLSMaterial) -> None:
     with_pair(kind, tls, body)
 
 
+def test_a_read_after_the_timeout_is_turned_off_never_times_out(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        pair.client.timeout = 0.1
+        first = pair.client.read()  # waits (nothing sent yet): arms the stream's timer
+        yield pair.server_side.write(b"a")
+        assert (yield first) == b"a"
+        pair.client.timeout = None
+        second = pair.client.read()  # no timeout: the timer still armed for the first read must not fail it
+        yield tasklets.sleep(0.3)
+        assert not second.done()
+        yield pair.server_side.write(b"b")
+        assert (yield second) == b"b"
+
+    with_pair(kind, tls, body)
+
+
 def test_a_shorter_timeout_takes_effect_at_the_next_read(kind: str, tls: TLSMaterial) -> None:
     def body(pair: Any) -> Any:
         pair.client.timeout = 30.0

@@ -524,8 +524,8 @@ class ReadSide:
     def _read_deadline_passed(self) -> None:
         self._read_timer = None
         waiter = self._waiter
-        if waiter is None or waiter._state is not PENDING:
-            return  # the read it was armed for is over; the next one that parks arms again
+        if waiter is None or waiter._state is not PENDING or self.timeout is None:
+            return  # the read it was armed for is over (or timeouts were turned off); the next timed one arms again
         if self._loop.time() < self._read_deadline:  # a later read: its deadline is further on
             self._read_timer = self._loop.call_at(self._read_deadline, self._read_deadline_passed)
             return

@@ -235,12 +235,12 @@ class WriteSide:
     def _write_timed_out(self) -> None:
         self._write_timer = None
         waiting = self._waiting_on_queue()
-        if not waiting:
+        if not waiting or self.timeout is None:  # nothing waits, or the timeout was turned off since
             return
         # The timeout is between bytes, as for reads: a large queue that the
         # peer keeps taking may take longer than ``timeout`` to drain.
         idle = self._loop.time() - self._write_progress
-        if self.timeout is not None and idle < self.timeout:
+        if idle < self.timeout:
             self._write_timer = self._loop.call_later(self.timeout - idle, self._write_timed_out)
             return
         self._drain_waiter = self._flush_waiters = None
