@@ -354,7 +354,7 @@ class Client:
                 return Response(
                     status=head.status,
                     reason=head.reason,
-                    headers=Headers(head.headers),
+                    headers=Headers._adopt(head.headers),  # str pairs, made for this response alone
                     url=str(url),
                     version=head.version,
                     connection=conn,

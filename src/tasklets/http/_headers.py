@@ -31,6 +31,14 @@ class Headers:
             self._pairs = [(str(k), str(v)) for k, v in pairs]
         self._index: dict[str, list[str]] | None = None
 
+    @classmethod
+    def _adopt(cls, pairs: list[tuple[str, str]]) -> Headers:
+        """Headers over ``pairs`` as they are: a list of ``str`` pairs that nothing else will change."""
+        headers = cls.__new__(cls)
+        headers._pairs = pairs
+        headers._index = None
+        return headers
+
     def _lookup(self) -> dict[str, list[str]]:
         index = self._index
         if index is None:
@@ -98,7 +106,7 @@ class Headers:
 
     def copy(self) -> Headers:
         """An independent copy."""
-        return Headers(self._pairs)
+        return Headers._adopt(list(self._pairs))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
