@@ -254,11 +254,13 @@ class Client:
         self, loop: Loop, request: _Request, timeouts: Timeout, context: _ssl.SSLContext | None
     ) -> Generator[Any, Any, Response]:
         deadline = None if timeouts.total is None else loop.time() + timeouts.total
-        visited = [str(request.url)]
+        visited: list[str] = []  # the URLs of the chain so far, filled at the first redirect
         while True:
             response = yield from self._exchange_with_deadline(loop, request, timeouts, context, deadline)
             hop = None
             if response.status in REDIRECT_STATUSES:
+                if not visited:
+                    visited.append(str(request.url))
                 try:
                     hop = next_hop(
                         method=request.method,
