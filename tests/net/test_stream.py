@@ -529,8 +529,8 @@ def _spy_on_receive(stream: tasklets.Stream, then: Callable[[], object] = lambda
         done(len(data))
         return data
 
-    def spy_recv_into(view: memoryview, *size: int) -> int:
-        count = recv_into(view, *size)
+    def spy_recv_into(view: memoryview) -> int:
+        count = recv_into(view)
         done(count)
         return count
 
@@ -807,9 +807,9 @@ def test_read_into_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial
         threads = []
         recv_into = client._recv_into
 
-        def recording_recv_into(view: memoryview, *size: int) -> int:
+        def recording_recv_into(view: memoryview) -> int:
             threads.append(threading.get_ident())
-            return recv_into(view, *size)
+            return recv_into(view)
 
         client._recv_into = recording_recv_into
         buffer = bytearray(13)

@@ -308,17 +308,16 @@ class HTTPConnection:
             return None
         # One byte more than the body: a byte past its end is detected (the
         # connection is then not reused), as feed() would have detected it.
-        buffer = buffers.borrow(end + 1)
-        view = memoryview(buffer)
+        view = memoryview(buffers.borrow(end + 1))
         position = 0
         for part in parts:
             view[position : position + len(part)] = part
             position += len(part)
         result: Future[bytes] = Future()
-        self._read_into(buffer, view, position, end, result)
+        self._read_into(view, position, end, result)
         return result
 
-    def _read_into(self, buffer: bytearray, view: memoryview, position: int, end: int, result: Future[bytes]) -> None:
+    def _read_into(self, view: memoryview, position: int, end: int, result: Future[bytes]) -> None:
         """Read into ``view[position:end + 1]`` until the body is complete, looping while reads finish at once."""
         while True:
             try:
@@ -328,28 +327,25 @@ class HTTPConnection:
                 result.set_exception(exc)
                 return
             if not read.done():
-                on_done = functools.partial(
-                    self._on_read_into, buffer=buffer, view=view, position=position, end=end, result=result
+                read.add_done_callback(
+                    functools.partial(self._on_read_into, view=view, position=position, end=end, result=result)
                 )
-                read.add_done_callback(on_done)
                 return
-            position = self._count_read(read, buffer, view, position, end, result)
+            position = self._count_read(read, view, position, end, result)
             if position < 0:
                 return
 
     def _on_read_into(
-        self, read: Future[int], buffer: bytearray, view: memoryview, position: int, end: int, result: Future[bytes]
+        self, read: Future[int], view: memoryview, position: int, end: int, result: Future[bytes]
     ) -> None:
         if result.done():  # cancelled by the reader: the rest of the body is abandoned
             self.abandon()
             return
-        position = self._count_read(read, buffer, view, position, end, result)
+        position = self._count_read(read, view, position, end, result)
         if position >= 0:
-            self._read_into(buffer, view, position, end, result)
+            self._read_into(view, position, end, result)
 
-    def _count_read(
-        self, read: Future[int], buffer: bytearray, view: memoryview, position: int, end: int, result: Future[bytes]
-    ) -> int:
+    def _count_read(self, read: Future[int], view: memoryview, position: int, end: int, result: Future[bytes]) -> int:
         """Account for one finished read; the position after it, or -1 once ``result`` is settled."""
         try:
             count = read.result()
@@ -365,7 +361,8 @@ class HTTPConnection:
             return position + count
         self._message_complete()
         body = bytes(view[:end])
-        if self.body_buffers is not None:
+        buffer = view.obj  # the bytearray borrowed in read_rest
+        if self.body_buffers is not None and isinstance(buffer, bytearray):
             self.body_buffers.give_back(buffer)
         result.set_result(body)
         return -1

@@ -32,7 +32,6 @@ _CHUNK = 64 * 1024
 # HTTP response body read ahead while its head is handled, a 1 MiB GET costs
 # 0.82 of the CPU time this way). A read with a waiter receives into new bytes:
 # those are handed over, not copied.
-_SCRATCH_SIZE = _CHUNK
 _scratch = threading.local()
 
 
@@ -41,11 +40,19 @@ def _scratch_view() -> memoryview:
     try:
         view: memoryview = _scratch.view
     except AttributeError:
-        view = _scratch.view = memoryview(bytearray(_SCRATCH_SIZE))
+        view = _scratch.view = memoryview(bytearray(_CHUNK))
     return view
 
 # What the parked waiter waits for.
 _ANY, _EXACTLY, _UNTIL, _INTO = 0, 1, 2, 3
+
+
+def _take_into(buf: bytearray, view: memoryview) -> int:
+    """Move the first bytes of ``buf`` into ``view``, as many as fit; return how many."""
+    count = min(len(buf), len(view))
+    view[:count] = memoryview(buf)[:count]
+    del buf[:count]
+    return count
 
 
 def _take(buf: bytearray, n: int) -> bytes:
@@ -194,10 +201,7 @@ class ReadSide:
         buf = self._buffer
         if buf:  # bytes read ahead come first (unless they wait for a pending read)
             self._check_no_read_waits()
-            count = min(len(buf), len(view))
-            view[:count] = memoryview(buf)[:count]
-            del buf[:count]
-            return done_future(count)
+            return done_future(_take_into(buf, view))
         if self._eof:
             return done_future(0)
         self._check_can_read()
@@ -261,8 +265,7 @@ class ReadSide:
             return self._hand_over(self.read_until, separator, limit)
         if not separator:
             raise ValueError("read_until() needs a non-empty separator")
-        if self._waiter is not None and self._waiter._state is PENDING:
-            raise RuntimeError(f"another read is already waiting on {self!r}; wait for it first")
+        self._check_no_read_waits()
         self._sep = bytes(separator)
         self._searched = 0
         self._kind, self._arg = _UNTIL, limit
@@ -315,11 +318,9 @@ class ReadSide:
     def _check_can_read(self) -> None:
         if self._closing:
             raise StreamClosed(f"{self!r} is closed; cannot read", host=self._host, port=self._port)
-        waiter = self._waiter
-        if waiter is not None:
-            if waiter._state is PENDING:
-                raise RuntimeError(f"another read is already waiting on {self!r}; wait for it first")
-            self._drop_waiter()
+        self._check_no_read_waits()
+        if self._waiter is not None:
+            self._drop_waiter()  # a waiter whose read is over (cancelled, or timed out)
 
     def _pull(self, target: int) -> None:
         """Read what is available now into the buffer, until it holds ``target`` bytes."""
@@ -379,10 +380,7 @@ class ReadSide:
             view = self._into
             assert view is not None
             if buf:
-                count = min(len(buf), len(view))
-                view[:count] = memoryview(buf)[:count]
-                del buf[:count]
-                return done_future(count)
+                return done_future(_take_into(buf, view))
             if self._read_error is not None:
                 return failed_future(self._read_error)
             if self._eof:
@@ -485,7 +483,7 @@ class ReadSide:
         try:
             if self._tls is None:
                 scratch = _scratch_view()
-                data: bytes | memoryview = scratch[: self._recv_into(scratch, _CHUNK)]
+                data: bytes | memoryview = scratch[: self._recv_into(scratch)]
             else:
                 data = self._recv(_CHUNK)
         except BlockingIOError:
