@@ -690,6 +690,46 @@ def test_a_large_body_read_whole_is_one_wait_into_a_reused_buffer(client: Client
     assert counts == (1, 1)
 
 
+def test_a_body_waits_in_the_kernel_until_it_is_read(client: Client) -> None:
+    """The connection reads only what it asks for: no body bytes are read ahead into the stream."""
+    body = _large_body()
+    head_awaited = threading.Event()
+
+    def script(conn: RawConnection) -> None:
+        conn.recv_request()
+        head_awaited.wait(10)  # answer once the client waits for readiness (so its reader is registered)
+        conn.send(_large_head() + body)
+
+    def main() -> Any:
+        loop = tasklets.current_loop()
+        stopped: tasklets.Future[int] = tasklets.Future()
+        add_reader, remove_reader = loop.add_reader, loop.remove_reader
+
+        def on_add(fd: int, callback: Any) -> Any:
+            head_awaited.set()
+            return add_reader(fd, callback)
+
+        def on_remove(fd: int) -> Any:
+            result = remove_reader(fd)
+            if not stopped.done():
+                stopped.set_result(fd)
+            return result
+
+        loop.add_reader, loop.remove_reader = on_add, on_remove  # type: ignore[method-assign]
+        try:
+            response = yield client.urlopen(f"{server.url}/")
+            stream = response._connection.stream
+            # The rest of the body made the socket readable while nobody read: the stream stopped watching...
+            assert (yield stopped) == stream.socket.fileno()
+        finally:
+            del loop.add_reader, loop.remove_reader  # the class's methods are back
+        assert stream.buffered == 0  # ...and read none of it ahead (it used to take 256 KiB)
+        assert (yield from response.read()) == body
+
+    with RawServer(script) as server:
+        run(main)
+
+
 def test_a_large_body_shorter_than_declared(client: Client) -> None:
     data = _large_head() + _large_body()[: 300 * 1024]
     with RawServer(respond(data)) as server:

@@ -492,6 +492,82 @@ def test_fast_paths_complete_without_waiting(kind: str, tls: TLSMaterial) -> Non
     with_pair(kind, tls, body)
 
 
+# -- read-ahead ---------------------------------------------------------------------------------------
+
+
+def _stops_watching(stream: tasklets.Stream) -> Future[None]:
+    """A future that resolves when the stream next removes its socket's reader (it stopped reading)."""
+    loop = stream.loop
+    stopped: Future[None] = Future()
+    remove_reader = loop.remove_reader
+
+    def spy(fd: int) -> Any:
+        result = remove_reader(fd)
+        if fd == stream.socket.fileno() and not stopped.done():
+            del loop.remove_reader  # the instance attribute goes: the class's method is back
+            stopped.set_result(None)
+        return result
+
+    loop.remove_reader = spy  # type: ignore[method-assign]
+    return stopped
+
+
+def _reading_with_no_read_waiting(pair: Any) -> Generator[Any, Any, None]:
+    """Leave the client's reader registered and no read waiting: one read waits, then gets its byte."""
+    first = pair.client.read()
+    assert not first.done()  # it waits: the reader is registered
+    yield pair.server_side.write(b"<")
+    assert (yield first) == b"<"
+
+
+def test_bytes_arriving_with_no_read_waiting_are_read_ahead_up_to_read_ahead(kind: str, tls: TLSMaterial) -> None:
+    limit = 100_000
+    data = os.urandom(300_000)
+
+    def body(pair: Any) -> Any:
+        pair.client.read_ahead = limit
+        yield from _reading_with_no_read_waiting(pair)
+        stopped = _stops_watching(pair.client)
+        sent = pair.server_side.write(data)  # more than the read-ahead and the kernel's buffers hold
+        yield stopped
+        # The stream read ahead until it held read_ahead bytes, one chunk at a time, then stopped.
+        assert limit <= pair.client.buffered < limit + 64 * 1024
+        assert (yield pair.client.read_exactly(len(data))) == data
+        yield sent
+
+    with_pair(kind, tls, body)
+
+
+def test_read_ahead_zero_leaves_the_bytes_in_the_kernel_until_a_read_asks(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        pair.client.read_ahead = 0
+        yield from _reading_with_no_read_waiting(pair)
+        stopped = _stops_watching(pair.client)
+        yield pair.server_side.write(b"waiting")
+        yield stopped  # the bytes made the socket readable with no read waiting: the stream stopped watching
+        assert pair.client.buffered == 0  # and read none of them ahead
+        read = pair.client.read()
+        if kind != "tls":  # (a TLS read may find a whole record not yet there: it waits)
+            assert read.done()  # received at once, from the kernel
+        assert (yield read) == b"waiting"
+        buffer = bytearray(8)
+        yield pair.server_side.write(b"more")
+        count = yield pair.client.read_into(buffer)  # the reader comes back for the next read that waits
+        assert buffer[:count] == b"more"[:count] and count > 0
+
+    with_pair(kind, tls, body)
+
+
+def test_read_ahead_cannot_be_negative() -> None:
+    def main() -> Any:
+        a, b = socket.socketpair()
+        with a, b, pytest.raises(ValueError, match="read_ahead must be >= 0"):
+            tasklets.Stream(a, loop=tasklets.current_loop(), read_ahead=-1)
+        yield tasklets.sleep(0)
+
+    run(main)
+
+
 # -- read_into ----------------------------------------------------------------------------------------
 
 

@@ -85,7 +85,7 @@ class ReadSide:
     _sep: bytes
     _searched: int
     _reading: bool
-    _read_ahead: int
+    read_ahead: int
     _read_timer: Any
     _read_deadline: float
     _closing: bool
@@ -480,6 +480,10 @@ class ReadSide:
 
     def _read_ahead_now(self) -> None:
         buf = self._buffer
+        if self.read_ahead <= 0:  # leave the bytes in the kernel until a read asks for them
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+            return
         try:
             if self._tls is None:
                 scratch = _scratch_view()
@@ -494,8 +498,8 @@ class ReadSide:
         if data:
             buf += data
             if self._tls is not None and self._tls.buffered():
-                self._pull(self._read_ahead)  # drain what the TLS layer holds: readiness cannot see it
-            if len(buf) >= self._read_ahead and self._reading:
+                self._pull(self.read_ahead)  # drain what the TLS layer holds: readiness cannot see it
+            if len(buf) >= self.read_ahead and self._reading:
                 self._loop.remove_reader(self._fd)  # pause; the next read that must wait resumes
                 self._reading = False
         else:

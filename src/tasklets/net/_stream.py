@@ -16,8 +16,10 @@ two ``epoll_ctl`` calls per message, and once registered, a read that finds
 nothing buffered waits for the readiness callback instead of paying for a
 ``recv`` that fails. When data arrives with no waiter it is read ahead into
 the buffer, up to ``read_ahead`` bytes, then the reader is removed (the peer
-is paused by TCP flow control) until a read needs more. A waiter whose task
-was cancelled is dropped lazily: its data stays in the buffer. ``read_into``
+is paused by TCP flow control) until a read needs more; with
+``read_ahead=0`` the reader is removed at once and the bytes wait in the
+kernel. A waiter whose task was cancelled is dropped lazily: its data stays
+in the buffer. ``read_into``
 is ``read`` into the caller's buffer: the kernel copies straight there, with
 no ``bytes`` object per read, which saves a large transfer (an HTTP body) an
 allocation and a copy per read.
@@ -85,6 +87,13 @@ class Stream(ReadSide, WriteSide):
             to take any queued byte, before it fails with :class:`ReadTimeout`
             / :class:`WriteTimeout` (None: no limit).
         close_timeout: seconds ``close()`` keeps flushing queued bytes.
+        read_ahead: how many bytes that arrive while no read waits are
+            read into the buffer before the stream stops watching the
+            socket (TCP flow control then pauses the peer). 0: none; the
+            bytes stay in the kernel until a read asks for them, and go
+            from there straight to that read (a protocol that always knows
+            when it wants bytes, such as an HTTP/1.1 client, saves a copy
+            and a buffer this way).
     """
 
     __slots__ = (
@@ -104,7 +113,7 @@ class Stream(ReadSide, WriteSide):
         "_into",
         "_searched",
         "_reading",
-        "_read_ahead",
+        "read_ahead",
         "_read_timer",
         "_read_deadline",
         "_wbuf",
@@ -160,7 +169,9 @@ class Stream(ReadSide, WriteSide):
         self._into: memoryview | None = None  # the caller's buffer of a parked read_into()
         self._searched = 0
         self._reading = False
-        self._read_ahead = read_ahead
+        if read_ahead < 0:
+            raise ValueError(f"read_ahead must be >= 0, got {read_ahead!r}")
+        self.read_ahead = read_ahead
         self._read_timer: TimerHandle | None = None
         self._read_deadline = 0.0  # loop time the parked read fails at (see _arm_read_deadline)
         self._wbuf = bytearray()
