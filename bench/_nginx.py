@@ -97,7 +97,18 @@ class Nginx:
         return f"http://127.0.0.1:{self.port}/{name}"
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) nginx has used so far, from ``/proc`` (10 ms resolution)."""
+        """CPU time nginx has used so far, from ``/proc``.
+
+        ``schedstat`` counts nanoseconds on the CPU; ``stat``, the fallback,
+        counts 10 ms ticks, too coarse for a sample of a second or less
+        (it showed nginx at 140 us per 1 MiB request, against 92 us measured
+        in nanoseconds).
+        """
+        try:
+            with open(f"/proc/{self.process.pid}/schedstat") as schedstat:
+                return int(schedstat.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
         try:
             with open(f"/proc/{self.process.pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()

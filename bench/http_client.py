@@ -49,7 +49,8 @@ come from the **median of per-round ratios** tasklets / peer (higher is
 better for tasklets here), shown with their range over rounds. The absolute
 figures are medians over rounds, for scale. Client CPU time per request
 (``time.process_time`` in the child, all threads) and nginx's CPU per request
-(``/proc``, 10 ms resolution) are shown too, with the median per-round ratio
+(``/proc/<pid>/schedstat``, in nanoseconds, over the warm-up and the timed
+batch) are shown too, with the median per-round ratio
 of CPU per request, peer / tasklets (above 1: tasklets spends less). CPU per
 request is much less sensitive to a busy machine than throughput; note that
 when other work competes for the cores, a 64-thread client gets a larger
@@ -446,7 +447,7 @@ class Bench:
     def run_sample(
         self, client: str, name: str, requests: int, warmup: int = WARMUP_REQUESTS, profile_to: str = ""
     ) -> tuple[Sample, float]:
-        """Run one client once in a fresh interpreter; the sample and nginx's CPU seconds during it."""
+        """Run one client once in a fresh interpreter; the sample and nginx's CPU seconds per request served."""
         command = [
             sys.executable, str(Path(__file__).resolve()), "--child", client, "--url", self.nginx.url(name),
             "--size", str(SIZES[name]), "--requests", str(requests), "--warmup", str(warmup),
@@ -480,7 +481,7 @@ class Bench:
         sample = Sample(**json.loads(out.strip().splitlines()[-1]))
         if sample.requests != requests or sample.nbytes != requests * SIZES[name]:
             raise SampleFailed(f"{client} on {name}: {sample.nbytes} bytes for {sample.requests} requests")
-        return sample, nginx_cpu
+        return sample, nginx_cpu / (requests + warmup)  # nginx served the warm-up too
 
 
 def snapshot_tasklets(directory: Path, source: Path | None = None) -> Path:
@@ -510,7 +511,7 @@ class Cell:
 
     name: str
     samples: dict[str, list[Sample]] = field(default_factory=dict)
-    nginx_cpu: dict[str, list[float]] = field(default_factory=dict)
+    nginx_cpu: dict[str, list[float]] = field(default_factory=dict)  # seconds per request
 
     def rate(self, sample: Sample) -> float:
         """Requests/s on the small file, MB/s (10^6 bytes) on the large one."""
@@ -590,7 +591,7 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
         samples = cell.samples[client]
         rate = statistics.median(cell.rates(client))
         cpu_us = statistics.median(s.cpu / s.requests * 1e6 for s in samples)
-        nginx_us = statistics.median(c / s.requests * 1e6 for c, s in zip(cell.nginx_cpu[client], samples))
+        nginx_us = statistics.median(cell.nginx_cpu[client]) * 1e6
         ratio_text = target_text = verdict_text = cpu_text = ""
         if base and client != base:
             cpu_ratios = [
