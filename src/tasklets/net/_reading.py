@@ -29,9 +29,10 @@ _CHUNK = 64 * 1024
 # per thread, then onto the stream's buffer: recv() would make a 64 KiB bytes
 # object only to copy it there and free it, and such large short-lived
 # allocations make the C allocator trim its heap and fault it back in (with an
-# HTTP response body read ahead while its head is handled, a 1 MiB GET costs
-# 0.82 of the CPU time this way). A read with a waiter receives into new bytes:
-# those are handed over, not copied.
+# HTTP response body read ahead while its head was handled, a 1 MiB GET cost
+# 0.82 of the CPU time this way; the HTTP client has since turned read-ahead
+# off). A read with a waiter receives into new bytes: those are handed over,
+# not copied.
 _scratch = threading.local()
 
 

@@ -19,10 +19,9 @@ the buffer, up to ``read_ahead`` bytes, then the reader is removed (the peer
 is paused by TCP flow control) until a read needs more; with
 ``read_ahead=0`` the reader is removed at once and the bytes wait in the
 kernel. A waiter whose task was cancelled is dropped lazily: its data stays
-in the buffer. ``read_into``
-is ``read`` into the caller's buffer: the kernel copies straight there, with
-no ``bytes`` object per read, which saves a large transfer (an HTTP body) an
-allocation and a copy per read.
+in the buffer. ``read_into`` is ``read`` into the caller's buffer: the kernel
+copies straight there, with no ``bytes`` object per read, which saves a large
+transfer (an HTTP body) an allocation and a copy per read.
 
 Writing. ``write`` calls ``send`` at once when nothing is queued; only the
 bytes the kernel did not take are queued (one ``bytearray``, whose deletes at
