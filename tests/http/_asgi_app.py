@@ -1,14 +1,14 @@
 """The ASGI app that uvicorn and hypercorn serve to the client's integration tests.
 
-Standard library only: the servers import it in their own processes (the
-working directory is this folder). Routes:
+The servers import it in their own processes (the working directory is this
+folder, so ``_encodings`` is found). Routes:
 
 * ``/bytes/N?seed=S``: N bytes of :func:`pattern` (seed S, default 0), with a Content-Length.
 * ``/stream/N?chunk=K``: the same bytes streamed in pieces of K (chunked).
 * ``/redirect/STATUS?to=LOCATION``: a redirect with that status and Location.
 * ``/status/CODE``: that status (a short body unless 204 or 304).
 * ``/echo``: JSON of the request's method, target, headers and body.
-* ``/gzip/N``, ``/deflate/N``: N pattern bytes, compressed.
+* ``/gzip/N``, ``/deflate/N``, ``/br/N``, ``/zstd/N``: N pattern bytes, compressed.
 * ``/slow?n=N&delay=S``: N bytes of body, one every S seconds.
 """
 
@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
-import zlib
 from typing import Any
+
+from _encodings import ENCODINGS, encode
 
 
 def pattern(n: int, seed: int = 0) -> bytes:
@@ -97,11 +98,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "client": list(scope.get("client") or ()),
         }
         await _respond(send, 200, json.dumps(document).encode(), [(b"content-type", b"application/json")])
-    elif route in ("gzip", "deflate"):
-        wbits = 16 + zlib.MAX_WBITS if route == "gzip" else zlib.MAX_WBITS
-        compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
-        encoded = compressor.compress(pattern(int(arg))) + compressor.flush()
-        await _respond(send, 200, encoded, [(b"content-encoding", route.encode())])
+    elif route in ENCODINGS:
+        await _respond(send, 200, encode(route, pattern(int(arg))), [(b"content-encoding", route.encode())])
     elif route == "slow":
         count = int(query.get("n", "5"))
         delay = float(query.get("delay", "0.1"))

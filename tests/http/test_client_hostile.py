@@ -7,22 +7,22 @@ fixture, no descriptor.
 
 from __future__ import annotations
 
-import gzip
 import socket
 import threading
 import time
 import tracemalloc
 import urllib.error
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _servers import RawConnection, RawServer, fetch, run
+from _encodings import ENCODINGS, encode, zstd
+from _servers import RawConnection, RawServer, fetch, pattern, run
 
 import tasklets
 from tasklets._exceptions import (
     BodyTooLarge,
+    DecodingError,
     HTTPReadTimeout,
     InvalidURL,
     LocalProtocolError,
@@ -33,7 +33,8 @@ from tasklets._exceptions import (
     UnsupportedRedirect,
 )
 from tasklets.http import Client, Timeout
-from tasklets.http._response import MAX_DECODED_CHUNK
+from tasklets.http._headers import Headers
+from tasklets.http._response import MAX_DECODED_CHUNK, Response
 
 #: Every hostile exchange must end within this many seconds.
 BOUND = 5.0
@@ -218,12 +219,10 @@ def test_never_ending_body_is_bounded_by_the_read_limit(client: Client) -> None:
 
 
 def _bomb(encoding: str, size: int) -> bytes:
-    if encoding == "gzip":
-        return gzip.compress(bytes(size), 9)
-    return zlib.compress(bytes(size), 9)
+    return encode(encoding, bytes(size), level=9 if encoding in ("gzip", "deflate") else None)
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("encoding", ENCODINGS)
 def test_compression_bomb_is_decoded_in_bounded_chunks(client: Client, encoding: str) -> None:
     size = 32 * 1024 * 1024
     bomb = _bomb(encoding, size)
@@ -251,7 +250,7 @@ def test_compression_bomb_is_decoded_in_bounded_chunks(client: Client, encoding:
     assert peak < 8 * MAX_DECODED_CHUNK + 4 * len(bomb), f"peak {peak} bytes while decoding"
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("encoding", ENCODINGS)
 def test_compression_bomb_stops_at_the_read_limit(client: Client, encoding: str) -> None:
     bomb = _bomb(encoding, 32 * 1024 * 1024)
     head = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (encoding.encode(), len(bomb))
@@ -267,12 +266,111 @@ def test_compression_bomb_stops_at_the_read_limit(client: Client, encoding: str)
         assert run(main) == (0, 0)
 
 
-def test_corrupt_gzip_is_a_decoding_error(client: Client) -> None:
-    from tasklets._exceptions import DecodingError
-
-    data = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\nnot gzip!!"
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_corrupt_encoded_body_is_a_decoding_error(client: Client, encoding: str) -> None:
+    body = b"not %s at all, just text" % encoding.encode()
+    data = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        encoding.encode(), len(body), body
+    )
     with RawServer(respond(data)) as server:
-        expect_failure(client, f"{server.url}/", DecodingError, "gzip")
+        expect_failure(client, f"{server.url}/", DecodingError, f"corrupt {encoding} body")
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_an_encoded_body_cut_short_is_a_decoding_error(client: Client, encoding: str) -> None:
+    """The message ends where its Content-Length says, but the compressed stream inside it has not ended."""
+    encoded = encode(encoding, pattern(200_000))[:-8]
+    data = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        encoding.encode(), len(encoded), encoded
+    )
+
+    def main() -> Any:
+        try:
+            yield from fetch(client, f"{server.url}/")
+        except DecodingError as exc:
+            return exc, _pool_counts(client)
+        raise AssertionError("a truncated body was accepted")
+
+    with RawServer(respond(data, then="hold")) as server:
+        exc, counts = run(main)
+    assert f"{encoding} body ended before" in str(exc)
+    # The HTTP message itself was whole: its connection went back to the pool, unharmed.
+    assert counts == (1, 1)
+
+
+def test_a_zstd_frame_needing_a_window_over_8_mib_is_refused(client: Client) -> None:
+    """RFC 9659 forbids HTTP senders such frames: decoding one could take the window's memory."""
+    # 12 MiB with a 16 MiB window: the frame says it needs 12 MiB (its content size) to decode.
+    encoded = zstd.compress(bytes(12 << 20), options={zstd.CompressionParameter.window_log: 24})
+    data = b"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: %d\r\n\r\n%s" % (len(encoded), encoded)
+    with RawServer(respond(data)) as server:
+        expect_failure(client, f"{server.url}/", DecodingError, "corrupt zstd body")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+@pytest.mark.parametrize("framing", ["one-piece", "a-chunk-each"])
+def test_a_body_of_several_gzip_members_or_zstd_frames_is_decoded_whole(
+    client: Client, encoding: str, framing: str
+) -> None:
+    """Both codings allow concatenation; each member may also come in a read of its own."""
+    parts = [pattern(MAX_DECODED_CHUNK, seed=1), b"the second member", pattern(100_000, seed=3)]
+    members = [encode(encoding, part) for part in parts]
+    if framing == "one-piece":
+        encoded = b"".join(members)
+        framed = b"Content-Length: %d\r\n\r\n%s" % (len(encoded), encoded)
+    else:
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(member), member) for member in members)
+        framed = b"Transfer-Encoding: chunked\r\n\r\n%s0\r\n\r\n" % chunks
+    data = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\n%s" % (encoding.encode(), framed)
+
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(data)
+
+    with RawServer(script) as server:
+        _, body = run(fetch, client, f"{server.url}/")
+    assert body == b"".join(parts)
+
+
+def test_a_decoder_that_stops_making_progress_is_an_error_not_a_hang() -> None:
+    class Stuck:
+        """Says it holds input, and never gives any output."""
+
+        def feed(self, data: bytes, max_size: int) -> bytes:
+            return b""
+
+        def has_pending(self) -> bool:
+            return True
+
+        def finish(self) -> bytes:
+            return b""
+
+    def main() -> Any:
+        headers = Headers({"Content-Encoding": "gzip"})
+        response = Response(
+            status=200, reason="OK", headers=headers, url="http://127.0.0.1/", version="1.1",
+            connection=None, method="GET", loop=tasklets.current_loop(),
+        )  # fmt: skip
+        response._decoder, response._identity = Stuck(), False
+        with pytest.raises(DecodingError, match=r"gzip decoder of http://127\.0\.0\.1/ is stuck"):
+            response._decode(b"compressed bytes")
+        yield tasklets.sleep(0)
+
+    run(main)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_an_encoded_head_response_has_an_empty_body(client: Client, encoding: str) -> None:
+    """A HEAD answer names the body's encoding but has no body: nothing to decode, no error."""
+    data = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: 1234\r\n\r\n" % encoding.encode()
+
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(data)
+
+    with RawServer(script) as server:
+        response, body = run(fetch, client, f"{server.url}/", method="HEAD")
+    assert (response.status, body) == (200, b"")
 
 
 # -- redirects --------------------------------------------------------------------------------------------------

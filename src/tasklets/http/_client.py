@@ -126,7 +126,8 @@ class Client:
             in a proxy URL (``http://user:pass@proxy:3128``) are sent to the proxy as
             ``Proxy-Authorization: Basic``.
         parser: ``"auto"`` (httptools when installed, else h11), ``"h11"`` or ``"httptools"``.
-        decompress: ask for and decode gzip/deflate (and br/zstd when installed).
+        decompress: ask for and decode gzip and deflate (and br and zstd when their
+            packages are installed: ``tasklets[compression]``).
     """
 
     def __init__(

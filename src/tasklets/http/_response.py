@@ -26,7 +26,7 @@ from collections.abc import Generator
 from typing import Any
 
 from .._combinators import with_timeout
-from .._exceptions import BodyTooLarge
+from .._exceptions import BodyTooLarge, DecodingError
 from .._future import Future, done_future, failed_future
 from .._loop import Loop
 from ._connection import HTTPConnection, as_client_error
@@ -37,6 +37,9 @@ __all__ = ["Response", "MAX_DECODED_CHUNK"]
 
 #: The most decoded bytes one chunk of a compressed body may hold.
 MAX_DECODED_CHUNK = 256 * 1024
+# Calls in a row that a decoder holding input may answer with nothing (each one
+# consumes some of it, so a handful is plenty) before it is deemed stuck.
+_MAX_EMPTY_FEEDS = 64
 
 
 class Response:
@@ -76,6 +79,7 @@ class Response:
         self._decoder = make_decoder(headers.get("Content-Encoding")) if decode else IdentityDecoder()
         self._identity = isinstance(self._decoder, IdentityDecoder)
         self._finished = connection is None
+        self._raw_ended = False  # the last raw byte has come: the decoder's end check is due
         self._reading = False
 
     def __repr__(self) -> str:
@@ -175,12 +179,15 @@ class Response:
 
     def next_chunk(self) -> Future[bytes]:
         """A future of the next decoded piece of the body; ``b""`` once it has all been read."""
-        if self._finished:
-            decoder = self._decoder
-            return done_future(decoder.feed(b"", MAX_DECODED_CHUNK) if decoder.has_pending() else b"")
         try:
+            if self._finished:
+                return done_future(self._decoded_tail())
             if not self._identity and self._decoder.has_pending():
-                return done_future(self._decoder.feed(b"", MAX_DECODED_CHUNK))
+                # Output the decoder may still hold. None after all (b""): read on, since
+                # an empty chunk would tell the reader that the body has ended.
+                pending = self._decoder.feed(b"", MAX_DECODED_CHUNK)
+                if pending:
+                    return done_future(pending)
             raw = self._raw_chunk()
             if raw.done() and not raw.cancelled() and raw.exception() is None:
                 data = raw.result()
@@ -216,13 +223,34 @@ class Response:
     def _decode(self, data: bytes) -> bytes | None:
         """Decoded output for raw ``data`` (``b""``: the end); None when the decoder needs more input."""
         if not data:
-            self._finished = True
+            self._finished = self._raw_ended = True
             self._connection = None
-            return self._decoder.finish()
+            return self._decoded_tail()
         if self._identity:
             return data
-        out = self._decoder.feed(data, MAX_DECODED_CHUNK)
-        return out if out else None
+        decoder = self._decoder
+        out = decoder.feed(data, MAX_DECODED_CHUNK)
+        # Input it set aside (a new gzip member, say) may decode to nothing at first:
+        # feed on while it holds some, so that nothing is left when the raw body ends.
+        for _ in range(_MAX_EMPTY_FEEDS):
+            if out or not decoder.has_pending():
+                return out if out else None
+            out = decoder.feed(b"", MAX_DECODED_CHUNK)
+        raise DecodingError(f"the {self.headers.get('Content-Encoding')} decoder of {self.url} is stuck")
+
+    def _decoded_tail(self) -> bytes:
+        """After the last raw byte: what the decoder still holds, a piece per call, then its end check; b"" after."""
+        decoder = self._decoder
+        for _ in range(_MAX_EMPTY_FEEDS):
+            if not decoder.has_pending():
+                break
+            out = decoder.feed(b"", MAX_DECODED_CHUNK)
+            if out:
+                return out
+        if self._raw_ended:  # (not after close(): a body given up on is not checked)
+            self._raw_ended = False
+            return decoder.finish()  # raises DecodingError if the encoded stream was cut short
+        return b""
 
     def _pump(self, raw: Future[bytes], result: Future[bytes]) -> None:
         def on_raw(done: Future[bytes]) -> None:
