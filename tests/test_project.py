@@ -82,6 +82,32 @@ def test_core_does_not_import_upper_layers() -> None:
             assert f"from .{layer}" not in source and f"from . import {layer}" not in source, (module, layer)
 
 
+# The HTTP parser layer is sans-IO: bytes in, events out. It may use the parser
+# libraries, the standard library's pure helpers and its own siblings, never
+# sockets, the loop or the client above it.
+SANS_IO_MODULES = ("_protocol", "_events", "_request_side", "_h11_backend", "_httptools_backend")
+SANS_IO_SIBLINGS = {"_events", "_protocol", "_request_side", "_h11_backend", "_httptools_backend", "_exceptions"}
+IO_MODULES = {"socket", "ssl", "select", "selectors", "asyncio", "threading", "concurrent", "subprocess"}
+
+
+def test_the_http_parser_layer_does_no_io() -> None:
+    for module in SANS_IO_MODULES:
+        path = PACKAGE / "http" / f"{module}.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                tops = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = {node.module.split(".")[0]}
+            elif isinstance(node, ast.ImportFrom):  # relative: ._events, .._exceptions
+                name = (node.module or "").split(".")[0]
+                assert name in SANS_IO_SIBLINGS, f"http/{module}.py imports {'.' * node.level}{name}"
+                continue
+            else:
+                continue
+            assert not tops & IO_MODULES, f"http/{module}.py imports {tops & IO_MODULES}"
+            assert "tasklets" not in tops, f"http/{module}.py imports the package absolutely"
+
+
 def test_ruff_is_clean() -> None:
     """STYLE: ``ruff`` clean, everywhere the project has Python."""
     checked = subprocess.run(

@@ -276,7 +276,7 @@ def test_307_with_a_streamed_body_cannot_be_followed(stdlib: StdlibServer, clien
 
     exc, open_connections = run(main)
     assert "stream" in str(exc)
-    assert open_connections <= 1
+    assert open_connections == 0  # the refused redirect's unread body ("moved") closed its connection
 
 
 def test_max_redirects(stdlib: StdlibServer) -> None:
@@ -370,6 +370,61 @@ def test_async_def_and_async_for(stdlib: StdlibServer, client: Client) -> None:
     assert tasklets.run(main) == pattern(20000)
 
 
+def _serving(answer: bytes) -> Any:
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(answer)
+
+    return script
+
+
+LARGE_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + pattern(200_000)
+
+
+def test_a_response_left_by_with_closes_its_unread_body(client: Client) -> None:
+    def main() -> Any:
+        pool = client._pool(tasklets.current_loop())
+        with (yield client.urlopen(f"{server.url}/1")) as response:
+            for wait_for_chunk in response.read():
+                first = yield wait_for_chunk
+                break  # the rest is left unread
+        left = (pool.open_connections, pool.idle_connections)
+        _, again = yield from fetch(client, f"{server.url}/2")
+        return first, left, again
+
+    with RawServer(_serving(LARGE_ANSWER)) as server:
+        first, left, again = run(main)
+    assert first and pattern(200_000).startswith(first)
+    assert left == (0, 0)  # closed on leaving the block: the unread rest would corrupt the next response
+    assert again == pattern(200_000) and server.accepted == 2
+
+
+def test_a_response_left_by_async_with_closes_its_unread_body(client: Client) -> None:
+    async def main() -> Any:
+        pool = client._pool(tasklets.current_loop())
+        async with await client.urlopen(f"{server.url}/1") as response:
+            first = await response.__anext__()  # one chunk, the rest left unread
+        return first, (pool.open_connections, pool.idle_connections)
+
+    with RawServer(_serving(LARGE_ANSWER)) as server:
+        first, left = tasklets.run(main)
+    assert first and pattern(200_000).startswith(first)
+    assert left == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("status_line", "version", "reason"),
+    [(b"HTTP/1.1 200 OK", "1.1", "OK"), (b"HTTP/1.0 203 Fine, Thanks", "1.0", "Fine, Thanks")],
+)
+def test_the_response_carries_its_version_and_reason(
+    client: Client, status_line: bytes, version: str, reason: str
+) -> None:
+    with RawServer(_serving(status_line + b"\r\nContent-Length: 2\r\n\r\nok")) as server:
+        response, body = run(fetch, client, f"{server.url}/")
+    status = int(status_line.split()[1])
+    assert (response.status, response.reason, response.version, body) == (status, reason, version, b"ok")
+
+
 def test_timeout_as_a_number(client: Client) -> None:
     from tasklets._exceptions import HTTPReadTimeout
 
@@ -428,6 +483,21 @@ def test_no_proxy_bypasses_the_proxy(monkeypatch: pytest.MonkeyPatch, stdlib: St
             _, body = run(fetch, client, f"{stdlib.url}/bytes/7")
     assert body == pattern(7)
     assert proxy.accepted == 0
+
+
+def test_no_proxy_bypasses_the_https_proxy_too(
+    monkeypatch: pytest.MonkeyPatch,
+    external_servers: dict[tuple[str, str], ExternalServer],
+    client_context: ssl.SSLContext,
+) -> None:
+    target = external_servers["uvicorn-h11", "https"]
+    with RawServer(lambda conn: conn.hold()) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "example.test, 127.0.0.1")
+        with Client(timeout=5, context=client_context) as client:
+            _, body = run(fetch, client, f"{target.url}/bytes/7")
+    assert body == pattern(7)
+    assert proxy.accepted == 0  # no CONNECT: straight to the server
 
 
 def _connect_proxy(conn: RawConnection) -> None:

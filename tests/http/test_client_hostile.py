@@ -65,8 +65,20 @@ def respond(data: bytes, *, then: str = "close") -> Callable[[RawConnection], No
     return script
 
 
-def expect_failure(client: Client, url: str, error: type[BaseException], match: str | None = None, **kw: Any) -> Any:
-    """Request ``url``, read the body; assert ``error`` within BOUND seconds and an empty pool."""
+def expect_failure(
+    client: Client,
+    url: str,
+    error: type[BaseException],
+    match: str | None = None,
+    *,
+    pool: tuple[int, int] = (0, 0),
+    **kw: Any,
+) -> Any:
+    """Request ``url``, read the body; assert ``error`` within BOUND seconds and ``pool`` (open, idle) after.
+
+    An empty pool by default; (1, 1) where the failure came after a whole
+    exchange whose healthy connection is kept for the next request.
+    """
 
     def main() -> Any:
         try:
@@ -78,7 +90,9 @@ def expect_failure(client: Client, url: str, error: type[BaseException], match: 
     start = time.monotonic()
     exc, counts = run(main)
     assert time.monotonic() - start < BOUND
-    assert counts == (0, 0), f"the failed exchange left connections in the pool: {counts}"
+    assert counts == pool, f"the failed exchange left (open, idle) connections {counts} in the pool, not {pool}"
+    origin = "/".join(url.split("/", 3)[:3])
+    assert origin in str(exc), f"the message does not name the URL: {exc}"
     if match is not None:
         assert match in str(exc), str(exc)
     return exc
@@ -376,6 +390,11 @@ def test_an_encoded_head_response_has_an_empty_body(client: Client, encoding: st
 # -- redirects --------------------------------------------------------------------------------------------------
 
 
+# The redirects here have no body: each exchange ended with its head, and its
+# connection went back to the pool, healthy, before the redirect was refused.
+_KEPT = (1, 1)
+
+
 def _redirecting(location: Callable[[bytes], bytes]) -> Callable[[RawConnection], None]:
     """A script answering every request with a 302 to ``location(request_head)``."""
 
@@ -394,7 +413,7 @@ def test_redirect_loop(client: Client) -> None:
         return b"/b" if head.startswith(b"GET /a ") else b"/a"
 
     with RawServer(_redirecting(location)) as server:
-        expect_failure(client, f"{server.url}/a", TooManyRedirects, "loop")
+        expect_failure(client, f"{server.url}/a", TooManyRedirects, "loop", pool=_KEPT)
 
 
 def test_redirect_limit(client: Client) -> None:
@@ -402,14 +421,14 @@ def test_redirect_limit(client: Client) -> None:
         return b"/%d" % (int(head.split(b" ")[1][1:]) + 1)
 
     with RawServer(_redirecting(location)) as server:
-        expect_failure(client, f"{server.url}/0", TooManyRedirects, "more than 10 redirects")
+        expect_failure(client, f"{server.url}/0", TooManyRedirects, "more than 10 redirects", pool=_KEPT)
     assert len(server.heads) == 11
 
 
 @pytest.mark.parametrize("target", [b"file:///etc/passwd", b"ftp://127.0.0.1/x", b"javascript:alert(1)"])
 def test_redirect_to_another_scheme_is_refused(client: Client, target: bytes) -> None:
     with RawServer(_redirecting(lambda head: target)) as server:
-        expect_failure(client, f"{server.url}/", UnsupportedRedirect, target.decode())
+        expect_failure(client, f"{server.url}/", UnsupportedRedirect, target.decode(), pool=_KEPT)
 
 
 def test_credentials_stay_behind_on_a_cross_origin_redirect(client: Client) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +14,8 @@ from _servers import RawConnection, RawServer, StdlibServer, fetch, pattern, run
 import tasklets
 from tasklets._exceptions import PoolTimeout
 from tasklets.http import Client, PoolLimits, Timeout
+from tasklets.http._pool import Open, Reuse, choose
+from tasklets.http._url import Origin
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -238,3 +242,110 @@ def test_a_response_never_read_is_closed_with_its_loop(stdlib: StdlibServer, cli
     assert run(main) == (200, 1)
     # tasklets.run closed its loop, and the loop its pool, busy connections included (the leak check agrees).
     assert stdlib.wait_idle(5.0)
+
+
+# -- a new connection for a retry ----------------------------------------------------------------
+
+
+def test_the_retry_after_a_stale_connection_takes_a_new_one() -> None:
+    """Two idle connections, both closed by the server as a request arrives: the retry must not take the other."""
+    numbers = iter(range(1, 100))
+    lock = threading.Lock()
+
+    def script(conn: RawConnection) -> None:
+        with lock:
+            number = next(numbers)
+        answered = 0
+        while conn.recv_request()[0]:
+            if number <= 2 and answered == 1:
+                return  # the first two connections: closed as their second request arrives
+            conn.send(OK)
+            answered += 1
+
+    def main() -> Any:
+        pool = _pool(client)
+        both = yield [tasklets.spawn(fetch, client, f"{server.url}/{name}") for name in "ab"]
+        assert [body for _, body in both] == [b"ok", b"ok"]
+        assert (pool.open_connections, pool.idle_connections) == (2, 2)
+        _, body = yield from fetch(client, f"{server.url}/c")
+        return body, (pool.open_connections, pool.idle_connections)
+
+    with RawServer(script) as server, _client(max_per_host=2) as client:
+        body, counts = run(main)
+    assert body == b"ok"
+    assert server.accepted == 3  # the retry went on a new connection (the other idle one was stale too)
+    assert [h.split(b" ")[1] for h in server.heads[2:]] == [b"/c", b"/c"]  # sent twice, no more
+    assert counts == (2, 2)  # the new connection and the old idle one, both idle
+
+
+def _idle(*connections: Any) -> OrderedDict[Any, None]:
+    return OrderedDict((conn, None) for conn in connections)
+
+
+HERE = Origin("http", "here.test", 80)
+THERE = Origin("http", "there.test", 80)
+
+
+class _Idle:
+    """What choose() looks at of an idle connection."""
+
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.idle_since = 0.0
+
+
+def _conn(origin: Origin) -> Any:
+    return _Idle(origin)
+
+
+def _choose(idle: OrderedDict[Any, None], total: int, for_origin: int, *, reuse: bool, **limits: Any) -> Any:
+    return choose(HERE, idle, total, for_origin, PoolLimits(**limits), 1.0, lambda conn, now: False, reuse=reuse)
+
+
+def test_choose_a_new_connection_when_reuse_is_off() -> None:
+    old, older = _conn(HERE), _conn(HERE)
+    assert _choose(_idle(older, old), 2, 2, reuse=True) == Reuse(old, ())
+    # Room left: open one, leave the idle ones alone.
+    assert _choose(_idle(older, old), 2, 2, reuse=False) == Open(())
+    # The origin's limit reached: its least recently used idle connection makes way.
+    assert _choose(_idle(older, old), 2, 2, reuse=False, max_per_host=2) == Open((older,))
+    # The pool's limit reached: the least recently used idle connection, whatever its origin.
+    assert _choose(_idle(older, old), 2, 2, reuse=False, max_connections=2) == Open((older,))
+    # With reuse on, only another origin's idle connection is evicted for a new one.
+    elsewhere = _conn(THERE)
+    assert _choose(_idle(elsewhere), 1, 0, reuse=True, max_connections=1) == Open((elsewhere,))
+
+
+# -- responses without a body -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "answer"),
+    [
+        ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+        ("GET", b"HTTP/1.1 204 No Content\r\n\r\n"),
+        ("GET", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n"),
+        ("GET", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ],
+    ids=["HEAD", "204", "304", "empty"],
+)
+def test_a_response_without_a_body_frees_its_connection_at_once(method: str, answer: bytes) -> None:
+    """Nothing to read, so nothing to wait for: the connection is back in the pool before any read()."""
+
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(answer)
+
+    def main() -> Any:
+        pool = _pool(client)
+        first = yield client.urlopen(f"{server.url}/1", method=method)  # never read
+        counts = (pool.open_connections, pool.idle_connections)
+        second = yield client.urlopen(f"{server.url}/2", method=method)  # the one connection allowed, again
+        assert (yield from first.read()) == b"" and (yield from second.read()) == b""
+        return counts, first.status
+
+    with RawServer(script) as server, _client(max_per_host=1) as client:
+        counts, status = run(main)
+    assert counts == (1, 1)
+    assert status == int(answer.split()[1])
+    assert server.accepted == 1

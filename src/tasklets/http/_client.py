@@ -48,7 +48,7 @@ from .._runtime import in_loop_thread_or_default
 from .._task import Task
 from ..net import open_connection
 from . import _protocol as protocol
-from ._connection import HTTPConnection, as_client_error
+from ._connection import HTTPConnection, as_client_error, name_the_url
 from ._decoders import supported_encodings
 from ._headers import Headers
 from ._pool import ConnectionPool, PoolLimits
@@ -239,7 +239,11 @@ class Client:
             all_headers.set(name, value)
         method = (method or ("POST" if data is not None else "GET")).upper()
         parsed = parse_url(url)
-        _check_request(method, all_headers)
+        try:
+            _check_request(method, all_headers)
+        except LocalProtocolError as exc:
+            name_the_url(exc, f"{method} {url}")
+            raise
         replayable = data is None or isinstance(data, (bytes, bytearray, memoryview))
         if hasattr(data, "read"):
             data = _file_chunks(data)
@@ -332,6 +336,7 @@ class Client:
                 lambda release: self._connect(loop, url.origin, proxy, timeouts, context, release),
                 timeouts.pool,
                 retryable=attempt == 1 and request.method in _IDEMPOTENT and request.replayable,
+                reuse=attempt == 1,  # the retry goes on a new connection: the other idle ones may be stale too
             )
             conn.stream.timeout = timeouts.read
             headers = self._request_headers(request)
@@ -347,12 +352,16 @@ class Client:
                 conn.close()
                 pool._release(conn, False)
                 if not isinstance(exc, (RemoteDisconnected, StreamError)):
+                    name_the_url(exc, f"{request.method} {request.url}")  # a protocol error: name the URL
                     raise  # a protocol error, a cancellation...: nothing to translate or retry
                 # The server closed a reused keep-alive connection just as we sent: retry once.
                 stale = conn.is_reused and not isinstance(exc, ReadTimeout)
                 if attempt == 1 and stale and request.method in _IDEMPOTENT and request.replayable:
                     continue
-                raise as_client_error(exc, f"{request.method} {request.url}") from exc
+                error = as_client_error(exc, f"{request.method} {request.url}")
+                if error is exc:  # RemoteDisconnected, now naming the URL
+                    raise
+                raise error from exc
             try:
                 return Response(
                     status=head.status,
@@ -360,14 +369,15 @@ class Client:
                     headers=Headers._adopt(head.headers),  # str pairs, made for this response alone
                     url=str(url),
                     version=head.version,
-                    connection=conn,
+                    connection=None if head.complete else conn,
                     method=request.method,
                     loop=loop,
                     deadline=deadline,
                     decode=self.decompress,
                 )
-            except BaseException:  # an unknown Content-Encoding: the body will not be read
+            except BaseException as exc:  # an unknown Content-Encoding: the body will not be read
                 conn.abandon()
+                name_the_url(exc, f"{request.method} {request.url}")
                 raise
         raise AssertionError("unreachable")
 

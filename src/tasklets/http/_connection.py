@@ -44,7 +44,9 @@ from urllib.error import URLError
 from .._combinators import wait_first
 from .._exceptions import (
     ConnectionBroken,
+    DecodingError,
     HTTPReadTimeout,
+    ProtocolError,
     ReadTimeout,
     RemoteProtocolError,
     StreamError,
@@ -81,15 +83,22 @@ _READ_WHOLE_MIN = 64 * 1024
 
 
 class ResponseHead:
-    """Status line and headers of a final response."""
+    """Status line and headers of a final response.
 
-    __slots__ = ("status", "reason", "headers", "version")
+    ``complete``: the response has no body (HEAD, 204, 304, Content-Length: 0),
+    so the connection was released as the head arrived and must not be used.
+    """
 
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], version: str) -> None:
+    __slots__ = ("status", "reason", "headers", "version", "complete")
+
+    def __init__(
+        self, status: int, reason: str, headers: list[tuple[str, str]], version: str, complete: bool = False
+    ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
         self.version = version
+        self.complete = complete
 
 
 class HTTPConnection:
@@ -260,9 +269,17 @@ class HTTPConnection:
             if isinstance(event, protocol.Response):
                 self._in_body = True
                 headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers]
-                return ResponseHead(
+                head = ResponseHead(
                     event.status, event.reason.decode("latin-1"), headers, "1.1" if event.version == 11 else "1.0"
                 )
+                events = self._events
+                if events and isinstance(events[0], protocol.EndOfMessage):
+                    # No body at all: the exchange is over now, not when (if ever) the caller
+                    # reads the empty body. The connection goes back to its pool at once.
+                    events.popleft()
+                    self._message_complete()
+                    head.complete = True
+                return head
             if isinstance(event, protocol.InformationalResponse):
                 continue
             raise RemoteProtocolError(f"expected a response from {self.origin}, got {event!r}")
@@ -417,12 +434,25 @@ class HTTPConnection:
             self.stream.abort()
 
 
+def name_the_url(exc: BaseException, where: str) -> None:
+    """Prefix the message of a protocol or decoding error with ``where`` (the request or URL), once.
+
+    The parser and the decoders know nothing of URLs; the client names the
+    URL at its boundary, keeping the exception's class (and so every
+    ``except`` that catches it) unchanged.
+    """
+    if isinstance(exc, (ProtocolError, DecodingError)) and not str(exc).startswith(where):
+        exc.reason = f"{where}: {exc.reason}"
+        exc.args = (exc.reason,)
+
+
 def as_client_error(exc: BaseException, where: str) -> BaseException:
-    """The HTTP client's error for a stream error met while ``where`` (a request or a URL) was under way.
+    """The HTTP client's error for an error met while ``where`` (a request or a URL) was under way.
 
     Network timeouts and breakages become ``urllib.error.URLError`` subclasses
-    naming ``where``, their ``reason`` the stream error; anything else (a
-    protocol error, already a URLError) passes through unchanged.
+    naming ``where``, their ``reason`` the stream error. A protocol or
+    decoding error is returned itself, its message now naming ``where``;
+    anything else (already a URLError, a cancellation) passes through unchanged.
     """
     if isinstance(exc, ReadTimeout):
         error: BaseException = HTTPReadTimeout(f"{where}: nothing received within the read timeout", reason=exc)
@@ -431,6 +461,7 @@ def as_client_error(exc: BaseException, where: str) -> BaseException:
     elif isinstance(exc, TimeoutError) and not isinstance(exc, URLError):  # with_timeout's: the total
         error = TotalTimeout(f"{where}: took longer than the total timeout", reason=exc)
     else:
+        name_the_url(exc, where)
         return exc
     error.__cause__ = exc
     return error

@@ -67,6 +67,8 @@ def choose(
     limits: PoolLimits,
     now: float,
     is_dead: Callable[[HTTPConnection, float], bool],
+    *,
+    reuse: bool = True,
 ) -> Reuse | Open | Wait:
     """Decide how to serve a request for ``origin``.
 
@@ -78,13 +80,17 @@ def choose(
         limits: the pool's limits.
         now: the loop's time.
         is_dead: tells whether an idle connection was closed under us.
+        reuse: False when the request wants a new connection (the retry of one
+            that met a closed keep-alive connection: the origin's other idle
+            ones may be just as stale). One of them is then closed if the
+            origin's limit leaves no room.
     """
     discard: list[HTTPConnection] = []
     found: HTTPConnection | None = None
     for conn in reversed(idle):  # most recently used first
         if now - conn.idle_since > limits.keepalive_expiry:
             discard.append(conn)
-        elif conn.origin == origin:
+        elif reuse and conn.origin == origin:
             if is_dead(conn, now):
                 discard.append(conn)
             else:
@@ -96,11 +102,15 @@ def choose(
     total = active_total - len(discard)
     for_origin = active_for_origin - gone_for_origin
     if for_origin >= limits.max_per_host:
+        if not reuse:  # least recently used first: an idle one of the origin makes way
+            for conn in idle:
+                if conn not in discard and conn.origin == origin:
+                    return Open((*discard, conn))
         return Wait(tuple(discard))
     if total < limits.max_connections:
         return Open(tuple(discard))
-    for conn in idle:  # least recently used first: evict one of another origin
-        if conn not in discard and conn.origin != origin:
+    for conn in idle:  # least recently used first: evict one of another origin (or, for a new one, any)
+        if conn not in discard and (conn.origin != origin or not reuse):
             return Open((*discard, conn))
     return Wait(tuple(discard))
 
@@ -139,6 +149,7 @@ class ConnectionPool:
         timeout: float | None,
         *,
         retryable: bool = False,
+        reuse: bool = True,
     ) -> Generator[Any, Any, HTTPConnection]:
         """A connection to ``origin``: reused, newly opened by ``connect``, or waited for.
 
@@ -146,7 +157,8 @@ class ConnectionPool:
         whose ``on_release`` is ``release``. Use with ``yield from``.
         ``retryable`` says the request may be retried on a new connection if
         a reused one turns out closed, which lets a connection that was idle
-        for a moment only be trusted without a system call.
+        for a moment only be trusted without a system call. ``reuse=False``
+        asks for a new connection (see :func:`choose`).
 
         Raises:
             PoolTimeout: no connection became free within ``timeout`` seconds.
@@ -161,6 +173,7 @@ class ConnectionPool:
                 self.limits,
                 self.loop.time(),
                 functools.partial(HTTPConnection.is_dead, trust_fresh=retryable),
+                reuse=reuse,
             )
             for conn in decision.discard:
                 self._forget(conn)
