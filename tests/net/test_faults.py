@@ -151,6 +151,7 @@ def test_write_timeout_when_the_peer_stalls() -> None:
             while True:
                 yield stream.write(chunk)
         assert isinstance(caught.value, tasklets.TimeoutError)
+        assert (caught.value.host, caught.value.port) == ("127.0.0.1", peer.port)
         stream.abort()
         stop.set_result(None)
         yield peer.done

@@ -258,6 +258,8 @@ def test_read_timeout(kind: str, tls: TLSMaterial) -> None:
         with pytest.raises(tasklets.ReadTimeout) as caught:
             yield pair.client.read()
         assert isinstance(caught.value, tasklets.TimeoutError)
+        if kind != "unix":  # (a Unix stream has its path for a host, and no port)
+            assert (caught.value.host, caught.value.port) == ("127.0.0.1", pair.server.port)
         # The stream is still usable afterwards.
         pair.client.timeout = None
         yield pair.server_side.write(b"late")
@@ -836,6 +838,11 @@ def test_buffered_bytes_of_a_pending_read_are_not_taken_by_another(kind: str, tl
             pair.client.read_into(bytearray(10))
         with pytest.raises(RuntimeError, match="already waiting"):
             pair.client.read(10)
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read_exactly(3)
+        with pytest.raises(RuntimeError, match="already waiting"):
+            pair.client.read_until(b"3")
+        assert pair.client.buffered == 5
         yield pair.server_side.write(b"abcdefghij")
         assert (yield pending) == b"12345abcde"
 
@@ -900,3 +907,44 @@ def test_read_into_from_plain_code_on_another_thread(kind: str, tls: TLSMaterial
         assert threads and set(threads) == {client.loop._thread_id}  # the socket was read on the loop's thread
         with pytest.raises(TypeError):
             client.read_into(b"read-only").result(10)
+
+
+def test_read_refuses_a_max_bytes_that_is_not_positive(kind: str, tls: TLSMaterial) -> None:
+    def body(pair: Any) -> Any:
+        for max_bytes in (0, -1):  # with nothing buffered...
+            with pytest.raises(ValueError, match="positive max_bytes"):
+                pair.client.read(max_bytes)
+        yield from _read_ahead(pair, b"abc")
+        for max_bytes in (0, -1):  # ...and with bytes buffered: none taken
+            with pytest.raises(ValueError, match="positive max_bytes"):
+                pair.client.read(max_bytes)
+        assert (yield pair.client.read_exactly(3)) == b"abc"
+
+    with_pair(kind, tls, body)
+
+
+def test_a_refused_write_leaves_the_stream_intact(kind: str, tls: TLSMaterial) -> None:
+    """WriteBufferFull refuses the bytes before anything happens to them (TLS encrypts nothing)."""
+    chunk = os.urandom(16 * 1024)
+
+    def body(pair: Any) -> Any:
+        pair.client.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        accepted = hashlib.sha256()
+        total = 0
+        for _ in range(4096):  # bounded: 64 MiB at most
+            written = pair.client.write(chunk)
+            accepted.update(chunk)
+            total += len(chunk)
+            if not written.done():
+                break
+        else:
+            raise AssertionError("writes never stopped resolving")
+        with pytest.raises(tasklets.WriteBufferFull):
+            pair.client.write(b"refused")
+        received = yield pair.server_side.read_exactly(total)  # drains the queue as it reads
+        assert hashlib.sha256(received).digest() == accepted.digest()
+        yield written
+        yield pair.client.write(b"and after")  # the session goes on (TLS: record numbers in step)
+        assert (yield pair.server_side.read_exactly(9)) == b"and after"
+
+    with_pair(kind, tls, body)

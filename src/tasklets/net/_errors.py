@@ -13,6 +13,7 @@ import sys
 from .._exceptions import (
     ConnectError,
     ConnectionRefused,
+    ConnectTimeout,
     NetworkError,
     StreamError,
     StreamReset,
@@ -55,12 +56,24 @@ def translate_stream_error(exc: OSError, host: object, port: int | None) -> Netw
 
 
 def connect_error(errors: list[OSError], host: object, port: int | None) -> ConnectError:
-    """One error for every failed attempt to connect to ``host``: refused if all were refused."""
+    """One error for every failed attempt to connect to ``host``.
+
+    Refused if all were refused; a timeout if all timed out in the kernel
+    (``ETIMEDOUT``: the SYN went unanswered for the system's own limit,
+    before ours), so that ``except TimeoutError`` catches it.
+    """
     where = describe(host, port)
     error: ConnectError
     if errors and all(getattr(e, "errno", None) == errno.ECONNREFUSED for e in errors):
         error = ConnectionRefused(
             f"connection to {where} refused (nothing listens there?)", host=host, port=port, errno=errno.ECONNREFUSED
+        )
+    elif errors and all(getattr(e, "errno", None) == errno.ETIMEDOUT for e in errors):
+        error = ConnectTimeout(
+            f"connecting to {where} timed out (the system gave up waiting for an answer)",
+            host=host,
+            port=port,
+            errno=errno.ETIMEDOUT,
         )
     elif len(errors) == 1:
         only = errors[0]

@@ -113,9 +113,12 @@ class ReadSide:
         Raises:
             StreamClosed: the stream was closed (raised at once).
             RuntimeError: another read is still pending (raised at once).
+            ValueError: ``max_bytes`` is not positive.
         """
         if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(self.read, max_bytes)
+        if max_bytes <= 0:
+            raise ValueError(f"read() needs a positive max_bytes, got {max_bytes!r}")
         buf = self._buffer
         if buf:
             if self._waiter is not None:
@@ -135,7 +138,6 @@ class ReadSide:
             and self._waiter is None
             and (self._tls is None or not self._tls.buffered())
             and self._read_error is None
-            and max_bytes > 0
         ):
             # The hot path of a stream being read: the reader is registered, so
             # wait for its callback instead of paying for a recv that fails.
@@ -149,8 +151,6 @@ class ReadSide:
         self._check_can_read()
         if self._read_error is not None:
             return failed_future(self._read_error)
-        if max_bytes <= 0:
-            raise ValueError(f"read() needs a positive max_bytes, got {max_bytes!r}")
         if not self._reading or (self._tls is not None and self._tls.buffered()):
             # Nothing registered yet (or TLS, whose plaintext may be pending
             # inside the SSL object where readiness cannot see it): try now.
@@ -243,6 +243,8 @@ class ReadSide:
             raise ValueError(f"read_exactly() needs n >= 0, got {n!r}")
         buf = self._buffer
         if len(buf) >= n:
+            if self._waiter is not None:
+                self._check_no_read_waits()  # those bytes may be a pending read's
             return done_future(_take(buf, n))
         self._check_can_read()
         self._pull(n)

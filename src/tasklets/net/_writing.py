@@ -81,9 +81,16 @@ class WriteSide:
             return failed_future(self._write_error)
         if not data:
             return _WRITTEN
+        wbuf = self._wbuf
+        if len(wbuf) > self._high_water:  # refused before TLS encrypts: refused bytes must not enter the session
+            raise WriteBufferFull(
+                f"{self!r} has {len(wbuf)} bytes queued, above its high-water mark of {self._high_water}: "
+                "wait for the future of the previous write() before writing more",
+                host=self._host,
+                port=self._port,
+            )
         if self._tls is not None:
             data = self._tls.encrypt(data)
-        wbuf = self._wbuf
         if not wbuf:
             try:
                 sent = self._send(data)
@@ -96,13 +103,6 @@ class WriteSide:
             wbuf += memoryview(data)[sent:]
             self._loop.add_writer(self._fd, self._on_writable)
             self._writing = True
-        elif len(wbuf) > self._high_water:
-            raise WriteBufferFull(
-                f"{self!r} has {len(wbuf)} bytes queued, above its high-water mark of {self._high_water}: "
-                "wait for the future of the previous write() before writing more",
-                host=self._host,
-                port=self._port,
-            )
         else:
             wbuf += data
         if len(wbuf) <= self._high_water:
