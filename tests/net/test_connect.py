@@ -5,12 +5,16 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import tasklets
 from tasklets.net._connect import _connect_any
+from tasklets.net._happy_eyeballs import DEFAULT_DELAY
 
 from ._support import RawPeer, run, short_tmpdir
 
@@ -224,3 +228,127 @@ def test_local_addr() -> None:
         yield server.wait_closed()
 
     run(main)
+
+
+def _fake_resolver(monkeypatch: pytest.MonkeyPatch, name: str, resolve: Callable[..., list[Any]]) -> None:
+    """Make ``socket.getaddrinfo`` answer ``resolve(host, port, ...)`` for ``name``; other names resolve for real."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if host == name:
+            return resolve(host, port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_happy_eyeballs_through_open_connection_with_the_default_delay(
+    black_hole: BlackHole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert DEFAULT_DELAY == 0.25  # RFC 8305's recommended value; the window below is built around it
+    ports: dict[str, int] = {}
+    _fake_resolver(
+        monkeypatch,
+        "two.test",
+        lambda host, port, *rest: [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", black_hole.port)),
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", ports["live"])),
+        ],
+    )
+
+    def handler(stream: tasklets.Stream) -> Any:
+        yield stream.write(b"alive")
+
+    def main() -> Any:
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        ports["live"] = server.port
+        try:
+            loop = tasklets.current_loop()
+            started = loop.time()
+            # No happy_eyeballs_delay: the default applies. The timeout only bounds a broken run.
+            stream = yield tasklets.open_connection("two.test", server.port, timeout=5.0)
+            elapsed = loop.time() - started
+            try:
+                assert stream.peername == ("127.0.0.1", server.port)
+                assert stream.socket.getpeername() == ("127.0.0.1", server.port)
+                # The second attempt waited the default delay: the dead address did not fail, it hung.
+                assert 0.2 <= elapsed < 1.5, elapsed
+                assert (yield stream.read_exactly(5)) == b"alive"
+            finally:
+                stream.close()
+                yield stream.wait_closed()
+        finally:
+            server.close()
+            yield server.wait_closed()
+
+    run(main)
+
+
+def test_resolution_runs_off_the_loop_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    resolved_on: list[tuple[int, str]] = []
+
+    def resolve(host: Any, port: Any, *rest: Any) -> list[Any]:
+        resolved_on.append((threading.get_ident(), threading.current_thread().name))
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    _fake_resolver(monkeypatch, "pool.test", resolve)
+
+    def handler(stream: tasklets.Stream) -> Any:
+        yield stream.write(b"hi")
+
+    def main() -> Any:
+        loop_thread = threading.get_ident()
+        server = yield tasklets.start_server(handler, "127.0.0.1", 0)
+        try:
+            stream = yield tasklets.open_connection("pool.test", server.port, timeout=5.0)
+            try:
+                assert (yield stream.read_exactly(2)) == b"hi"
+            finally:
+                stream.close()
+                yield stream.wait_closed()
+        finally:
+            server.close()
+            yield server.wait_closed()
+        return loop_thread
+
+    loop_thread = run(main)
+    assert len(resolved_on) == 1
+    ident, name = resolved_on[0]
+    assert ident != loop_thread
+    assert name.startswith("tasklets-worker")  # the default thread pool's workers
+
+
+def test_connect_timeout_covers_name_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered = threading.Event()
+    release = threading.Event()
+    left = threading.Event()
+
+    def resolve(host: Any, port: Any, *rest: Any) -> list[Any]:
+        entered.set()
+        try:
+            release.wait(5)  # a resolver that hangs (bounded, and released by the test)
+            raise socket.gaierror(socket.EAI_AGAIN, "the test's resolver gave up")
+        finally:
+            left.set()
+
+    _fake_resolver(monkeypatch, "slow.test", resolve)
+
+    def main() -> Any:
+        started = time.monotonic()
+        with pytest.raises(tasklets.ConnectTimeout) as caught:
+            yield tasklets.open_connection("slow.test", 8080, timeout=0.1)
+        elapsed = time.monotonic() - started
+        assert entered.is_set()  # it timed out while resolving
+        assert not left.is_set()  # ...and the resolver was still stuck
+        assert 0.1 <= elapsed < 2.0, elapsed
+        error = caught.value
+        assert isinstance(error, TimeoutError)
+        assert isinstance(error, tasklets.TimeoutError)
+        assert isinstance(error, tasklets.ConnectError)
+        assert (error.host, error.port) == ("slow.test", 8080)
+
+    try:
+        run(main)
+    finally:
+        release.set()
+        assert left.wait(10)  # the pool thread is free again

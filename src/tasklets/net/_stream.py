@@ -399,8 +399,13 @@ class Stream(ReadSide, WriteSide):
             timeout: seconds the handshake may take (None: no limit).
 
         Raises:
+            RuntimeError: the stream already uses TLS, or a read waits on it
+                (raised at once; the stream is left as it was).
             TLSHandshakeError: the handshake failed (the future fails with it).
             TLSCertificateError: the peer's certificate did not verify.
+            ConnectTimeout: the handshake took longer than ``timeout``.
+
+            A handshake that fails, times out or is cancelled aborts the stream.
         """
         from ._tls import start_tls
 

@@ -43,7 +43,7 @@ from ._errors import describe, handshake_error
 if TYPE_CHECKING:
     from ._stream import Stream
 
-__all__ = ["TLSLayer", "make_context", "handshake", "start_tls"]
+__all__ = ["TLSLayer", "make_context", "check_can_start_tls", "handshake", "start_tls"]
 
 _SSLWantReadError = ssl.SSLWantReadError
 _SSLZeroReturnError = ssl.SSLZeroReturnError
@@ -151,6 +151,15 @@ class TLSLayer:
         return self._outgoing.read()
 
 
+def check_can_start_tls(stream: Stream) -> None:
+    """Raise RuntimeError if ``stream`` cannot start TLS: it already uses it, or a read waits on it."""
+    waiter = stream._waiter
+    if waiter is not None and not waiter.done():
+        raise RuntimeError(f"cannot start TLS on {stream!r} while a read waits on it")
+    if stream._tls is not None:
+        raise RuntimeError(f"{stream!r} already uses TLS")
+
+
 def handshake(
     stream: Stream,
     context: ssl.SSLContext,
@@ -164,11 +173,7 @@ def handshake(
     :class:`TLSCertificateError`); the caller closes the stream.
     """
     host, port = stream._host, stream._port
-    waiter = stream._waiter
-    if waiter is not None and not waiter.done():
-        raise RuntimeError(f"cannot start TLS on {stream!r} while a read waits on it")
-    if stream._tls is not None:
-        raise RuntimeError(f"{stream!r} already uses TLS")
+    check_can_start_tls(stream)
     incoming = ssl.MemoryBIO()
     outgoing = ssl.MemoryBIO()
     sslobj = context.wrap_bio(
@@ -226,7 +231,10 @@ def start_tls(
 
     A failed, timed-out or cancelled handshake aborts the stream: its state is
     unknown (half a handshake on the wire), so it could not be used again.
+    Misuse (TLS already, a read waiting) raises at once and costs nothing:
+    not a byte has gone out.
     """
+    check_can_start_tls(stream)
     context = make_context(ssl_arg, server_side=server_side)
     if server_hostname is None and not server_side and isinstance(stream._host, str):
         server_hostname = stream._host
