@@ -428,15 +428,21 @@ def _explain_bad_yield(task: Task[Any], yielded: object) -> str:
     )
 
 
+# ``await future`` and ``yield from future`` step into Future.__iter__: a repr
+# pointing there would show the library's line, not the task's.
+_FUTURE_ADAPTER = Future.__iter__.__code__
+
+
 def _suspension_point(coro: Any) -> str | None:
-    """'file:line' of the innermost generator/coroutine frame the task is suspended in."""
+    """'file:line' of the innermost generator/coroutine frame the task is suspended in (the task's own code)."""
     where = None
     seen = 0
     while coro is not None and seen < 100:
         frame = getattr(coro, "gi_frame", None) or getattr(coro, "cr_frame", None)
         if frame is None:
             break
-        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        if frame.f_code is not _FUTURE_ADAPTER:
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
         coro = getattr(coro, "gi_yieldfrom", None) or getattr(coro, "cr_await", None)
         seen += 1
     return where

@@ -557,6 +557,73 @@ class TestCancellation:
 
         assert vrun(main) == (["cancelled", "then"], "victim done")
 
+    def test_cancelling_a_task_cancels_the_executor_future_it_waits_on(self, vrun) -> None:
+        """A queued (not yet running) executor future can be cancelled: the task's cancel reaches it."""
+        release = threading.Event()
+
+        def waiter(queued, log):
+            try:
+                yield queued
+            except Cancelled:
+                log.append("cancelled")
+                raise
+
+        def main():
+            log: list[str] = []
+            with cf.ThreadPoolExecutor(1) as pool:
+                busy = pool.submit(release.wait, 30)  # the one worker is taken...
+                queued = pool.submit(abs, -1)  # ...so this one waits in the queue
+                t = tasklets.spawn(waiter, queued, log)
+                yield None
+                assert t.cancel()
+                try:
+                    yield t
+                except cf.CancelledError:
+                    pass
+                release.set()
+                busy.result(10)
+            return log, t.cancelled(), queued.cancelled()
+
+        assert vrun(main) == (["cancelled"], True, True)
+
+    def test_a_foreign_future_already_done_is_read_off_the_loop(self, vrun) -> None:
+        """Its result() might block (it is no future of ours): it is read in the thread pool."""
+        read_on: list[int] = []
+
+        class DoneForeign:
+            def add_done_callback(self, fn):
+                fn(self)
+
+            def done(self):
+                return True
+
+            def result(self, timeout=None):
+                read_on.append(threading.get_ident())
+                return "ready"
+
+        def main():
+            return (yield DoneForeign()), threading.get_ident()
+
+        value, loop_thread = vrun(main)
+        assert value == "ready"
+        assert read_on and loop_thread not in read_on
+
+    def test_async_def_tasks_await_executor_futures_through_wrap_future(self, vrun) -> None:
+        release = threading.Event()
+
+        async def main():
+            with cf.ThreadPoolExecutor(1) as pool:
+                assert await tasklets.wrap_future(pool.submit(pow, 2, 5)) == 32
+                busy = pool.submit(release.wait, 30)
+                queued = pool.submit(abs, -1)
+                wrapper = tasklets.wrap_future(queued)
+                assert wrapper.cancel()  # cancelling the wrapper cancels what it follows
+                release.set()
+                await tasklets.wrap_future(busy)
+                return queued.cancelled()
+
+        assert vrun(main) is True
+
     def test_a_resolved_wait_is_delivered_and_cancellation_lands_at_the_next_wait(self, vrun) -> None:
         lock = tasklets.Lock()
         log: list[str] = []
@@ -793,6 +860,29 @@ class TestNoLostWork:
         assert f"{__file__}:{line}" in pending_repr
         assert "waiting on" in pending_repr
         assert "napper" in done_repr and "returned" in done_repr and __file__ not in done_repr
+
+    def test_the_repr_shows_the_tasks_line_under_await_and_yield_from(self, vrun) -> None:
+        """``await f`` and ``yield from f`` go through Future.__iter__: the repr skips it."""
+        import inspect
+
+        async def awaiting():
+            await tasklets.sleep(5)  # the line the repr should show
+
+        def yielding_from():
+            yield from tasklets.sleep(5)  # the line the repr should show
+
+        lines = [inspect.getsourcelines(fn)[1] + 1 for fn in (awaiting, yielding_from)]
+
+        def main():
+            tasks = [tasklets.spawn(awaiting), tasklets.spawn(yielding_from)]
+            yield None
+            texts = [repr(t) for t in tasks]
+            yield tasks
+            return texts
+
+        for text, line in zip(vrun(main), lines, strict=True):
+            assert f"{__file__}:{line}" in text, text
+            assert "_future.py" not in text
 
     def test_default_names_are_unique_and_use_the_function_name(self, vrun) -> None:
         def job():
