@@ -9,7 +9,12 @@ behind a small lock and completes its own future outside it.
 Every combinator registers one callback per input future, and detaches the
 callbacks it no longer needs where the input allows it
 (``remove_done_callback``), so waiting is O(n) in all and an abandoned wait
-does not pin its state.
+does not pin its state. An input may complete the combinator's future while
+the callbacks are still being registered (it was done already, or another
+thread completed it): registration then stops, and the input registered last
+is detached again, as the detaching may have missed it. Outcomes are read
+through :func:`read_outcome`, which needs no more of an input than
+``result()``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from concurrent.futures._base import PENDING, RUNNING
 from typing import Any, TypeVar
 
 from ._exceptions import InvalidStateError, TimeoutError
-from ._future import Future, _allocate_lock, copy_outcome, is_future_like
+from ._future import Future, _allocate_lock, copy_outcome, is_future_like, read_outcome
 from ._runtime import default_executor
 from ._timers import Timer, timer_loop
 
@@ -79,10 +84,13 @@ def cancel_soon(future: Any) -> None:
     A ``concurrent.futures.Future`` (ours included) is cancelled at once. Any
     other future-like object is cancelled from the default thread pool: its
     ``cancel()`` may block (a Dask ``distributed.Future``'s waits for its
-    client's I/O thread), and the caller is often a loop.
+    client's I/O thread), and the caller is often a loop. An object without
+    ``cancel()`` is left to run.
     """
     if isinstance(future, concurrent.futures.Future):
         future.cancel()
+        return
+    if not hasattr(future, "cancel"):
         return
     try:
         default_executor().submit(_cancel_quietly, future)
@@ -152,7 +160,8 @@ def wait_first(fs: Iterable[Any]) -> SignalFuture[Any]:
     signal.add_done_callback(on_signal_done)
     for f in futures:
         f.add_done_callback(on_done)
-        if signal.done():
+        if signal.completed is not None or signal.done():
+            detach((f,), on_done)  # the winner's detach may have run before this registration
             break
     return signal
 
@@ -175,16 +184,15 @@ def gather(fs: Iterable[Any]) -> Future[list[Any]]:
     def on_done(index: int, f: Any) -> None:
         if result.done():
             return
-        if f.cancelled():
-            result.cancel()
-            return
         # Each input is read in its own callback, on the thread that completed
         # it: a foreign future may be unreadable elsewhere (a Dask future's
         # result() fetches the value, and cannot be called on Dask's own I/O
         # thread, where an executor future of the same client completes).
-        try:
-            value = f.result()
-        except BaseException as exc:
+        value, exc, cancelled = read_outcome(f)
+        if cancelled:
+            result.cancel()
+            return
+        if exc is not None:
             try:
                 result.set_exception(exc)
             except InvalidStateError:
@@ -213,6 +221,9 @@ def gather(fs: Iterable[Any]) -> Future[list[Any]]:
     result.add_done_callback(on_result_done)
     for f, callback in zip(futures, callbacks):
         f.add_done_callback(callback)
+        if result.done():  # an input failed or was cancelled: the rest are not needed
+            detach((f,), callback)  # on_result_done may have run before this registration
+            break
     return result
 
 
@@ -243,13 +254,13 @@ def wait(
             pass
 
     def on_done(f: Any) -> None:
+        failed = False
+        if return_when == FIRST_EXCEPTION:
+            _, exc, cancelled = read_outcome(f)
+            failed = exc is not None and not cancelled
         with lock:
             done.add(f)
-            complete = (
-                len(done) == len(futures)
-                or return_when == FIRST_COMPLETED
-                or (return_when == FIRST_EXCEPTION and not f.cancelled() and f.exception() is not None)
-            )
+            complete = len(done) == len(futures) or return_when == FIRST_COMPLETED or failed
         if complete:
             finish()
 
@@ -264,6 +275,9 @@ def wait(
     result.add_done_callback(on_result_done)
     for f in futures:
         f.add_done_callback(on_done)
+        if result.done():
+            detach((f,), on_done)  # on_result_done may have run before this registration
+            break
     if timeout is not None and not result.done():
         timer = Timer(max(0.0, timeout), finish)
         if result.done():
@@ -333,7 +347,7 @@ def wrap_future(future: Any) -> Future[Any]:
     Generator tasks can ``yield`` any future directly; ``async def`` tasks
     need ``await``, which the stdlib's and Dask's futures do not support:
     ``await wrap_future(executor.submit(fn))``. Cancelling the wrapper
-    cancels ``future``.
+    cancels ``future`` (through :func:`cancel_soon`).
     """
     if isinstance(future, Future):
         return future
@@ -343,7 +357,7 @@ def wrap_future(future: Any) -> Future[Any]:
 
     def on_wrapper_done(_: object) -> None:
         if wrapper.cancelled():
-            future.cancel()
+            cancel_soon(future)
 
     wrapper.add_done_callback(on_wrapper_done)
     future.add_done_callback(lambda done: copy_outcome(done, wrapper))

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from . import _context
 from ._exceptions import BlockingResultError, CancelledError, InvalidStateError
 
-__all__ = ["Future", "copy_outcome", "done_future", "failed_future", "is_future_like"]
+__all__ = ["Future", "copy_outcome", "done_future", "failed_future", "is_future_like", "read_outcome"]
 
 T = TypeVar("T")
 
@@ -370,17 +370,54 @@ def failed_future(exc: BaseException) -> Future[Any]:
     return future
 
 
+def read_outcome(future: Any) -> tuple[Any, BaseException | None, bool]:
+    """``(value, exception, cancelled)`` of the done ``future``, of any origin.
+
+    The combinators, task groups and :func:`copy_outcome` read every outcome
+    here, so that they cope with the least :func:`is_future_like` lets
+    through: ``add_done_callback``, ``result`` and ``done``. ``result()``
+    raising is a failure, and raising a ``concurrent.futures.CancelledError``
+    a cancellation, unless the object has a ``cancelled()`` to ask. The
+    exception of a cancelled future is the ``CancelledError`` its ``result()``
+    raises. A finished tasklets future is read without its lock, as a task
+    reads it; a ``concurrent.futures.Future`` through ``cancelled()`` and
+    ``exception()``; any other object's ``result()`` is called once (it may
+    block: a Dask future's fetches the value), on the calling thread.
+    """
+    if isinstance(future, Future) and future._state is FINISHED:
+        exc = future._exception
+        if exc is None:
+            return future._result, None, False
+        future._mark_retrieved()
+        return None, exc, False
+    if isinstance(future, concurrent.futures.Future):
+        if future.cancelled():
+            return None, CancelledError(f"{future!r} was cancelled"), True
+        exc = future.exception()
+        if exc is not None:
+            return None, exc, False
+        return future.result(), None, False
+    cancelled = getattr(future, "cancelled", None)
+    if cancelled is not None and cancelled():
+        return None, CancelledError(f"{future!r} was cancelled"), True
+    try:
+        return future.result(), None, False
+    except CancelledError as error:
+        return None, error, cancelled is None
+    except BaseException as error:
+        return None, error, False
+
+
 def copy_outcome(source: Any, target: Future[Any]) -> None:
     """Complete ``target`` like the done future ``source`` (of any origin); ignore a ``target`` already done."""
+    value, exc, cancelled = read_outcome(source)
     try:
-        if source.cancelled():
+        if cancelled:
             target.cancel()
-            return
-        exc = source.exception()
-        if exc is not None:
+        elif exc is not None:
             target.set_exception(exc)
         else:
-            target.set_result(source.result())
+            target.set_result(value)
     except InvalidStateError:
         pass  # target was cancelled (or timed out) meanwhile: nobody wants this outcome
 

@@ -6,8 +6,12 @@ the children's results in spawn order. When a child fails, the group cancels
 the others and fails with an :class:`ExceptionGroup` of every error, so
 ``except*`` picks out the ones a caller handles.
 
-Waiting on the group (``yield group``, ``await group``, ``result()``)
-closes it: once you wait, no more children can join. In a generator task::
+Waiting on the group (``yield group``, ``await group``, ``result()``,
+``add_done_callback``, ``concurrent.futures.wait`` or ``as_completed``)
+closes it: once you wait, no more children can join. The stdlib's waits call
+none of the future's methods, so the group closes when they first take its
+``_condition``; an open group has no callbacks or waiters yet, so completing
+it there wakes nobody in the middle of their locking. In a generator task::
 
     with TaskGroup() as group:          # on an exception: cancel the children
         for url in urls:
@@ -25,8 +29,9 @@ from collections.abc import Callable, Generator
 from concurrent.futures._base import PENDING
 from typing import Any
 
+from ._combinators import cancel_soon
 from ._exceptions import Cancelled, LoopError
-from ._future import Future
+from ._future import Future, read_outcome
 from ._task import Task, spawn
 
 __all__ = ["TaskGroup"]
@@ -68,7 +73,7 @@ class TaskGroup(Future[list[Any]]):
             self._pending += 1
         future.add_done_callback(self._child_done)
         if self._cancelling:
-            future.cancel()
+            cancel_soon(future)
         return future
 
     def _check_open(self) -> None:
@@ -86,12 +91,14 @@ class TaskGroup(Future[list[Any]]):
     # -- children finishing --------------------------------------------------------------------------
 
     def _child_done(self, child: Any) -> None:
-        failed = not child.cancelled() and child.exception() is not None
+        _, error, cancelled = read_outcome(child)  # a child of any origin may lack cancelled() and exception()
+        if cancelled:
+            error = None
         with self._group_lock:
             self._pending -= 1
-            if failed:
-                self._errors.append(child.exception())
-            first_failure = failed and not self._cancelling
+            if error is not None:
+                self._errors.append(error)
+            first_failure = error is not None and not self._cancelling
             if first_failure:
                 self._cancelling = True
             finished = self._pending == 0 and not self._open
@@ -103,7 +110,7 @@ class TaskGroup(Future[list[Any]]):
     def _cancel_children(self) -> None:
         for child in list(self._children):
             if not child.done():
-                child.cancel()
+                cancel_soon(child)  # a foreign child's cancel() may block, or be missing
 
     def _finish(self) -> None:
         if self._state is not PENDING:
@@ -115,7 +122,8 @@ class TaskGroup(Future[list[Any]]):
         elif self._cancelling:
             Future.cancel(self)
         else:
-            self.set_result([None if c.cancelled() else c.result() for c in self._children])
+            # Every child succeeded or was cancelled (None): a failure would be in _errors.
+            self.set_result([read_outcome(c)[0] for c in self._children])
 
     def cancel(self) -> bool:
         """Cancel every child; the group ends cancelled once they have all finished."""
@@ -131,6 +139,13 @@ class TaskGroup(Future[list[Any]]):
         return True
 
     # -- waiting closes the group ------------------------------------------------------------------------
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]  # a property, as on Future
+        """Taken first by ``concurrent.futures.wait``/``as_completed`` and blocking waits: they close the group."""
+        if self._open:
+            self.close()
+        return super()._condition
 
     def add_done_callback(self, fn: Callable[[Any], object]) -> None:
         if self._open:

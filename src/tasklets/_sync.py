@@ -12,6 +12,16 @@ was cancelled is skipped. A future that was resolved (the lock handed over,
 an item delivered) is delivered to its task even if the task is cancelled at
 that moment: the cancellation lands at the task's next wait, so no lock and no
 item is ever lost.
+
+A cancelled waiter is also dropped as the queue of waiters grows: a task
+polling ``with_timeout(event.wait(), 1)`` leaves a cancelled future behind
+each time, and no ``set()`` may ever come to skip them. Each wait that has to
+queue behind others compares the queue's length with a threshold; past it,
+:func:`_drop_cancelled` sweeps the queue and sets the threshold to twice what
+is still live (at least ``_PRUNE_MIN``). The sweeps cost O(1) per wait, and a
+queue never grows past twice the most waiters it ever had live at once (or
+``_PRUNE_MIN``). Nothing is added to the waits that need not queue, nor to
+handing over.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from collections import deque
 from typing import Any, Generic, TypeVar
 
 from ._exceptions import InvalidStateError
-from ._future import Future, done_future
+from ._future import _DONE_STATES, Future, done_future
 
 __all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]
 
@@ -32,6 +42,26 @@ T = TypeVar("T")
 QueueEmpty = queue.Empty
 #: Raised by ``Queue.put_nowait`` on a full queue (the stdlib's own class).
 QueueFull = queue.Full
+
+
+#: A queue of waiters is never swept for cancelled ones below this length.
+_PRUNE_MIN = 16
+
+
+def _drop_cancelled(waiters: deque[Any], pairs: bool = False) -> int:
+    """Remove the done (cancelled) waiters from ``waiters``, in place and in order; the next threshold.
+
+    ``pairs``: the entries are ``(future, item)`` (a queue's putters). A
+    served waiter has already left the queue, so a done one was cancelled.
+    """
+    if pairs:
+        live = [entry for entry in waiters if entry[0]._state not in _DONE_STATES]
+    else:
+        live = [waiter for waiter in waiters if waiter._state not in _DONE_STATES]
+    if len(live) < len(waiters):
+        waiters.clear()
+        waiters.extend(live)
+    return max(_PRUNE_MIN, 2 * len(live))
 
 
 def _hand_over(waiters: deque[Future[Any]], value: Any) -> bool:
@@ -53,6 +83,7 @@ class Event:
         self._lock = threading.RLock()  # a waiter's callback may call back in
         self._flag = False
         self._waiters: deque[Future[bool]] = deque()
+        self._prune_at = _PRUNE_MIN
 
     def __repr__(self) -> str:
         return f"<Event {'set' if self._flag else 'unset'} waiters={len(self._waiters)}>"
@@ -80,7 +111,10 @@ class Event:
             if self._flag:
                 return done_future(True)
             waiter: Future[bool] = Future()
-            self._waiters.append(waiter)
+            waiters = self._waiters
+            if waiters and len(waiters) >= self._prune_at:
+                self._prune_at = _drop_cancelled(waiters)
+            waiters.append(waiter)
             return waiter
 
 
@@ -97,6 +131,7 @@ class Semaphore:
         self._lock = threading.RLock()  # a waiter's callback may call back in
         self._value = value
         self._waiters: deque[Future[Any]] = deque()
+        self._prune_at = _PRUNE_MIN
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} value={self._value} waiters={len(self._waiters)}>"
@@ -112,7 +147,10 @@ class Semaphore:
                 self._value -= 1
                 return done_future(self)
             waiter: Future[Any] = Future()
-            self._waiters.append(waiter)
+            waiters = self._waiters
+            if waiters and len(waiters) >= self._prune_at:
+                self._prune_at = _drop_cancelled(waiters)
+            waiters.append(waiter)
             return waiter
 
     def release(self) -> None:
@@ -167,6 +205,7 @@ class Queue(Generic[T]):
         self._items: deque[T] = deque()
         self._getters: deque[Future[T]] = deque()
         self._putters: deque[tuple[Future[None], T]] = deque()
+        self._prune_getters_at = self._prune_putters_at = _PRUNE_MIN
 
     def __repr__(self) -> str:
         return (
@@ -192,7 +231,10 @@ class Queue(Generic[T]):
             if self._try_put(item):
                 return done_future(None)
             waiter: Future[None] = Future()
-            self._putters.append((waiter, item))
+            putters = self._putters
+            if putters and len(putters) >= self._prune_putters_at:
+                self._prune_putters_at = _drop_cancelled(putters, pairs=True)
+            putters.append((waiter, item))
             return waiter
 
     def put_nowait(self, item: T) -> None:
@@ -217,7 +259,10 @@ class Queue(Generic[T]):
                 self._admit_putter()
                 return done_future(item)
             waiter: Future[T] = Future()
-            self._getters.append(waiter)
+            getters = self._getters
+            if getters and len(getters) >= self._prune_getters_at:
+                self._prune_getters_at = _drop_cancelled(getters)
+            getters.append(waiter)
             return waiter
 
     def get_nowait(self) -> T:

@@ -192,6 +192,130 @@ class TestAsCompleted:
         assert vrun(main) == "seven"
         assert all(not f._callbacks for f in fs)
 
+    def test_a_cancelled_signal_gives_way_to_the_next_one(self) -> None:
+        fs = [Future(), Future()]
+        iterator = tasklets.as_completed(fs)
+        first = next(iterator)
+        first.cancel()  # its waiter gave up (a task cancelled, a with_timeout expired)
+        fs[0].set_result("a")
+        second = next(iterator)
+        assert second.result(timeout=0) == "a" and second.completed is fs[0]
+        assert first.completed is None
+        third = next(iterator)  # the cancelled signal did not use up an input
+        fs[1].set_result("b")
+        assert third.result(timeout=0) == "b" and third.completed is fs[1]
+        assert list(iterator) == []
+
+    def test_an_input_waits_for_a_later_request_when_the_waiting_one_is_cancelled(self) -> None:
+        fs = [Future(), Future()]
+        iterator = tasklets.as_completed(fs)
+        first = next(iterator)
+        first.cancel()
+        fs[1].set_result("b")  # completes while only a cancelled signal waits
+        assert first.cancelled() and first.completed is None
+        assert next(iterator).result(timeout=0) == "b"
+
+    def test_a_signal_cancelled_as_it_is_answered_hands_the_input_on(self, monkeypatch) -> None:
+        from tasklets import _as_completed
+
+        settle = _as_completed._settle
+        fs = [Future(), Future()]
+        iterator = tasklets.as_completed(fs)
+        first, second = next(iterator), next(iterator)
+
+        def cancelled_meanwhile(request, *args):
+            if request is first:
+                first.cancel()  # as another thread could, between the matcher's pop and its answer
+            return settle(request, *args)
+
+        monkeypatch.setattr(_as_completed, "_settle", cancelled_meanwhile)
+        fs[1].set_result("b")
+        assert first.cancelled() and first.completed is None
+        assert second.result(timeout=0) == "b" and second.completed is fs[1]
+        third = next(iterator)  # one more, for the signal that gave way
+        fs[0].set_result("a")
+        assert third.result(timeout=0) == "a"
+        assert list(iterator) == []
+
+    def test_with_timeout_on_each_signal_loses_no_result(self, vrun) -> None:
+        def main():
+            fs = [tasklets.sleep(1, "a"), tasklets.sleep(3, "b")]
+            got = []
+            for signal in tasklets.as_completed(fs):
+                try:
+                    got.append((yield tasklets.with_timeout(signal, 1.5)))
+                except tasklets.TimeoutError:
+                    got.append(("timeout", tasklets.current_loop().time()))
+            return got
+
+        assert vrun(main) == ["a", ("timeout", 2.5), "b"]
+
+    def test_after_the_timeout_a_failed_or_cancelled_input_does_not_end_the_iteration(self, vrun) -> None:
+        def main():
+            failed, cancelled, fine, never = Future(), Future(), Future(), Future()
+            loop = tasklets.current_loop()
+            loop.call_later(1, failed.set_exception, KeyError("failed"))
+            loop.call_later(2, cancelled.cancel)
+            loop.call_later(3, fine.set_result, "fine")
+            iterator = tasklets.as_completed([failed, cancelled, fine, never], timeout=5)
+            yield tasklets.sleep(10)  # the deadline passes while nobody waits
+            outcomes = []
+            for signal in iterator:
+                try:
+                    outcomes.append((yield signal))
+                except KeyError:
+                    outcomes.append("failed")
+                except tasklets.CancelledError:
+                    outcomes.append("cancelled")
+                except tasklets.TimeoutError:
+                    outcomes.append("timeout")
+            return outcomes
+
+        assert vrun(main) == ["failed", "cancelled", "fine", "timeout"]
+
+    def test_cancelling_the_consuming_task_detaches(self, vrun) -> None:
+        fs = [Future() for _ in range(5)]
+
+        def consumer():
+            got = []
+            for signal in tasklets.as_completed(fs, timeout=3600):
+                got.append((yield signal))  # cancelled while waiting here
+            return got
+
+        def main():
+            task = tasklets.spawn(consumer)
+            yield tasklets.sleep(1)
+            assert all(len(f._callbacks) == 1 for f in fs)
+            task.cancel()
+            yield tasklets.wait([task], timeout=10)
+            gc.collect()
+            return task.cancelled(), tasklets.current_loop().time()
+
+        assert vrun(main) == (True, 1)
+        assert all(not f._callbacks for f in fs)
+
+    def test_dropping_the_iterator_after_its_signal_timed_out_detaches(self, vrun) -> None:
+        fs = [Future() for _ in range(5)]
+
+        def main():
+            iterator = tasklets.as_completed(fs)
+            with pytest.raises(tasklets.TimeoutError):
+                yield tasklets.with_timeout(next(iterator), 1)
+            del iterator
+            gc.collect()
+
+        vrun(main)
+        assert all(not f._callbacks for f in fs)
+
+    def test_signals_all_cancelled_after_the_iterator_is_gone_detach_at_the_next_completion(self) -> None:
+        fs = [Future() for _ in range(5)]
+        signals = list(tasklets.as_completed(fs))
+        gc.collect()
+        for signal in signals:
+            signal.cancel()
+        fs[0].set_result("nobody wants this")
+        assert all(not f._callbacks for f in fs)
+
     def test_close_detaches_and_ends_the_iteration(self) -> None:
         fs = [Future() for _ in range(3)]
         iterator = tasklets.as_completed(fs)
@@ -356,6 +480,206 @@ class TestMapUnordered:
             return seen
 
         assert vrun(main) == [(1, 10), (2, 20)]
+
+    def test_with_timeout_on_each_signal_loses_no_result(self, vrun) -> None:
+        def main():
+            got = []
+            for signal in tasklets.map_unordered(lambda d: tasklets.sleep(d, d), [1, 3], limit=2):
+                try:
+                    value = yield tasklets.with_timeout(signal, 1.5)
+                    got.append((signal.item, value))
+                except tasklets.TimeoutError:
+                    got.append(("timeout", tasklets.current_loop().time()))
+            return got
+
+        assert vrun(main) == [(1, 1), ("timeout", 2.5), (3, 3)]
+
+    def test_cancelling_the_consumer_cancels_the_running_calls_at_once(self, vrun) -> None:
+        started: list[int] = []
+        calls: list[tasklets.Task] = []
+
+        def work(i):
+            started.append(i)
+            yield tasklets.sleep(100 * (i + 1))
+            return i
+
+        def start(i):
+            calls.append(tasklets.spawn(work, i))
+            return calls[-1]
+
+        def consumer():
+            got = []
+            for signal in tasklets.map_unordered(start, range(10), limit=3):
+                got.append((yield signal))  # cancelled while waiting here
+            return got
+
+        def main():
+            task = tasklets.spawn(consumer)
+            yield tasklets.sleep(1)
+            task.cancel()
+            yield tasklets.wait([task], timeout=10)
+            gc.collect()
+            yield tasklets.wait(calls, timeout=10)
+            cancelled_at = tasklets.current_loop().time()
+            yield tasklets.sleep(500)  # long past every call's end: nothing more starts
+            return cancelled_at, [c.cancelled() for c in calls], started
+
+        assert vrun(main) == (1, [True, True, True], [0, 1, 2])
+
+    def test_dropping_the_iterator_after_its_signal_timed_out_cancels_the_calls(self, vrun) -> None:
+        calls: list[tasklets.Task] = []
+
+        def start(i):
+            calls.append(tasklets.spawn(_after, 100, i))
+            return calls[-1]
+
+        def main():
+            iterator = tasklets.map_unordered(start, range(10), limit=2)
+            with pytest.raises(tasklets.TimeoutError):
+                yield tasklets.with_timeout(next(iterator), 1)
+            del iterator
+            gc.collect()
+            yield tasklets.wait(calls, timeout=10)
+            return tasklets.current_loop().time(), [c.cancelled() for c in calls]
+
+        assert vrun(main) == (1, [True, True])
+
+    def test_close_cancels_the_running_calls_and_the_waiting_signals(self, vrun) -> None:
+        calls: list[tasklets.Task] = []
+
+        def start(i):
+            calls.append(tasklets.spawn(_after, 100, i))
+            return calls[-1]
+
+        def main():
+            iterator = tasklets.map_unordered(start, range(10), limit=2)
+            signals = [next(iterator) for _ in range(4)]
+            yield tasklets.sleep(1)
+            iterator.close()
+            yield tasklets.wait(signals + calls, timeout=10)
+            return (
+                tasklets.current_loop().time(),
+                [s.cancelled() for s in signals],
+                [c.cancelled() for c in calls],
+                list(iterator),
+            )
+
+        assert vrun(main) == (1, [True] * 4, [True, True], [])
+
+    def test_calls_done_at_once_with_signals_requested_ahead_do_not_recurse(self, vrun) -> None:
+        n = 3000
+
+        def fn(i):
+            if i < 2:
+                return tasklets.sleep(1, i)  # the rest start as these finish, with signals waiting
+            if i % 2:
+                done = Future()
+                done.set_result(i)
+                return done
+            return i
+
+        def main():
+            signals = list(tasklets.map_unordered(fn, range(n), limit=2))
+            _, pending = yield tasklets.wait(signals, timeout=10)
+            return len(pending), sorted(s.result() for s in signals if s.done())
+
+        assert vrun(main) == (0, list(range(n)))
+
+    def test_an_error_from_the_items_reaches_the_consumer_after_the_finished_results(self, vrun) -> None:
+        calls: list[tasklets.Task] = []
+
+        def items():
+            yield 1
+            yield 2
+            yield 3
+            raise OSError("input broke")
+
+        def start(i):
+            calls.append(tasklets.spawn(_after, i, i))
+            return calls[-1]
+
+        def main():
+            got = []
+            iterator = tasklets.map_unordered(start, items(), limit=2)
+            try:
+                for signal in iterator:
+                    got.append((yield signal))
+            except OSError as exc:
+                got.append(("raised", str(exc), tasklets.current_loop().time()))
+            assert list(iterator) == []  # the iteration is over
+            yield tasklets.wait(calls, timeout=10)
+            return got, [c.cancelled() for c in calls], tasklets.current_loop().time()
+
+        # Item 2 frees its slot at t=2; reading the next item fails: item 3 (running) is cancelled.
+        assert vrun(main) == ([1, 2, ("raised", "input broke", 2)], [False, False, True], 2)
+
+    def test_an_error_from_the_items_fails_the_waiting_signals_then_ends(self, vrun) -> None:
+        def items():
+            yield 0
+            yield 1
+            raise OSError("input broke")
+
+        def main():
+            iterator = tasklets.map_unordered(lambda i: tasklets.sleep(1 + i, i), items(), limit=1)
+            first = next(iterator)  # waits for item 0, running
+            second = next(iterator)  # waits; item 1 is read, not started (the limit)
+            assert list(iterator) == []  # reading item 2 fails: the waiting signals get the error
+            done, _ = yield tasklets.wait([first, second], timeout=10)
+            return [type(s.exception()).__name__ for s in (first, second)], len(done), tasklets.current_loop().time()
+
+        assert vrun(main) == (["OSError", "OSError"], 2, 0)
+
+    def test_an_error_from_the_items_comes_after_the_results_already_complete(self, vrun) -> None:
+        def items():
+            yield 1
+            yield 2
+            raise OSError("input broke")
+
+        def main():
+            iterator = tasklets.map_unordered(lambda i: tasklets.sleep(i, i), items(), limit=2)
+            yield tasklets.sleep(3)  # both done before anyone asks: the error comes when item 1 frees its slot
+            signals = list(iterator)
+            return [s.result() for s in signals[:2]], type(signals[2].exception()).__name__, len(signals)
+
+        assert vrun(main) == ([1, 2], "OSError", 3)
+
+    def test_an_error_from_the_items_ends_async_for(self, vrun) -> None:
+        def items():
+            yield 1
+            raise OSError("input broke")
+
+        async def main():
+            seen = []
+            try:
+                async for signal in tasklets.map_unordered(lambda i: tasklets.sleep(i, i), items(), limit=1):
+                    seen.append(signal.result())
+            except OSError as exc:
+                seen.append(str(exc))
+            return seen
+
+        assert vrun(main) == [1, "input broke"]
+
+    def test_async_for_consumer_cancelled_cancels_the_calls(self, vrun) -> None:
+        calls: list[tasklets.Task] = []
+
+        def start(i):
+            calls.append(tasklets.spawn(_after, 100, i))
+            return calls[-1]
+
+        async def consumer():
+            async for signal in tasklets.map_unordered(start, range(10), limit=2):
+                signal.result()
+
+        def main():
+            task = tasklets.spawn(consumer)
+            yield tasklets.sleep(1)
+            task.cancel()
+            yield tasklets.wait([task], timeout=10)
+            gc.collect()
+            yield tasklets.wait(calls, timeout=10)
+            return tasklets.current_loop().time(), [c.cancelled() for c in calls]
+
+        assert vrun(main) == (1, [True, True])
 
     def test_limit_must_be_positive(self) -> None:
         with pytest.raises(ValueError, match="limit"):

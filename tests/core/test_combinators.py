@@ -10,6 +10,8 @@ import pytest
 import tasklets
 from tasklets import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future
 
+from .test_future import MinimalFuture
+
 
 class ForeignFuture:
     """A future-like object of no known library: add_done_callback, result, done, ..."""
@@ -51,6 +53,27 @@ class ForeignFuture:
             callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:
             fn(self)
+
+
+def _first_watched_completes(count: int, error: BaseException | None = None) -> list[Future]:
+    """``count`` pending futures; the first one a callback is registered on completes at once.
+
+    ``wait()`` registers on a set, in no fixed order: this way an input done
+    from the start is always the first registered, whatever the order.
+    """
+    watched: list[Future] = []
+
+    class FirstWatched(Future):
+        def add_done_callback(self, fn) -> None:
+            if not watched:
+                watched.append(self)
+                if error is None:
+                    self.set_result("first")
+                else:
+                    self.set_exception(error)
+            super().add_done_callback(fn)
+
+    return [FirstWatched() for _ in range(count)]
 
 
 def _finish_after(seconds, value=None, error=None):
@@ -210,6 +233,13 @@ class TestWait:
             done, not_done = tasklets.wait([ours, theirs]).result(timeout=30)
         assert done == {ours, theirs} and not not_done
 
+    def test_an_input_done_at_once_leaves_no_callback_on_the_others(self) -> None:
+        for return_when, error in ((FIRST_COMPLETED, None), (FIRST_EXCEPTION, KeyError("k"))):
+            inputs = _first_watched_completes(5, error)
+            done, not_done = tasklets.wait(inputs, return_when=return_when).result(timeout=0)
+            assert len(done) == 1 and len(not_done) == 4
+            assert all(not f._callbacks for f in inputs)
+
     def test_empty_and_bad_arguments(self) -> None:
         assert tasklets.wait([]).result(timeout=0) == (set(), set())
         with pytest.raises(ValueError, match="return_when"):
@@ -261,6 +291,62 @@ class TestGather:
 
     def test_empty(self) -> None:
         assert tasklets.gather([]).result(timeout=0) == []
+
+    def test_an_early_failure_leaves_no_callback_on_the_other_inputs(self) -> None:
+        before, after = Future(), Future()
+        for _ in range(100):
+            failed = Future()
+            failed.set_exception(ValueError("early"))
+            with pytest.raises(ValueError):
+                tasklets.gather([before, failed, after]).result(timeout=0)
+        assert not before._callbacks and not after._callbacks
+        assert not before.done() and not after.done()  # a failure does not cancel the others
+
+
+class TestMinimalFutures:
+    """Inputs with nothing but add_done_callback, result and done (no cancelled(), exception(), cancel())."""
+
+    def test_wait_first_gather_and_with_timeout_take_their_outcome(self) -> None:
+        inputs = [MinimalFuture() for _ in range(3)]
+        first = tasklets.wait_first([Future(), inputs[0]])
+        gathered = tasklets.gather([inputs[1]])
+        timed = tasklets.with_timeout(inputs[2], 3600)
+        for i, f in enumerate(inputs):
+            f.complete(i)
+        assert first.result(timeout=0) == 0 and first.completed is inputs[0]
+        assert gathered.result(timeout=0) == [1]
+        assert timed.result(timeout=0) == 2
+
+    def test_a_failure_is_what_result_raises(self) -> None:
+        failing = [MinimalFuture() for _ in range(3)]
+        other = Future()
+        gathered = tasklets.gather([failing[0], other])
+        waited = tasklets.wait([failing[1], other], return_when=FIRST_EXCEPTION)
+        timed = tasklets.with_timeout(failing[2], 3600)
+        for f in failing:
+            f.complete(error=KeyError("k"))
+        assert isinstance(gathered.exception(timeout=0), KeyError)
+        assert waited.result(timeout=0) == ({failing[1]}, {other})
+        assert isinstance(timed.exception(timeout=0), KeyError)
+
+    def test_a_cancelled_error_from_result_is_a_cancellation(self) -> None:
+        cancelled, other = MinimalFuture(), Future()
+        gathered = tasklets.gather([cancelled, other])
+        wrapped = tasklets.wrap_future(cancelled)
+        cancelled.complete(error=cf.CancelledError())
+        assert gathered.cancelled() and other.cancelled()
+        assert wrapped.cancelled()
+
+    def test_with_timeout_leaves_an_uncancellable_future_running(self, vrun, caplog) -> None:
+        never = MinimalFuture()
+
+        def main():
+            with pytest.raises(TimeoutError):
+                yield tasklets.with_timeout(never, 5)
+            return tasklets.current_loop().time()
+
+        assert vrun(main) == 5
+        assert not never.done() and caplog.records == []
 
 
 class TestWithTimeout:

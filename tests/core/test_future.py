@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import os
 import sys
 import threading
@@ -12,6 +13,7 @@ import pytest
 
 import tasklets
 from tasklets import Future
+from tasklets._future import copy_outcome, read_outcome
 
 
 class TestStdlibContract:
@@ -185,6 +187,79 @@ class TestStdlibContract:
         assert "pending" in repr(f)
         f.set_exception(KeyError())
         assert "KeyError" in repr(f)
+
+
+class MinimalFuture:
+    """The least ``is_future_like`` lets through: add_done_callback, result and done; no cancelled()/exception().
+
+    Like the stdlib's futures it logs, rather than raises, a failing callback:
+    a combinator whose callback breaks then simply never resolves.
+    """
+
+    def __init__(self) -> None:
+        self._callbacks: list = []
+        self._value: object = None
+        self._error: BaseException | None = None
+        self._done = False
+
+    def add_done_callback(self, fn) -> None:
+        if self._done:
+            fn(self)
+        else:
+            self._callbacks.append(fn)
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self, timeout=None):
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def complete(self, value=None, error: BaseException | None = None) -> None:
+        self._value, self._error, self._done = value, error, True
+        callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception:
+                logging.getLogger("test").exception("callback failed")
+
+
+class TestOutcomeOfAnyOrigin:
+    """read_outcome/copy_outcome need no more of a future than result(): raising is failure, CancelledError cancels."""
+
+    def test_read_outcome_of_every_kind(self) -> None:
+        ok, failed, cancelled = MinimalFuture(), MinimalFuture(), MinimalFuture()
+        ok.complete("v")
+        failed.complete(error=KeyError("k"))
+        cancelled.complete(error=cf.CancelledError())
+        assert read_outcome(ok) == ("v", None, False)
+        value, exc, was_cancelled = read_outcome(failed)
+        assert value is None and isinstance(exc, KeyError) and not was_cancelled
+        value, exc, was_cancelled = read_outcome(cancelled)
+        assert value is None and isinstance(exc, cf.CancelledError) and was_cancelled
+
+    def test_read_outcome_asks_cancelled_where_it_exists(self) -> None:
+        ours, theirs = Future(), cf.Future()
+        ours.set_exception(cf.CancelledError("failed with it, not cancelled"))
+        theirs.cancel()
+        _, exc, was_cancelled = read_outcome(ours)
+        assert isinstance(exc, cf.CancelledError) and not was_cancelled
+        _, exc, was_cancelled = read_outcome(theirs)
+        assert isinstance(exc, cf.CancelledError) and was_cancelled
+
+    def test_copy_outcome_from_a_minimal_future(self) -> None:
+        sources = [MinimalFuture() for _ in range(3)]
+        sources[0].complete("v")
+        sources[1].complete(error=KeyError("k"))
+        sources[2].complete(error=cf.CancelledError())
+        targets = [Future() for _ in sources]
+        for source, target in zip(sources, targets):
+            copy_outcome(source, target)
+        assert targets[0].result(timeout=0) == "v"
+        assert isinstance(targets[1].exception(timeout=0), KeyError)
+        assert targets[2].cancelled()
 
 
 class TestInsideTasks:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import threading
 
 import pytest
 
 import tasklets
 from tasklets import Cancelled, Future, TaskGroup
+
+from .test_future import MinimalFuture
 
 
 def _after(seconds, value=None, error=None, log=None):
@@ -261,3 +264,47 @@ class TestTaskGroup:
         group.spawn(_after, 0.001, "bg")
         group.add(tasklets.to_thread(pow, 2, 5))
         assert group.result(timeout=30) == ["bg", 32]
+
+    def test_concurrent_futures_wait_closes_the_group_and_sees_it_complete(self) -> None:
+        finished = TaskGroup()
+        finished.add(Future()).set_result("x")
+        done, not_done = cf.wait([finished], timeout=0)  # the group was never closed: cf.wait closes it
+        assert done == {finished} and not not_done and finished.result(timeout=0) == ["x"]
+
+        group = TaskGroup()
+        child = group.add(Future())
+        done, not_done = cf.wait([group], timeout=0)
+        assert not done and not_done == {group}
+        with pytest.raises(tasklets.LoopError, match="closed"):
+            group.add(Future())
+        completer = threading.Thread(target=child.set_result, args=("y",))
+        completer.start()
+        assert list(cf.as_completed([group], timeout=30)) == [group]
+        completer.join(30)
+        assert group.result(timeout=0) == ["y"]
+
+
+class TestChildrenOfAnyOrigin:
+    """Children with nothing but add_done_callback, result and done (no cancelled(), exception(), cancel())."""
+
+    def test_results_and_cancellations(self) -> None:
+        group = TaskGroup()
+        ok, cancelled, ours = group.add(MinimalFuture()), group.add(MinimalFuture()), group.add(Future())
+        group.close()
+        ok.complete("ok")
+        cancelled.complete(error=cf.CancelledError())  # result() raising CancelledError: cancelled
+        assert not group.done()
+        ours.set_result("ours")
+        assert group.result(timeout=0) == ["ok", None, "ours"]
+
+    def test_a_failing_child_fails_the_group_and_cancels_what_can_be_cancelled(self) -> None:
+        group = TaskGroup()
+        stuck, ours, failing = group.add(MinimalFuture()), group.add(Future()), group.add(Future())
+        group.close()
+        failing.set_exception(ValueError("first"))
+        assert ours.cancelled()  # the uncancellable child before it did not stop the cancelling
+        assert not group.done()  # the group still waits for its every child
+        stuck.complete(error=KeyError("late"))  # result() raising: a failure
+        with pytest.raises(ExceptionGroup) as caught:
+            group.result(timeout=0)
+        assert [type(e) for e in caught.value.exceptions] == [ValueError, KeyError]

@@ -425,3 +425,49 @@ class TestQueue:
         assert isinstance(f, Future) and not f.done()
         q.put_nowait(5)
         assert f.result(timeout=0) == 5
+
+
+class TestCancelledWaitersAreDropped:
+    """A waiter cancelled while queued (timed out, say) does not stay until the next set() or put()."""
+
+    def test_a_polling_loop_does_not_grow_the_waiters(self, vrun) -> None:
+        event, q = Event(), Queue()
+
+        def main():
+            for _ in range(1000):
+                with pytest.raises(TimeoutError):
+                    yield tasklets.with_timeout(event.wait(), 1)
+                with pytest.raises(TimeoutError):
+                    yield tasklets.with_timeout(q.get(), 1)
+            return len(event._waiters), len(q._getters), tasklets.current_loop().time()
+
+        event_waiters, getters, now = vrun(main)
+        assert event_waiters < 50 and getters < 50 and now == 2000
+
+    def test_cancelled_acquires_and_puts_are_dropped(self) -> None:
+        lock, sem, q = Lock(), Semaphore(0), Queue(maxsize=1)
+        assert lock.acquire().done()
+        q.put_nowait("full")
+        for i in range(1000):
+            assert lock.acquire().cancel() and sem.acquire().cancel() and q.put(i).cancel()
+        assert len(lock._waiters) < 50 and len(sem._waiters) < 50 and len(q._putters) < 50
+
+    def test_live_waiters_keep_their_turn(self) -> None:
+        event, getting, putting = Event(), Queue(), Queue(maxsize=1)
+        putting.put_nowait("first")
+        waits, gets, puts = [], [], []
+        for i in range(100):
+            waits.append(event.wait())
+            gets.append(getting.get())
+            puts.append(putting.put(i))
+            for _ in range(10):
+                event.wait().cancel()
+                getting.get().cancel()
+                putting.put("cancelled").cancel()
+        event.set()
+        for i in range(100):
+            getting.put_nowait(i)
+        assert all(w.result(timeout=0) is True for w in waits)
+        assert [g.result(timeout=0) for g in gets] == list(range(100))
+        assert [putting.get_nowait() for _ in range(101)] == ["first", *range(100)]
+        assert all(p.done() for p in puts) and putting.empty()
