@@ -47,8 +47,8 @@ from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
-from ._exceptions import BadYieldError, Cancelled, CancelledError
-from ._future import Future, copy_outcome, is_future_like
+from ._exceptions import BadYieldError, Cancelled
+from ._future import Future, copy_outcome, is_future_like, read_outcome
 from ._loop import Loop, _get_ident
 
 __all__ = ["Task", "task", "spawn", "current_task"]
@@ -362,20 +362,9 @@ class Task(Future[T]):
 
 
 def _outcome(future: Any) -> tuple[Any, BaseException | None]:
-    """(value, exception) of a done future of any origin."""
-    if isinstance(future, Future):
-        state = future._state
-        if state is FINISHED:
-            exc = future._exception
-            if exc is None:
-                return future._result, None
-            future._mark_retrieved()
-            return None, exc
-        return None, CancelledError(f"{future!r} was cancelled")
-    try:
-        return future.result(), None
-    except BaseException as exc:
-        return None, exc
+    """(value, exception) of a done future of any origin (a cancellation is a CancelledError)."""
+    value, exc, _ = read_outcome(future)
+    return value, exc
 
 
 def _resolved(future: Any) -> Future[Any]:
