@@ -135,12 +135,19 @@ class Server(http.server.ThreadingHTTPServer):
         self.released.set()
 
 
+#: Proxy settings: the child's requests go to the test server on 127.0.0.1, never through a proxy.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
 def cli_env() -> dict[str, str]:
-    """The child's environment: ours, unbuffered, without settings that change its output."""
+    """The child's environment: ours, unbuffered, without settings that change its output or its route."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     for name in ("FORCE_COLOR", "NO_COLOR", "TASKLETS_DEBUG", "COLUMNS", "LINES"):
         env.pop(name, None)
+    for name in list(env):
+        if name.lower() in PROXY_VARIABLES:  # any case: urllib reads http_proxy and HTTP_PROXY alike
+            del env[name]
     return env
 
 
@@ -149,8 +156,11 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "tasklets", *args]
 
 
-def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """Run ``tasklets ARGS...`` to its end, with pipes (no terminal); its CompletedProcess."""
+def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``tasklets ARGS...`` to its end, with pipes (no terminal); its CompletedProcess.
+
+    ``env`` adds to (or overrides) :func:`cli_env`.
+    """
     return subprocess.run(
         command(*args),
         input=stdin,
@@ -158,7 +168,7 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         text=True,
         encoding="utf-8",
         errors="surrogateescape",
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
         timeout=BOUND * 2,
         check=False,
     )

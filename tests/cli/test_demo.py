@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+
+import pytest
 
 from tasklets.cli._demo import PAGES
 
-from ._cli_support import run_cli
+from ._cli_support import BOUND, cli_env, run_cli
 
 LOADED = re.compile(r"^Loaded (\d+) bytes from 'http://127\.0\.0\.1:\d+(/page/\w+)'$")
 BROKE = re.compile(r"^Something broke for 'http://127\.0\.0\.1:\d+(/page/\w+)' \((\w+): .*\)$")
@@ -20,9 +24,13 @@ def _section(lines: list[str], title: str) -> list[str]:
     return lines[start:end]
 
 
-def test_demo_prints_pages_in_completion_order_in_both_sections() -> None:
-    done = run_cli("demo")
-    assert done.returncode == 0, done.stderr
+@pytest.mark.parametrize("proxied", [False, True], ids=["no proxy", "a proxy in the environment"])
+def test_demo_prints_pages_in_completion_order_in_both_sections(proxied: bool, refused_url: str) -> None:
+    # A proxy that is not there (a refused port) must not matter: the pages are on 127.0.0.1.
+    proxy = refused_url.removesuffix("/nowhere")
+    env = {name: proxy for name in ("http_proxy", "HTTP_PROXY", "all_proxy")} | {"no_proxy": "", "NO_PROXY": ""}
+    done = run_cli("demo", env=env if proxied else None)
+    assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "Requesting, in this order:"
@@ -44,3 +52,17 @@ def test_demo_prints_pages_in_completion_order_in_both_sections() -> None:
         first_delayed = min(i for i, line in enumerate(section) if "/page/tiny" not in line and LOADED.match(line))
         assert all(i < first_delayed for i, line in enumerate(section) if BROKE.match(line)), section
     assert re.search(r"^tasklets: [\d.]+ s on one thread; thread pool: [\d.]+ s on \d+ threads\.$", done.stdout, re.M)
+
+
+def test_demo_exits_1_when_pages_that_are_served_fail_to_load() -> None:
+    # The demo, with its server answering 404 to every page: both halves fail them all.
+    code = "import sys; from tasklets.cli import _demo, main; _demo._PageHandler.pages = {}; sys.exit(main(['demo']))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=BOUND * 2, check=False
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.count("Loaded ") == 0 and done.stdout.count("(HTTPError: 404 ") == 2 * (len(PAGES) + 1)
+    assert done.stderr.splitlines() == [
+        f"tasklets demo: only 0 of {len(PAGES)} pages loaded with tasklets, 0 with the thread pool"
+    ]

@@ -13,12 +13,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tasklets.cli import main
+from tasklets.cli._fetch import MAX_LINE
 from tasklets.cli._names import safe_file_name
 
 from ._cli_support import BOUND, Server, cli_env, command, echo_body, pattern, run_cli, slow_body
@@ -143,6 +145,31 @@ def test_headers_are_sent_and_failures_retried(server: Server) -> None:
     assert all(headers.get("X-Test") == "one two" for _, headers in server.requests)
 
 
+def test_a_huge_concurrency_costs_only_the_workers_the_urls_need(server: Server) -> None:
+    # -c is a ceiling, not a pool made up front: ten million slots over three URLs fit in 512 MiB of address space
+    # (a task per slot made up front ran out of it, with a MemoryError, in seconds).
+    pytest.importorskip("resource")
+    limit = 512 << 20
+    launcher = (
+        "import os, resource, sys; "
+        f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    urls = [server.url(f"/bytes/{n}") for n in (1, 2, 3)]
+    done = subprocess.run(
+        [sys.executable, "-c", launcher, *command("fetch", "-c", "10000000", *urls)[1:]],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=BOUND * 2,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded, broke, summary = parse(done.stdout)
+    assert (loaded, broke) == ({urls[0]: 1, urls[1]: 2, urls[2]: 3}, {})
+    check_summary(summary, count=3, failed=0)
+
+
 # -- input ---------------------------------------------------------------------------------------------------------
 
 
@@ -188,6 +215,48 @@ def test_ctrl_c_while_waiting_for_input_stops_at_once(server: Server, live) -> N
     status, rest = child.finish()
     assert status == 130
     check_summary(rest, count=1, failed=0, interrupted=True)
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_a_byte_order_mark_before_the_first_url_is_ignored(server: Server, tmp_path: Path, via: str) -> None:
+    urls = [server.url("/bytes/1"), server.url("/bytes/2")]
+    text = "\ufeff" + "\r\n".join(urls) + "\r\n"  # as Notepad saves it: "UTF-8 with BOM", CRLF
+    if via == "file":
+        listing = tmp_path / "urls.txt"
+        listing.write_bytes(text.encode("utf-8"))
+        done = run_cli("fetch", "-i", str(listing))
+    else:
+        done = run_cli("fetch", "-i", "-", stdin=text)
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded, broke, summary = parse(done.stdout)
+    assert (loaded, broke) == ({urls[0]: 1, urls[1]: 2}, {})
+    check_summary(summary, count=2, failed=0)
+
+
+def test_an_overlong_line_is_one_failed_url_and_the_lines_after_it_are_read(server: Server, tmp_path: Path) -> None:
+    overlong = server.url("/bytes/1?") + "a" * (4 * MAX_LINE)  # over the cap, across several reads
+    longest = server.url("/echo?") + "b" * (MAX_LINE - len(server.url("/echo?")))  # at the cap: a URL like another
+    comment = "# " + "c" * (2 * MAX_LINE)
+    listing = tmp_path / "urls.txt"
+    lines = [server.url("/bytes/1"), overlong, server.url("/bytes/2"), longest, comment, overlong]
+    listing.write_text("\n".join(lines))  # the last overlong line has no newline
+    done = run_cli("fetch", "--json", "-i", str(listing))
+    assert done.returncode == 1, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(records) == 5  # the comment is skipped, however long
+    failed = [r for r in records if r["error"] is not None]
+    assert len(failed) == 2
+    for record in failed:
+        assert record["error"] == f"LineTooLong: line too long (over {MAX_LINE} bytes): skipped"
+        assert record["url"] == overlong[:100] + "..."
+    loaded = {r["url"]: r["bytes"] for r in records if r["error"] is None}
+    assert loaded == {
+        server.url("/bytes/1"): 1,
+        server.url("/bytes/2"): 2,
+        longest: len(echo_body(longest.removeprefix(server.base))),
+    }
+    assert sorted(server.paths()) == sorted(["/bytes/1", "/bytes/2", longest.removeprefix(server.base)])
+    check_summary(done.stderr.splitlines(), count=5, failed=2)
 
 
 # -- saving bodies ---------------------------------------------------------------------------------------------------
@@ -318,6 +387,25 @@ def test_bad_usage_exits_2_and_fetches_nothing(server: Server, args: list[str], 
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("X-A: a\x01b", "control character"),
+        ("X-A: a\x7fb", "control character"),
+        ("X-A: \u20ac", "not latin-1"),
+    ],
+    ids=["SOH", "DEL", "euro sign"],
+)
+def test_a_header_value_the_client_would_refuse_is_bad_usage(server: Server, header: str, why: str) -> None:
+    done = run_cli("fetch", "--retries", "2", "-H", header, server.url("/bytes/1"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("tasklets fetch: error: argument -H/--header: bad header ") and why in last, last
+    assert server.requests == []
+
+
 def test_no_command_is_bad_usage() -> None:
     done = run_cli()
     assert done.returncode == 2
@@ -411,3 +499,65 @@ def test_a_closed_stdout_stops_the_run_quietly(server: Server) -> None:
     assert child.returncode == 1
     assert "Traceback" not in stderr and "Exception" not in stderr, stderr
     assert len(server.requests) < len(urls)  # it stopped fetching
+
+
+# -- the environment ---------------------------------------------------------------------------------------------
+
+
+def test_the_test_children_ignore_a_proxy_in_our_environment(
+    server: Server, refused_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a machine with a proxy configured, every child of these tests must still reach 127.0.0.1 directly.
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, refused_url.removesuffix("/nowhere"))
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    done = run_cli("fetch", server.url("/bytes/5"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert parse(done.stdout)[0] == {server.url("/bytes/5"): 5}
+
+
+# -- output the stream cannot take ----------------------------------------------------------------------------------
+
+
+def test_a_url_the_output_encoding_lacks_is_escaped_never_a_crash(server: Server) -> None:
+    accented, plain = server.url("/caf\u00e9"), server.url("/bytes/3")
+    done = run_cli("fetch", accented, plain, env={"PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.isascii()
+    assert "caf\\xe9" in done.stdout  # escaped, and its repr reads back as the URL
+    loaded, broke, summary = parse(done.stdout)
+    assert (set(loaded), broke) == ({accented, plain}, {})
+    check_summary(summary, count=2, failed=0)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    ("buffered", "as_json"), [(False, False), (True, False), (True, True)], ids=["unbuffered", "buffered", "json"]
+)
+def test_a_stdout_that_cannot_be_written_ends_the_run_with_one_line(
+    server: Server, buffered: bool, as_json: bool
+) -> None:
+    env = cli_env()
+    if buffered:  # as a user runs it: stdout to a file is block-buffered, the error comes at a flush
+        env.pop("PYTHONUNBUFFERED")
+    urls = [server.url(f"/bytes/{n}") for n in range(1, 4)]
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        done = subprocess.run(
+            command("fetch", *(["--json"] if as_json else []), *urls),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=BOUND * 2,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-1] == "tasklets fetch: writing the results failed: No space left on device"
+    if as_json:  # the summary has its own stream, still there
+        assert SUMMARY.match(lines[0]) and len(lines) == 2, lines
+    else:
+        assert len(lines) == 1, lines

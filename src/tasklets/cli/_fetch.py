@@ -3,18 +3,25 @@
 The URL stream (arguments, then a file or stdin) is read by a
 :class:`UrlSource` in a thread of its own, never on the loop: stdin may be a
 pipe fed slowly or a terminal, and a fetch that completes meanwhile is still
-reported at once, and Ctrl-C still works. ``concurrency`` worker tasks take
-URLs from it, so at most that many fetches run, and the source reads only a
-bounded number of URLs ahead: memory stays flat whatever the number of URLs.
-A fetch never
-raises: every failure, an invalid URL included, becomes a :class:`Result` of
-that URL. With ``-o DIR`` a body is streamed into a hidden temporary file in
+reported at once, and Ctrl-C still works. Worker tasks take URLs from it,
+started as URLs arrive and never more than ``concurrency`` (nor more than the
+URLs seen: ``-c 1000000`` over three URLs costs three tasks), so at most that
+many fetches run, and the source reads only a bounded number of URLs ahead:
+memory stays flat whatever the number of URLs.
+
+A fetch never raises: every failure, an invalid URL included, becomes a
+:class:`Result` of that URL. So does an input line over :data:`MAX_LINE`
+bytes (a binary file given by mistake, a line with no newline): it is
+reported as one failed URL and skipped to its end, so that no line takes more
+memory than that. A UTF-8 byte order mark at the start of the input is
+dropped. With ``-o DIR`` a body is streamed into a hidden temporary file in
 DIR and renamed into place only once complete, so an interrupted or failed
 fetch leaves no partial file behind.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import sys
@@ -26,18 +33,35 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .._combinators import gather
 from .._exceptions import ConnectFailed, HTTPError, InvalidStateError, InvalidURL
 from .._future import Future
+from .._sync import Semaphore
 from .._task import Task
 from ..http import Client, PoolLimits, Timeout
 from ._names import safe_file_name
 from ._report import Result
 
-__all__ = ["FetchOptions", "UrlSource", "fetch_all", "fetch_one"]
+__all__ = ["MAX_LINE", "FetchOptions", "OverlongLine", "UrlSource", "fetch_all", "fetch_one"]
 
 # Failures worth another try: the network's, and the server's 5xx.
 _NOT_RETRIED = (InvalidURL,)
+
+#: The longest input line taken for a URL, in bytes (far beyond any URL a server accepts).
+MAX_LINE = 64 * 1024
+#: Bytes read from the input at a time.
+_CHUNK = 64 * 1024
+#: Bytes of an overlong line shown in its report.
+_SHOWN = 100
+
+
+class OverlongLine(str):
+    """An input line over :data:`MAX_LINE` bytes, as its start: the "URL" of a ``LineTooLong`` failure.
+
+    A ``str``, so that it travels the way of every URL (the source, a Dask
+    batch) until :func:`fetch_one` turns it into its failure.
+    """
+
+    __slots__ = ()
 
 
 @dataclass
@@ -79,20 +103,31 @@ class UrlSource:
             threading.Thread(target=self._read, args=(input_file,), name="tasklets-fetch-input", daemon=True).start()
 
     def get(self) -> str | Future[str | None] | None:
-        """The next URL, ``None`` at the end, or a future of one of those. Called on the loop."""
+        """The next URL, ``None`` at the end (or once closed), or a future of one of those. Called on the loop."""
         with self._cond:
+            if self._closed:
+                return None
             if self._ready:
                 url = self._ready.popleft()
                 self._cond.notify()
                 return url
-            if self._finished or self._closed:
+            if self._finished:
                 return None
             waiter: Future[str | None] = Future()
             self._waiters.append(waiter)
             return waiter
 
+    def get_ready(self) -> str | None:
+        """A URL already read, or None (none yet, the end, or closed): never a wait. Called on the loop."""
+        with self._cond:
+            if self._ready and not self._closed:
+                url = self._ready.popleft()
+                self._cond.notify()
+                return url
+            return None
+
     def close(self) -> None:
-        """Stop reading (the thread ends at its next line) and end the waits."""
+        """Stop: no more URLs, not even those read already; the thread ends at its next line, the waits end."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -131,29 +166,78 @@ class UrlSource:
 
 
 def _url_lines(input_file: TextIO) -> Iterator[str]:
-    """The URLs of a file, one per line, read as they come."""
+    """The URLs of a file, one per line, read as they come (overlong lines included, as :class:`OverlongLine`)."""
+    for line in _lines(_without_bom(_chunks(input_file))):
+        url = line if isinstance(line, OverlongLine) else line.strip()
+        if url and not url.startswith("#"):
+            yield url
+
+
+def _chunks(input_file: TextIO) -> Iterator[bytes]:
+    """The file's bytes as they come: from its descriptor, or encoded back from a stream without one."""
     try:
         fd = input_file.fileno()
     except (AttributeError, OSError, ValueError):  # io.StringIO, say
         fd = None
     if fd is None:
-        lines: Iterable[str] = input_file
+        while text := input_file.read(_CHUNK):
+            yield text.encode("utf-8", "surrogatepass")
     else:
-        lines = _decoded_lines(fd)
-    for line in lines:
-        url = line.strip()
-        if url and not url.startswith("#"):
-            yield url
+        while chunk := os.read(fd, _CHUNK):  # what is there, at once: a pipe fed slowly is not waited on
+            yield chunk
 
 
-def _decoded_lines(fd: int) -> Iterator[str]:
-    pending = b""
-    while chunk := os.read(fd, 65536):
-        *complete, pending = (pending + chunk).split(b"\n")
-        for line in complete:
-            yield line.decode("utf-8", "replace")
+def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The stream without the UTF-8 byte order mark that some editors write first (the first URL would fail).
+
+    Waits for no more than the mark's three bytes: a slow pipe's first URL is not held back.
+    """
+    chunks = iter(chunks)
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= len(codecs.BOM_UTF8) or not codecs.BOM_UTF8.startswith(head):
+            break
+    if head:
+        yield head.removeprefix(codecs.BOM_UTF8)
+    yield from chunks
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a byte stream, decoded; a line over :data:`MAX_LINE` bytes as one :class:`OverlongLine`.
+
+    Linear in the input: each chunk is split once, and only the unfinished
+    line is kept between chunks (a line in a thousand chunks costs what it
+    costs in one). Past :data:`MAX_LINE` bytes a line is reported and the rest
+    of it dropped as it comes, up to its newline: memory stays bounded.
+    """
+    pending = bytearray()  # the unfinished line
+    skipping = False  # in a line already reported as overlong
+    for chunk in chunks:
+        *ended, rest = chunk.split(b"\n")
+        for piece in ended:
+            if not skipping:
+                if pending:
+                    pending += piece
+                    piece = bytes(pending)
+                yield _decoded(piece)
+            pending.clear()
+            skipping = False
+        if not skipping:
+            pending += rest
+            if len(pending) > MAX_LINE:
+                yield _decoded(pending)
+                pending.clear()
+                skipping = True
     if pending:
-        yield pending.decode("utf-8", "replace")
+        yield _decoded(pending)
+
+
+def _decoded(line: bytes | bytearray) -> str:
+    """A line as text: bytes that are not UTF-8 are replaced (the URL then fails alone)."""
+    if len(line) > MAX_LINE:
+        return OverlongLine(line[:_SHOWN].decode("utf-8", "replace").strip() + "...")
+    return line.decode("utf-8", "replace")
 
 
 def error_kind(exc: BaseException) -> str:
@@ -166,6 +250,8 @@ def error_kind(exc: BaseException) -> str:
 
 def fetch_one(client: Client, url: str, options: FetchOptions) -> Generator[Any, Any, Result]:
     """Fetch ``url`` (retrying as asked); the outcome as a :class:`Result`, never an exception."""
+    if isinstance(url, OverlongLine):
+        return Result(url, None, 0, 0.0, "LineTooLong", f"line too long (over {MAX_LINE} bytes): skipped")
     started = time.perf_counter()
     attempt = 0
     while True:
@@ -215,31 +301,61 @@ def _save(response: Any, directory: str, url: str) -> Generator[Any, Any, int]:
 
 
 def fetch_all(source: UrlSource, options: FetchOptions, reporter: Any) -> Generator[Any, Any, int]:
-    """The main task: fetch everything, report as it completes; return the exit status."""
+    """The main task: fetch everything, report as it completes; return the exit status.
+
+    This task is the dispatcher: it takes a slot (one of ``concurrency``),
+    waits for the next URL and starts a worker with both. A worker goes on
+    with the URLs read meanwhile, and ends, giving its slot back, when none
+    is ready: waiting for the input is the dispatcher's job alone. So workers
+    are started as URLs arrive, a steady stream keeps the same ones busy, and
+    never more than ``concurrency`` fetch at once.
+    """
     concurrency = max(options.concurrency, 1)
     client = Client(
         limits=PoolLimits(max_connections=concurrency, max_per_host=concurrency),
         timeout=Timeout(connect=options.timeout, read=options.timeout, total=None, pool=None),
     )
+    slots = Semaphore(concurrency)
+    workers: set[Task[None]] = set()
+    failures: list[BaseException] = []  # of the workers themselves (a reporter that broke, say)
 
-    def worker() -> Generator[Any, Any, None]:
+    def worker(url: str | None) -> Generator[Any, Any, None]:
+        try:
+            while url is not None:
+                reporter.started(url)
+                reporter.result((yield from fetch_one(client, url, options)))
+                if reporter.output_closed:  # nobody reads the results any more: no more URLs
+                    source.close()
+                    return
+                url = source.get_ready()
+        finally:
+            slots.release()
+
+    def finished(each: Task[None]) -> None:
+        workers.discard(each)
+        if not each.cancelled() and each.exception() is not None:
+            failures.append(each.exception())  # type: ignore[arg-type]
+            source.close()  # the dispatcher may be waiting for input: it raises this now
+
+    try:
         while True:
+            yield slots.acquire()
             url = source.get()
             if isinstance(url, Future):  # nothing read yet: wait for the input, not blocking the loop
                 url = yield url
-            if url is None:
-                return
-            reporter.started(url)
-            reporter.result((yield from fetch_one(client, url, options)))
-            if reporter.output_closed:  # nobody reads the results any more
-                return
-
-    workers = [Task(worker(), name=f"fetch worker {n}") for n in range(concurrency)]
-    try:
-        yield gather(workers)
+            if url is None or failures:
+                slots.release()
+                break
+            each = Task(worker(url), name="fetch worker")
+            workers.add(each)
+            each.add_done_callback(finished)  # type: ignore[arg-type]  # called with each: a Task
+        if failures:
+            raise failures[0]
+        while workers:
+            yield next(iter(workers))  # raises a worker's failure
     finally:
         source.close()  # on Ctrl-C: no new requests,
-        for each in workers:  # and those in flight are cancelled (their partial files removed)
+        for each in list(workers):  # and those in flight are cancelled (their partial files removed)
             each.cancel()
         client.close()
     return 1 if reporter.summary.failed else 0

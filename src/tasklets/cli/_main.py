@@ -13,7 +13,10 @@ import re
 import sys
 from collections.abc import Sequence
 
+from .._exceptions import LocalProtocolError
 from .._runtime import run
+from ..http import Headers
+from ..http._client import _check_request
 from ._dask_fetch import DaskTarget, DaskUnavailable, parse_dask_target, run_dask_fetch
 from ._fetch import FetchOptions, UrlSource, fetch_all, stdin_or_file
 from ._report import Summary, make_reporter
@@ -33,8 +36,10 @@ def _header(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"a header is 'Name: value', got {text!r}")
     if not _TOKEN.fullmatch(name):
         raise argparse.ArgumentTypeError(f"bad header name {name!r}: letters, digits and -!#$%&'*+.^_`|~ only")
-    if any(c in value for c in "\r\n\0"):
-        raise argparse.ArgumentTypeError(f"bad header value {value!r}: no CR, LF or NUL")
+    try:  # the client's own check, or it would refuse the header at every request: each URL failed
+        _check_request("GET", Headers([(name, value)]))
+    except LocalProtocolError as exc:
+        raise argparse.ArgumentTypeError(f"bad header {text!r}: {exc}") from None
     return name, value
 
 
@@ -111,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the subcommand's usage, not the top level's
         getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    _escape_what_stdout_cannot_encode()
     if args.command == "demo":
         from ._demo import run_demo
 
@@ -159,15 +165,35 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     finally:
         source.close()
     reporter.finish()
-    if reporter.output_closed:  # stdout is a closed pipe: no error at exit when Python flushes it
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    if reporter.output_closed:  # a closed pipe, a full disk: no error at exit when Python flushes stdout
+        _discard_stdout()
         status = max(status, EXIT_FAILURES)
+    if reporter.output_error is not None:
+        error = reporter.output_error
+        print(f"tasklets fetch: writing the results failed: {error.strerror or error}", file=sys.stderr)
     if source.error is not None:
         print(f"tasklets fetch: reading {args.input!r} failed: {source.error}", file=sys.stderr)
         status = max(status, EXIT_FAILURES)
     return status
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """Write what stdout's encoding lacks as backslash escapes.
+
+    A non-ASCII URL on an ASCII stdout (``PYTHONIOENCODING=ascii``, the C
+    locale, a legacy code page) would otherwise raise UnicodeEncodeError in
+    the middle of the run: its line lost, the run ended by a traceback.
+    """
+    reconfigure = getattr(sys.stdout, "reconfigure", None)  # a TextIOWrapper's; absent on a stand-in
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null: what its buffer still holds cannot raise again when Python flushes it at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def console_main() -> None:

@@ -100,8 +100,11 @@ class PlainReporter:
         self.as_json = as_json
         self.out = out
         self.err = err
-        #: The reader of our output went away (``tasklets fetch ... | head``): time to stop.
+        #: Our output cannot be written any more (the reader went away, ``tasklets fetch ... | head``,
+        #: or a write failed): time to stop.
         self.output_closed = False
+        #: Why the output failed, when it was not a reader going away (a full disk, say): worth a word.
+        self.output_error: OSError | None = None
 
     def started(self, url: str) -> None:
         self.summary.in_flight += 1
@@ -109,23 +112,33 @@ class PlainReporter:
     def result(self, result: Result) -> None:
         self.summary.in_flight -= 1
         self.summary.add(result)
-        if self.output_closed:
-            return
-        try:
-            self.out.write((result.as_json() if self.as_json else result.line()) + "\n")
-            self.out.flush()
-        except BrokenPipeError:
-            self.output_closed = True
+        if not self.output_closed:
+            self._write(self.out, (result.as_json() if self.as_json else result.line()) + "\n")
 
     def finish(self) -> None:
         target = self.err if self.as_json else self.out
         if self.output_closed and target is self.out:
             return
+        self._write(target, "\n".join(self.summary.lines()) + "\n")
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        """Write and flush ``text``: a stream that fails ends the output, never the run with a traceback."""
         try:
-            target.write("\n".join(self.summary.lines()) + "\n")
-            target.flush()
-        except BrokenPipeError:
-            self.output_closed = True
+            stream.write(text)
+            stream.flush()
+        except OSError as exc:
+            self._output_failed(exc)
+
+    def _output_failed(self, exc: OSError) -> None:
+        """Stop writing, and stop the run: nobody will see its results.
+
+        A reader that went away is the normal end of ``tasklets fetch ... |
+        head``; any other error (ENOSPC on a full disk, EIO) is kept, for the
+        command to report once on stderr.
+        """
+        self.output_closed = True
+        if not isinstance(exc, BrokenPipeError) and self.output_error is None:
+            self.output_error = exc
 
 
 class RichReporter(PlainReporter):
@@ -175,11 +188,19 @@ class RichReporter(PlainReporter):
     def result(self, result: Result) -> None:
         self.summary.in_flight -= 1
         self.summary.add(result)
+        if self.output_closed:
+            return
         text = result.as_json() if self.as_json else result.line()
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        try:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        except OSError as exc:
+            self._output_failed(exc)
 
     def finish(self) -> None:
-        self.progress.stop()
+        try:
+            self.progress.stop()  # clears the bar: a write too
+        except OSError as exc:
+            self._output_failed(exc)
         super().finish()
 
 
