@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from tasklets.cli._demo import PAGES
 
-from ._cli_support import BOUND, cli_env, run_cli
+from ._cli_support import BOUND, cli_env, command, run_cli
 
 LOADED = re.compile(r"^Loaded (\d+) bytes from 'http://127\.0\.0\.1:\d+(/page/\w+)'$")
 BROKE = re.compile(r"^Something broke for 'http://127\.0\.0\.1:\d+(/page/\w+)' \((\w+): .*\)$")
@@ -66,3 +67,20 @@ def test_demo_exits_1_when_pages_that_are_served_fail_to_load() -> None:
     assert done.stderr.splitlines() == [
         f"tasklets demo: only 0 of {len(PAGES)} pages loaded with tasklets, 0 with the thread pool"
     ]
+
+
+def test_a_reader_that_stops_early_ends_the_demo_quietly() -> None:
+    """``tasklets demo | head -2``: no traceback, no log of abandoned pages, exit 1 as fetch does."""
+    read_end, write_end = os.pipe()
+    child = subprocess.Popen(command("demo"), stdout=write_end, stderr=subprocess.PIPE, env=cli_env(), text=True)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as reader:
+            assert reader.readline() == b"Requesting, in this order:\n"
+        _, stderr = child.communicate(timeout=BOUND)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=BOUND)
+    assert child.returncode == 1
+    assert stderr == "", stderr

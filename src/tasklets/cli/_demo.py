@@ -75,6 +75,11 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 drops SYNs of a burst (a 1 s retransmit)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:  # the standard library's name
+        # A client that went away (the demo stopped early: ``| head``) is no error worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 @contextmanager
 def demo_urls() -> Iterator[list[str]]:

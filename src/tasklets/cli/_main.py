@@ -7,6 +7,7 @@ usage, 130 when interrupted with Ctrl-C (after the summary is printed).
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import re
@@ -120,7 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
-        return run_demo(sys.stdout)
+        try:
+            return run_demo(sys.stdout)
+        except BrokenPipeError:  # the reader stopped listening (``tasklets demo | head``): stop quietly
+            _discard_stdout()
+            # The pages still loading were abandoned with the output: their outcomes are no news
+            # (the loop would log a failed page nobody read, when it is collected).
+            logging.getLogger("tasklets").disabled = True
+            return 1
     return _fetch(args.parser, args)
 
 
