@@ -81,13 +81,18 @@ class SignalFuture(Future[T]):
 def cancel_soon(future: Any) -> None:
     """Cancel ``future`` without letting a foreign library block the calling thread.
 
-    A ``concurrent.futures.Future`` (ours included) is cancelled at once. Any
-    other future-like object is cancelled from the default thread pool: its
-    ``cancel()`` may block (a Dask ``distributed.Future``'s waits for its
-    client's I/O thread), and the caller is often a loop. An object without
-    ``cancel()`` is left to run.
+    Ours, and a ``concurrent.futures.Future`` with no done-callbacks (a thread
+    pool's, say), are cancelled at once. Anything else is cancelled from the
+    default thread pool, since its ``cancel()`` may block and the caller is
+    often a loop: a Dask ``distributed.Future``'s waits for its client's I/O
+    thread, and so does a Dask executor's stdlib future, whose done-callback
+    (run inside ``cancel()``) cancels the remote work. (Called on Dask's I/O
+    thread itself, that callback could not cancel anything.) An object
+    without ``cancel()`` is left to run.
     """
-    if isinstance(future, concurrent.futures.Future):
+    if isinstance(future, concurrent.futures.Future) and (
+        isinstance(future, Future) or not future._done_callbacks  # type: ignore[attr-defined]
+    ):
         future.cancel()
         return
     if not hasattr(future, "cancel"):

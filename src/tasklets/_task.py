@@ -204,13 +204,17 @@ class Task(Future[T]):
                 remove(self._wakeup)
             cancel = getattr(waited, "cancel", None)
             if cancel is not None:
-                if isinstance(waited, _CfFuture):
+                if isinstance(waited, Future) or (
+                    isinstance(waited, _CfFuture) and not waited._done_callbacks  # type: ignore[attr-defined]
+                ):
                     try:
                         cancel()
                     except Exception:
                         logger.exception("cancelling %r, awaited by %r, failed", waited, self)
                 else:
-                    _cancel_soon(waited)  # a foreign cancel() may block: not on the loop
+                    # A foreign cancel() may block (a Dask future's, or the callback a Dask
+                    # executor's stdlib future runs inside cancel()): not on the loop.
+                    _cancel_soon(waited)
             if isinstance(waited, _CfFuture) and waited.done() and not waited.cancelled():
                 # It completed before it could be cancelled (on another thread,
                 # say): deliver that outcome; the cancellation lands at the

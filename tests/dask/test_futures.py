@@ -295,10 +295,71 @@ class TestCancellation:
             yield None
             running.cancel()
             yield tasklets.wait([running])
+            yield tasklets.wait([held], timeout=BOUND)  # cancelled from the thread pool, a moment later
             return running.cancelled(), held.cancelled()
 
         assert tasklets.run(main) == (True, True)
         distributed.Event(name, client=dask_client).set()
+
+    def test_a_list_that_fails_by_dasks_cancel_cancels_the_rest_remotely(self, dask_client) -> None:
+        """Dask cancels one executor future (on its I/O thread); the yielded list cancels the other, remotely too."""
+        name = _unique("gate")
+        executor = dask_client.get_executor(pure=False)
+        remote = []
+        for _ in range(2):
+            before = set(executor._futures)
+            local = executor.submit(wait_for_event, name)
+            (dask_future,) = set(executor._futures) - before
+            remote.append((local, dask_future))
+        (first, first_remote), (second, second_remote) = remote
+
+        def waiter():
+            try:
+                yield [first, second]
+            except BaseException as exc:
+                return type(exc).__name__
+
+        def main():
+            running = tasklets.spawn(waiter)
+            yield None
+            dask_client.cancel([first_remote])  # as a scheduler that drops the work would
+            outcome = yield running
+            yield tasklets.wait([second], timeout=BOUND)
+            return outcome, second.cancelled()
+
+        try:
+            assert tasklets.run(main) == ("CancelledError", True)
+            deadline = time.monotonic() + BOUND
+            while second_remote.status != "cancelled" and time.monotonic() < deadline:  # bounded: Dask's own pace
+                time.sleep(0.01)
+            assert second_remote.status == "cancelled"
+        finally:
+            distributed.Event(name, client=dask_client).set()
+
+    def test_cancelling_never_blocks_the_loop_while_dasks_thread_is_busy(self, dask_client) -> None:
+        """An executor future's cancel() runs Dask's callback, which waits for Dask's I/O thread: not on the loop."""
+        name = _unique("gate")
+        executor = dask_client.get_executor(pure=False)
+        held = executor.submit(wait_for_event, name)
+
+        def waiter():
+            return (yield held)
+
+        def main():
+            running = tasklets.spawn(waiter)
+            yield None
+            dask_client.loop.add_callback(time.sleep, 1.0)  # Dask's I/O thread is busy for a second
+            started = time.monotonic()
+            running.cancel()
+            took = time.monotonic() - started
+            yield tasklets.wait([running])
+            yield tasklets.wait([held], timeout=BOUND)
+            return took, held.cancelled()
+
+        took, cancelled = tasklets.run(main)
+        distributed.Event(name, client=dask_client).set()
+        assert took < 0.5, f"the loop was blocked {took:.2f} s cancelling a Dask executor future"
+        assert cancelled
 
 
 class TestRunOnWorkers:
