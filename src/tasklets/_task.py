@@ -202,6 +202,8 @@ class Task(Future[T]):
             remove = getattr(waited, "remove_done_callback", None)
             if remove is not None:
                 remove(self._wakeup)
+            elif isinstance(waited, _CfFuture):
+                _forget_callback(waited, self._wakeup)
             cancel = getattr(waited, "cancel", None)
             if cancel is not None:
                 if isinstance(waited, Future) or (
@@ -389,6 +391,19 @@ def _resolve_off_loop(future: Any) -> Future[Any]:
     proxy: Future[Any] = Future()
     default_executor().submit(lambda: copy_outcome(_resolved(future), proxy))
     return proxy
+
+
+def _forget_callback(future: _CfFuture[Any], fn: Callable[..., Any]) -> None:
+    """Take ``fn`` off a stdlib future's done-callbacks (it has no remove_done_callback).
+
+    An abandoned wait leaves nothing behind on a long-lived future, and a thread
+    pool's future with no other callback can then be cancelled at once.
+    """
+    with future._condition:  # type: ignore[attr-defined]
+        try:
+            future._done_callbacks.remove(fn)  # type: ignore[attr-defined]
+        except ValueError:
+            pass
 
 
 def _cancel_soon(future: Any) -> None:

@@ -617,7 +617,8 @@ class TestCancellation:
                 busy = pool.submit(release.wait, 30)
                 queued = pool.submit(abs, -1)
                 wrapper = tasklets.wrap_future(queued)
-                assert wrapper.cancel()  # cancelling the wrapper cancels what it follows
+                assert wrapper.cancel()  # cancelling the wrapper cancels what it follows...
+                await tasklets.wait([queued], timeout=10)  # ...from the thread pool (it has a callback: ours)
                 release.set()
                 await tasklets.wrap_future(busy)
                 return queued.cancelled()
