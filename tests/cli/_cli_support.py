@@ -8,10 +8,15 @@ backlog of 128 so that a burst of connections is never dropped) on
 * ``/status/404``, ``/status/500``: those errors;
 * ``/slow/...``: sends its headers and the first half of its body (:func:`slow_body`), is
   counted (:meth:`Server.wait_slow`), then blocks until :meth:`Server.release` before
-  sending the rest: a client saving it has a partial file meanwhile;
+  sending the rest: a client saving it has a partial file meanwhile. The most of them
+  held at once is kept (:attr:`Server.slow_peak`), as is the most connections open at
+  once (:attr:`Server.connections_peak`): bounds on the client's concurrency;
 * ``/redirect``: a 302 to ``/bytes/123``;
 * anything else: 200 with ``echo:`` and the request target as received, so a
   saved file can be matched to its URL.
+
+:class:`ClosingListener` is a port where every connection is accepted, counted and closed
+unread: a network failure whose attempts can be counted.
 
 Nothing sleeps: tests wait on the server's counters and on the child's
 output lines, each wait bounded by :data:`BOUND`.
@@ -23,6 +28,7 @@ import contextlib
 import http.server
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -65,10 +71,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif path.startswith("/slow/"):
             body = slow_body(path)
             half = len(body) // 2
-            self._send(200, body[:half], length=len(body))
-            self.wfile.flush()
-            self.server.slow_arrived()
-            if not self.server.released.wait(BOUND):
+            self.server.slow_began()
+            try:
+                self._send(200, body[:half], length=len(body))
+                self.wfile.flush()
+                self.server.slow_arrived()
+                released = self.server.released.wait(BOUND)
+            finally:
+                # Counted out before the rest is sent: until then the client cannot have the whole response,
+                # so the slot it holds for it is still taken (the server's count never exceeds the client's).
+                self.server.slow_ended()
+            if not released:
                 self.close_connection = True
                 return
             self.wfile.write(body[half:])
@@ -99,7 +112,26 @@ class Server(http.server.ThreadingHTTPServer):
         self.released = threading.Event()
         self._cond = threading.Condition()
         self.slow_seen = 0
+        #: Slow requests begun and not yet sending their second half; the most of them at once.
+        self.slow_in_flight = 0
+        self.slow_peak = 0
+        #: Connections accepted and not yet closed; the most of them at once.
+        self.connections_open = 0
+        self.connections_peak = 0
         self.requests: list[tuple[str, dict[str, str]]] = []
+
+    def process_request(self, request: Any, client_address: Any) -> None:  # on accept, before its thread starts
+        with self._cond:
+            self.connections_open += 1
+            self.connections_peak = max(self.connections_peak, self.connections_open)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:  # once the connection is done with, in its thread
+        try:
+            super().shutdown_request(request)
+        finally:
+            with self._cond:
+                self.connections_open -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that went away (Ctrl-C'd, say) is no news
@@ -119,6 +151,15 @@ class Server(http.server.ThreadingHTTPServer):
         with self._cond:
             return [path for path, _ in self.requests]
 
+    def slow_began(self) -> None:
+        with self._cond:
+            self.slow_in_flight += 1
+            self.slow_peak = max(self.slow_peak, self.slow_in_flight)
+
+    def slow_ended(self) -> None:
+        with self._cond:
+            self.slow_in_flight -= 1
+
     def slow_arrived(self) -> None:
         with self._cond:
             self.slow_seen += 1
@@ -133,6 +174,45 @@ class Server(http.server.ThreadingHTTPServer):
     def release(self) -> None:
         """Let every slow request, held or to come, finish."""
         self.released.set()
+
+
+class ClosingListener:
+    """A loopback port that accepts each connection and closes it at once, unread: every request there fails.
+
+    Each connection is counted: how many times a client tried (a reset
+    connection is a network failure, as a refused one is). :meth:`stop`
+    ends the accepting thread deterministically: it connects once more
+    itself and the thread stops at that connection, so every connection
+    made before it, accepted or still queued, has been counted.
+    """
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/closed"
+        self.connections = 0
+        self._sentinel: tuple[str, int] | None = None
+        self._thread = threading.Thread(target=self._serve, name="cli-test-closing-listener", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            connection, peer = self._socket.accept()
+            connection.close()  # the request unread: the client sees a reset connection
+            if peer == self._sentinel:
+                return
+            self.connections += 1
+
+    def stop(self) -> int:
+        """Stop accepting; the number of connections made before (idempotent)."""
+        if self._thread.is_alive():
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self._sentinel = probe.getsockname()
+                probe.connect(self._socket.getsockname())
+                self._thread.join(BOUND)
+            assert not self._thread.is_alive(), "the closing listener did not stop"
+        self._socket.close()
+        return self.connections
 
 
 #: Proxy settings: the child's requests go to the test server on 127.0.0.1, never through a proxy.

@@ -1,4 +1,4 @@
-"""Fixtures of the command-line tests: the local HTTP server, a refused port, a running child."""
+"""Fixtures of the command-line tests: the local HTTP server, a refused port, a closing one, a running child."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ._cli_support import BOUND, LiveChild, Server
+from ._cli_support import BOUND, ClosingListener, LiveChild, Server
 
 
 @pytest.fixture
@@ -33,6 +33,16 @@ def refused_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/nowhere"
+
+
+@pytest.fixture
+def closing_listener() -> Iterator[ClosingListener]:
+    """A loopback port that accepts and closes every connection, counting them (see ``_cli_support``)."""
+    listener = ClosingListener()
+    try:
+        yield listener
+    finally:
+        listener.stop()
 
 
 @pytest.fixture

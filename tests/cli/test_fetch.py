@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,17 @@ from tasklets.cli import main
 from tasklets.cli._fetch import MAX_LINE
 from tasklets.cli._names import safe_file_name
 
-from ._cli_support import BOUND, Server, cli_env, command, echo_body, pattern, run_cli, slow_body
+from ._cli_support import (
+    BOUND,
+    ClosingListener,
+    Server,
+    cli_env,
+    command,
+    echo_body,
+    pattern,
+    run_cli,
+    slow_body,
+)
 
 _REPR = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # a str's repr: the URL, escaped
 LOADED = re.compile(rf"^Loaded (\d+) bytes from {_REPR} in (\d+) ms$")
@@ -145,6 +156,87 @@ def test_headers_are_sent_and_failures_retried(server: Server) -> None:
     assert all(headers.get("X-Test") == "one two" for _, headers in server.requests)
 
 
+@pytest.mark.parametrize(("options", "attempts"), [([], 1), (["--retries", "2"], 3)], ids=["default", "retries 2"])
+def test_a_network_failure_is_tried_once_plus_the_retries(
+    closing_listener: ClosingListener, options: list[str], attempts: int
+) -> None:
+    # Every connection to the listener is accepted and closed unread: each attempt is one connection, counted.
+    done = run_cli("fetch", *options, closing_listener.url)
+    assert done.returncode == 1, done.stderr
+    _, broke, summary = parse(done.stdout)
+    assert list(broke) == [closing_listener.url]
+    check_summary(summary, count=1, failed=1)
+    assert closing_listener.stop() == attempts  # every connection made before the child exited is counted
+
+
+def test_a_4xx_is_not_retried_a_5xx_is(server: Server) -> None:
+    missing, broken = server.url("/status/404"), server.url("/status/500")
+    done = run_cli("fetch", "--retries", "2", missing, broken)
+    assert done.returncode == 1, done.stderr
+    _, broke, _ = parse(done.stdout)
+    assert broke == {
+        missing: ("HTTPError", "404 Not Found"),
+        broken: ("HTTPError", "500 Internal Server Error"),
+    }
+    assert server.paths().count("/status/500") == 3  # retries are on in this run...
+    assert server.paths().count("/status/404") == 1  # ...and a client error is final
+
+
+#: Runs ``python -m tasklets ARGS...`` with every ``Client.urlopen`` call (one per attempt: ``fetch_one`` calls it
+#: once a try) logged, a JSON string a line, to the file named by $TASKLETS_TEST_ATTEMPTS. An invalid URL never
+#: reaches a server: this is how its attempts are counted.
+_COUNTING_LAUNCHER = """
+import json, os, runpy
+from tasklets.http import Client
+
+def urlopen(self, url, *args, _original=Client.urlopen, **kwargs):
+    with open(os.environ["TASKLETS_TEST_ATTEMPTS"], "a", encoding="utf-8") as log:
+        log.write(json.dumps(url) + "\\n")
+    return _original(self, url, *args, **kwargs)
+
+Client.urlopen = urlopen
+runpy.run_module("tasklets", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_an_invalid_url_is_not_retried(server: Server, tmp_path: Path) -> None:
+    invalid = ["not a url", "http://", "bogus://example.invalid/x", "http://127.0.0.1:99999/", "http://[::1"]
+    broken = server.url("/status/500")  # retried: shows that the log counts every attempt
+    log = tmp_path / "attempts.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNTING_LAUNCHER, "fetch", "--retries", "2", *invalid, broken],
+        capture_output=True,
+        text=True,
+        env={**cli_env(), "TASKLETS_TEST_ATTEMPTS": str(log)},
+        timeout=BOUND * 2,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    _, broke, summary = parse(done.stdout)
+    assert {url: kind for url, (kind, _) in broke.items()} == {
+        "not a url": "InvalidURL",
+        "http://": "InvalidURL",
+        "bogus://example.invalid/x": "UnsupportedScheme",
+        "http://127.0.0.1:99999/": "InvalidURL",
+        "http://[::1": "InvalidURL",
+        broken: "HTTPError",
+    }
+    check_summary(summary, count=len(invalid) + 1, failed=len(invalid) + 1)
+    attempts = Counter(json.loads(line) for line in log.read_text(encoding="utf-8").splitlines())
+    assert attempts == {**dict.fromkeys(invalid, 1), broken: 3}
+    assert server.paths() == ["/status/500"] * 3
+
+
+def test_by_default_a_5xx_is_tried_once(server: Server) -> None:
+    done = run_cli("fetch", server.url("/status/500"), server.url("/status/503"))
+    assert done.returncode == 1, done.stderr
+    _, broke, summary = parse(done.stdout)
+    assert set(broke) == {server.url("/status/500"), server.url("/status/503")}
+    check_summary(summary, count=2, failed=2)
+    assert sorted(server.paths()) == ["/status/500", "/status/503"]  # no retry without --retries
+
+
 def test_a_huge_concurrency_costs_only_the_workers_the_urls_need(server: Server) -> None:
     # -c is a ceiling, not a pool made up front: ten million slots over three URLs fit in 512 MiB of address space
     # (a task per slot made up front ran out of it, with a MemoryError, in seconds).
@@ -168,6 +260,29 @@ def test_a_huge_concurrency_costs_only_the_workers_the_urls_need(server: Server)
     loaded, broke, summary = parse(done.stdout)
     assert (loaded, broke) == ({urls[0]: 1, urls[1]: 2, urls[2]: 3}, {})
     check_summary(summary, count=3, failed=0)
+
+
+def test_the_default_concurrency_is_64(server: Server, live) -> None:
+    # A hundred held requests: 64 of them reach the server, and no more, until the server lets them finish.
+    urls = [server.url(f"/slow/{n}") for n in range(100)]
+    child = live("fetch", *urls)
+    server.wait_slow(64)
+    assert server.slow_peak == 64  # 64 held, and never more so far: nothing is released yet
+    server.release()
+    status, rest = child.finish()
+    assert status == 0, child.stderr
+    loaded, broke, summary = parse("\n".join(rest))
+    assert broke == {}
+    assert loaded == {url: len(slow_body(url.removeprefix(server.base))) for url in urls}
+    check_summary(summary, count=100, failed=0)
+    assert server.slow_seen == 100
+    # Never more than 64 at once, the whole run: a request counts from its arrival until the rest of its body is
+    # sent (the client holds its slot longer), so the server's count never exceeds the client's.
+    assert server.slow_peak == 64
+    # Nor more than 64 connections (the pool is sized by -c, and keeps them alive): a 65th request, sent at the
+    # start with the others as a larger default would send it, has no idle connection to take and opens one
+    # even if it reaches the server late, after the first responses are released.
+    assert server.connections_peak == 64
 
 
 # -- input ---------------------------------------------------------------------------------------------------------
@@ -440,6 +555,28 @@ def test_ctrl_c_cancels_requests_in_flight_prints_the_summary_and_leaves_no_part
     assert sorted(os.listdir(out)) == sorted(safe_file_name(u) for u in urls[:2])  # no partial file
 
 
+def test_ctrl_c_with_json_keeps_stdout_json_lines_and_the_summary_on_stderr(server: Server, live) -> None:
+    held = 4
+    quick = [server.url("/bytes/1000"), server.url("/bytes/2000")]
+    child = live("fetch", "--json", "-c", str(held), *quick, *[server.url(f"/slow/{n}") for n in range(10)])
+    server.wait_slow(held)  # four requests in flight, each with half its body received
+    first = [json.loads(child.next_line()), json.loads(child.next_line())]  # the two quick ones, already reported
+
+    child.process.send_signal(signal.SIGINT)
+    status, rest = child.finish()
+    assert status == 130, child.stderr
+    records = first + [json.loads(line) for line in rest]  # every line of stdout is a JSON object
+    assert sorted(r["url"] for r in records) == sorted(quick)  # the requests cut short are not reported
+    for record in records:
+        assert set(record) == {"url", "status", "bytes", "ms", "error"}
+        assert (record["status"], record["error"]) == (200, None)
+    stderr = [line for line in child.stderr if line is not None]  # None: the end of the stream
+    assert "Traceback" not in "\n".join(stderr)
+    check_summary(stderr, count=2, failed=0, interrupted=True)  # the summary, on stderr
+    assert len(stderr) == 1, stderr
+    assert server.slow_seen == held  # no new request after Ctrl-C
+
+
 def test_slow_bodies_complete_once_released(server: Server, tmp_path: Path, live) -> None:
     urls = [server.url(f"/slow/{n}") for n in range(3)]
     child = live("fetch", "-o", str(tmp_path), *urls)
@@ -466,6 +603,36 @@ def test_without_a_terminal_there_is_no_bar_and_no_escape_codes(server: Server) 
     loaded, broke, summary = parse(done.stdout)
     assert len(loaded) + len(broke) == 30
     check_summary(summary, count=30, failed=1)
+
+
+#: A ``rich`` that cannot be imported, as when the extra is not installed; it leaves a mark that it was tried.
+_NO_RICH = """
+import os
+with open(os.environ["TASKLETS_TEST_RICH_TRIED"], "a") as mark:
+    mark.write("tried\\n")
+raise ModuleNotFoundError("No module named 'rich'", name="rich")  # what a missing package raises
+"""
+
+
+def test_progress_without_rich_falls_back_to_plain_lines(server: Server, tmp_path: Path) -> None:
+    shadow = tmp_path / "no-rich"
+    shadow.mkdir()
+    (shadow / "rich.py").write_text(_NO_RICH)
+    mark = tmp_path / "rich-tried"
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")])),
+        "TASKLETS_TEST_RICH_TRIED": str(mark),
+    }
+    urls = [server.url("/bytes/10"), server.url("/bytes/20")]
+    done = run_cli("fetch", "--progress", *urls, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert mark.exists()  # --progress did reach for rich, and went on without it
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout
+    loaded, broke, summary = parse(done.stdout)
+    assert (loaded, broke) == ({urls[0]: 10, urls[1]: 20}, {})
+    check_summary(summary, count=2, failed=0)
+    assert len(summary) == 1  # the lines and the summary only (rich's bar, stopped, leaves an empty line)
 
 
 # -- timeouts and a reader that goes away ----------------------------------------------------------------------------
