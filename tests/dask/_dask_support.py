@@ -15,10 +15,15 @@ a few thousand requests would take minutes. Routes:
 
 * ``/n/I``: ``size_of(I)`` bytes of a pattern, so every result can be checked;
 * ``/status/CODE``: that status;
+* ``/held/GATE/...``: sends its headers and the first half of its body
+  (:func:`held_body`), is counted, then blocks until :meth:`Server.release`
+  opens ``GATE`` (bounded by :data:`BOUND`) before sending the rest: a request
+  in flight for as long as a test needs it, and a partial file meanwhile;
 * anything else: 200 with ``ok``.
 
 It records every path it serves; :meth:`Server.wait_for` waits (bounded) until
-a path has been seen.
+a path has been seen, :meth:`Server.wait_held` until so many requests are held
+at a gate.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ from tasklets.cli._report import Result
 #: Every wait of these tests is bounded by this many seconds.
 BOUND = 20.0
 
+#: ``scheduler_kwargs`` of every test cluster: the scheduler's HTTP server on a free port, never 8787 (the
+#: dashboard stays off: LocalCluster's ``dashboard_address=None`` decides that). See ``conftest``.
+NO_DEFAULT_HTTP_PORT = {"dashboard_address": "127.0.0.1:0"}
+
 
 # -- the server ------------------------------------------------------------------------------------
 
@@ -49,6 +58,11 @@ def size_of(number: int) -> int:
 
 def body_of(number: int) -> bytes:
     return bytes((number + i) % 251 for i in range(size_of(number)))
+
+
+def held_body(path: str) -> bytes:
+    """The whole body of the held request ``path`` (its first half is sent before the gate)."""
+    return path.encode() * 500
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -67,12 +81,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif path.startswith("/status/"):
             code = int(path.split("/")[2])
             self._send(code, f"status {code}\n".encode())
+        elif path.startswith("/held/"):
+            gate = path.split("/")[2]
+            body = held_body(path)
+            half = len(body) // 2
+            self._send(200, body[:half], length=len(body))
+            self.wfile.flush()
+            self.server.hold(gate)
+            if not self.server.gate(gate).wait(BOUND):
+                self.close_connection = True
+                return
+            self.wfile.write(body[half:])
         else:
             self._send(200, b"ok")
 
-    def _send(self, code: int, body: bytes) -> None:
+    def _send(self, code: int, body: bytes, length: int | None = None) -> None:
         self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         self.wfile.write(body)
 
@@ -90,6 +115,8 @@ class Server(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self._cond = threading.Condition()
         self.seen: Counter[str] = Counter()
+        self.held: Counter[str] = Counter()  # gate -> requests that reached it
+        self._gates: dict[str, threading.Event] = {}
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that went away (a killed worker, say) is no news
@@ -107,6 +134,29 @@ class Server(http.server.ThreadingHTTPServer):
         with self._cond:
             if not self._cond.wait_for(lambda: self.seen[path] > 0, timeout):
                 raise AssertionError(f"the server never saw {path!r} in {timeout} s")
+
+    def gate(self, name: str) -> threading.Event:
+        """The gate ``name`` (closed until :meth:`release`): what the ``/held/<name>/...`` requests wait for."""
+        with self._cond:
+            return self._gates.setdefault(name, threading.Event())
+
+    def hold(self, name: str) -> None:
+        with self._cond:
+            self.held[name] += 1
+            self._cond.notify_all()
+
+    def wait_held(self, name: str, count: int, timeout: float = BOUND) -> None:
+        """Wait until ``count`` requests are held at the gate ``name`` (each sent half its body)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.held[name] >= count, timeout):
+                raise AssertionError(f"{self.held[name]} requests held at {name!r}, not {count}, in {timeout} s")
+
+    def release(self, name: str | None = None) -> None:
+        """Open the gate ``name`` (every gate when None): its held requests, and those to come, finish."""
+        with self._cond:
+            names = list(self._gates) if name is None else [name]
+        for each in names:
+            self.gate(each).set()
 
 
 # -- run on the workers ---------------------------------------------------------------------------

@@ -6,9 +6,14 @@ imports it at module level.
 
 Warnings: the suite runs under ``filterwarnings = error`` and needs no filter
 (distributed 2026.8). The usual noise of a ``LocalCluster`` is avoided at
-its source rather than filtered: ``dashboard_address=None`` (no "port 8787
-in use" warning, no bokeh), loopback only, and every client and cluster
-closed by its context manager (no "unclosed" ``ResourceWarning``). The one
+its source rather than filtered: ``dashboard_address=None`` (no bokeh),
+``scheduler_kwargs=NO_DEFAULT_HTTP_PORT`` (see ``_dask_support``), loopback
+only, and every client and cluster closed by its context manager (no
+"unclosed" ``ResourceWarning``). ``dashboard_address=None`` alone does not
+free port 8787: the scheduler still starts its HTTP server (health,
+metrics) there, and warns "Port 8787 is already in use" when anything holds
+it (another cluster, another run of these tests at the same time): a
+warning made an error here, so the cluster failed to start. The one
 warning seen while writing these tests, ``RuntimeWarning: coroutine
 'Future._result' was never awaited``, was a real bug (``gather`` read a Dask
 future's result on Dask's own I/O thread, where ``result()`` returns a
@@ -25,7 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _dask_support import BOUND, Server
+from _dask_support import BOUND, NO_DEFAULT_HTTP_PORT, Server
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -50,6 +55,7 @@ def dask_client() -> Iterator[Any]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            scheduler_kwargs=NO_DEFAULT_HTTP_PORT,
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -59,13 +65,14 @@ def dask_client() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    """The test server (see ``_dask_support``), stopped at the end of the module."""
+    """The test server (see ``_dask_support``), its held requests released and stopped at the end of the module."""
     srv = Server()
     thread = threading.Thread(target=srv.serve_forever, args=(0.05,), name="dask-test-server", daemon=True)
     thread.start()
     try:
         yield srv
     finally:
+        srv.release()
         srv.shutdown()
         srv.server_close()
         thread.join(BOUND)

@@ -3,29 +3,45 @@
 Every URL is checked one by one: reported exactly once, with the size its
 path implies. Output formats, summary and exit status are those of a local
 run (compared line by line, timings aside).
+
+The command-line tests run ``python -m tasklets fetch --dask ...`` as a user
+does: against the module's cluster (its scheduler's address), a scheduler
+that is not there, or a cluster of its own (``local:N``), and compare with
+the same command run without ``--dask``. Nothing sleeps: they wait, bounded,
+on the child's output lines, on the test server's counters (``/held/``
+requests are kept in flight until a test lets them go) and on the processes.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import os
+import queue
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 distributed = pytest.importorskip("distributed")
+psutil = pytest.importorskip("psutil")  # a dependency of distributed
 
-from _dask_support import BOUND, Server, size_of  # noqa: E402
+from _dask_support import BOUND, Server, body_of, size_of  # noqa: E402
 
 import tasklets  # noqa: E402
 from tasklets.cli._dask_fetch import parse_dask_target, run_dask_fetch  # noqa: E402
 from tasklets.cli._fetch import FetchOptions, UrlSource, fetch_all  # noqa: E402
+from tasklets.cli._names import safe_file_name  # noqa: E402
 from tasklets.cli._report import PlainReporter, Summary  # noqa: E402
 
 
@@ -165,3 +181,309 @@ class TestCommandLine:
         assert parse_dask_target("local:3").local_workers == 3
         assert parse_dask_target("tcp://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
         assert str(parse_dask_target(" local:2 ")) == "local:2"
+
+
+# -- the command line against a cluster ------------------------------------------------------------------------------
+
+_REPR = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # a str's repr: the URL, escaped
+LOADED = re.compile(rf"^Loaded (\d+) bytes from {_REPR} in (\d+) ms$")
+BROKE = re.compile(rf"^Something broke for {_REPR} \((\w+): (.*)\)$")
+SUMMARY = re.compile(
+    r"^(Interrupted: )?(\d+) URLs in [\d.]+ s \((\d+) requests/s\): (\d+) loaded, (\d+) failed, (.+) received$"
+)
+
+
+def _cli_env() -> dict[str, str]:
+    """The child's environment: ours, unbuffered, without what changes its output or sends it through a proxy."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    for name in ("FORCE_COLOR", "NO_COLOR", "TASKLETS_DEBUG", "COLUMNS", "LINES"):
+        env.pop(name, None)
+    for name in list(env):
+        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            del env[name]
+    return env
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tasklets", *args]
+
+
+def _run_cli(*args: str, timeout: float = BOUND * 2) -> subprocess.CompletedProcess[str]:
+    """``tasklets ARGS...`` to its end, with pipes (no terminal, no bar)."""
+    return subprocess.run(_command(*args), capture_output=True, text=True, env=_cli_env(), timeout=timeout, check=False)
+
+
+def _url_of(line: str) -> str:
+    """The URL of a result line (plain format)."""
+    match = LOADED.match(line) or BROKE.match(line)
+    assert match, line
+    return str(ast.literal_eval(match[2] if match.re is LOADED else match[1]))
+
+
+def _split(stdout: str) -> tuple[list[str], list[str]]:
+    """The result lines and the summary lines of a plain run."""
+    lines = stdout.splitlines()
+    results = [line for line in lines if LOADED.match(line) or BROKE.match(line)]
+    summary = lines[len(results) :]
+    assert lines[: len(results)] == results, "a result line after the summary"
+    return results, summary
+
+
+def _timeless(stdout: str) -> tuple[list[str], list[str]]:
+    """The result lines and the summary lines, timings and rate blanked, each part sorted.
+
+    Lines come in completion order, and kinds of failure seen as often as each
+    other in either order: only the sets of lines can be compared.
+    """
+    results, summary = _split(stdout)
+    return (
+        sorted(re.sub(r" in \d+ ms$", " in ? ms", line) for line in results),
+        sorted(re.sub(r" in [\d.]+ s \(\d+ requests/s\)", " in ? s", line) for line in summary),
+    )
+
+
+class _LiveChild:
+    """``tasklets ARGS...`` running, stdin a pipe, its stdout lines read as they come (bounded waits)."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            _command(*args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_cli_env(),
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.process.stdout, self.lines.put), daemon=True),
+            threading.Thread(target=self._pump, args=(self.process.stderr, self._stderr_line), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def _pump(stream: IO[str], put: Any) -> None:
+        for line in stream:
+            put(line.rstrip("\n"))
+        put(None)
+
+    def _stderr_line(self, line: str | None) -> None:
+        if line is not None:
+            self.stderr.append(line)
+
+    def write_lines(self, lines: list[str]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("".join(f"{line}\n" for line in lines))
+        self.process.stdin.flush()
+
+    def next_line(self) -> str:
+        line = self.lines.get(timeout=BOUND)
+        assert line is not None, f"stdout ended early; stderr: {self.stderr}"
+        return line
+
+    def finish(self) -> tuple[int, list[str]]:
+        """Wait for the exit (bounded); the status and the stdout lines not read yet."""
+        status = self.process.wait(BOUND)
+        for thread in self._threads:
+            thread.join(BOUND)
+        rest = []
+        while (line := self.lines.get_nowait()) is not None:
+            rest.append(line)
+        return status, rest
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(BOUND)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+
+def _alive(process: Any) -> bool:
+    """Still running (a zombie has exited: only its entry waits to be reaped)."""
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _executing(client: Any) -> dict[str, int]:
+    """The tasks each worker of ``client``'s cluster is running now."""
+    return client.run(lambda dask_worker: len(dask_worker.state.executing))  # type: ignore[no-any-return]
+
+
+class TestCommandLineOnACluster:
+    def test_against_a_running_scheduler_as_a_local_run(self, dask_client, server, refused_url) -> None:
+        urls = [
+            *(server.url(f"/n/{i}") for i in range(300)),  # three batches (of 128 at most)
+            server.url("/status/404"),
+            server.url("/status/500"),
+            refused_url,
+            "http://",
+        ]
+        address = dask_client.scheduler.address
+        assert address.startswith("tcp://127.0.0.1:")
+        sharded = _run_cli("fetch", "--dask", address, "-c", "8", *urls)
+        local = _run_cli("fetch", "-c", "8", *urls)
+        assert (sharded.returncode, local.returncode) == (1, 1), sharded.stderr
+        assert sharded.stderr == local.stderr == ""
+
+        results, summary = _split(sharded.stdout)
+        assert Counter(map(_url_of, results)) == Counter(urls)  # every URL, once
+        for line in results:
+            if match := LOADED.match(line):  # /n/I: its own size
+                assert int(match[1]) == size_of(int(_url_of(line).rsplit("/", 1)[1])), line
+        assert _timeless(sharded.stdout) == _timeless(local.stdout)
+        match = SUMMARY.match(summary[0])
+        assert match and not match[1] and (match[2], match[4], match[5]) == (str(len(urls)), "300", "4"), summary
+        assert len(summary) == 4  # three kinds of failure
+
+    def test_an_unreachable_scheduler_is_one_line_and_exit_1(self, server) -> None:
+        with socket.socket() as probe:  # a loopback port where nothing listens
+            probe.bind(("127.0.0.1", 0))
+            address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+        path = f"/unreachable-{uuid.uuid4().hex[:8]}"
+        started = time.monotonic()
+        # The command line has no setting for it: the wait is CONNECT_TIMEOUT (10 s) of _dask_fetch.
+        done = _run_cli("fetch", "--dask", address, server.url(path), timeout=15)
+        assert time.monotonic() - started < 15
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            f"tasklets fetch: cannot reach the Dask scheduler at {address!r}: "
+            f"Timed out trying to connect to {address} after 10 s"
+        ], done.stderr
+        results, summary = _split(done.stdout)
+        assert results == [] and len(summary) == 1
+        match = SUMMARY.match(summary[0])
+        assert match and not match[1] and (match[2], match[4], match[5]) == ("0", "0", "0"), summary
+        assert server.seen[path] == 0  # nothing fetched, not even locally
+
+    @pytest.mark.parametrize("interrupted", ["the command", "every process"])
+    def test_ctrl_c_with_a_local_cluster(self, server, interrupted) -> None:
+        """SIGINT while requests are held: 130, the summary of what was reported, and no process left.
+
+        "every process" is Ctrl-C on a terminal, which reaches the workers too
+        (each by its PID here): they must leave it to the command.
+        """
+        gate = f"local-{uuid.uuid4().hex[:8]}"
+        child = _LiveChild("fetch", "--dask", "local:1", "-c", "4", "-i", "-")
+        tree: list[Any] = []
+        try:
+            quick = [server.url("/n/1"), server.url("/n/2")]
+            child.write_lines(quick)
+            first = [child.next_line(), child.next_line()]  # reported, the input still open
+            # Two held: in flight whatever the batches (one of two URLs, or two of one: the worker has two
+            # threads), each with half its body received. (More would depend on how the input is cut.)
+            child.write_lines([server.url(f"/held/{gate}/{i}") for i in range(2)])
+            server.wait_held(gate, 2)
+
+            tree = psutil.Process(child.process.pid).children(recursive=True)
+            command_lines = {p.pid: " ".join(p.cmdline()) for p in tree}  # read now: a zombie has none
+            workers = [p for p in tree if "spawn_main" in command_lines[p.pid]]
+            assert len(workers) == 1, command_lines
+            if interrupted == "every process":
+                for process in tree:
+                    os.kill(process.pid, signal.SIGINT)
+            child.process.send_signal(signal.SIGINT)
+            child.process.wait(BOUND)
+            # The workers are gone when the command is, at once: none left running. (Checked before reading
+            # the pipes to their end, which also waits for any process that inherited them.)
+            left = [command_lines[p.pid] for p in tree if "resource_tracker" not in command_lines[p.pid] and _alive(p)]
+            assert left == []
+            status, rest = child.finish()
+            assert status == 130, child.stderr
+            # No traceback, no error (a warning of the cluster's own is another test's business).
+            assert [line for line in child.stderr if re.search("Traceback|Error|KeyboardInterrupt", line)] == []
+            assert sorted(map(_url_of, first)) == sorted(quick)
+            assert len(rest) == 1, rest
+            match = SUMMARY.match(rest[0])
+            assert match and match[1] and (match[2], match[4], match[5]) == ("2", "2", "0"), rest
+            assert server.held[gate] == 2  # no batch was sent again after Ctrl-C
+            # multiprocessing's resource tracker ends on its own once its pipe closes: bounded wait.
+            deadline = time.monotonic() + BOUND
+            while any(_alive(p) for p in tree):
+                assert time.monotonic() < deadline, [command_lines[p.pid] for p in tree if _alive(p)]
+                time.sleep(0.01)
+        finally:
+            for process in tree:  # a worker left behind (the test failed) is stopped, by its PID,
+                if _alive(process):
+                    process.kill()
+            child.kill()  # before the pipes it may hold open are closed
+            server.release(gate)
+
+    def test_ctrl_c_against_a_running_scheduler_stops_the_batches_on_the_workers(self, dask_client, server) -> None:
+        """The held requests are never let go: the workers' threads come free only if Ctrl-C cancelled them."""
+        gate = f"remote-{uuid.uuid4().hex[:8]}"
+        assert set(_executing(dask_client).values()) == {0}
+        child = _LiveChild("fetch", "--dask", dask_client.scheduler.address, "-c", "4", "-i", "-")
+        try:
+            child.write_lines([server.url("/n/3")])
+            assert _url_of(child.next_line()) == server.url("/n/3")
+            child.write_lines([server.url(f"/held/{gate}/{i}") for i in range(2)])  # one batch or two
+            server.wait_held(gate, 2)
+            assert sum(_executing(dask_client).values()) > 0
+
+            child.process.send_signal(signal.SIGINT)
+            status, rest = child.finish()
+            assert status == 130, child.stderr
+            assert child.stderr == [], child.stderr
+            match = SUMMARY.match(rest[0]) if len(rest) == 1 else None
+            assert match and match[1] and (match[2], match[4], match[5]) == ("1", "1", "0"), rest
+            # The server holds each request for BOUND s: a thread free well before that was freed by a cancel.
+            deadline = time.monotonic() + BOUND / 2
+            while (executing := _executing(dask_client)) != dict.fromkeys(executing, 0):
+                assert time.monotonic() < deadline, f"still running on the workers: {executing}"
+                time.sleep(0.05)
+            assert server.held[gate] == 2  # no batch was sent again after Ctrl-C
+        finally:
+            child.kill()
+            server.release(gate)
+
+    def test_a_local_cluster_adds_nothing_to_stderr_when_port_8787_is_taken(self, server) -> None:
+        """``--json``: stderr is the summary, and only that, whatever else runs on the machine.
+
+        8787 is Dask's default HTTP port, which a scheduler binds even without a
+        dashboard (``dashboard_address=None``): any other cluster on the machine
+        holds it. We hold it (loopback) for the run when nobody does.
+        """
+        holder = socket.socket()
+        try:
+            try:
+                holder.bind(("127.0.0.1", 8787))
+                holder.listen()
+            except OSError:
+                pass  # taken already
+            done = _run_cli("fetch", "--dask", "local:1", "--json", server.url("/n/5"))
+        finally:
+            holder.close()
+        assert done.returncode == 0, done.stderr
+        assert [json.loads(line)["bytes"] for line in done.stdout.splitlines()] == [size_of(5)]
+        assert len(done.stderr.splitlines()) == 1 and SUMMARY.match(done.stderr), done.stderr
+
+    def test_output_dir_holds_the_files_of_a_local_run(self, dask_client, server, tmp_path: Path) -> None:
+        paths = [*(f"/n/{i}" for i in range(300)), "/status/404", "/page.html", "/a/b/archive.tar.gz", "/"]
+        urls = [server.url(path) for path in paths]
+        sharded_dir, local_dir = tmp_path / "sharded", tmp_path / "local"
+        sharded_dir.mkdir()
+        local_dir.mkdir()
+        sharded = _run_cli("fetch", "--dask", dask_client.scheduler.address, "-c", "8", "-o", str(sharded_dir), *urls)
+        local = _run_cli("fetch", "-c", "8", "-o", str(local_dir), *urls)
+        assert (sharded.returncode, local.returncode) == (1, 1), sharded.stderr  # the 404
+        assert _timeless(sharded.stdout) == _timeless(local.stdout)
+
+        def files(directory: Path) -> dict[str, bytes]:
+            return {path.name: path.read_bytes() for path in directory.iterdir()}
+
+        saved = files(sharded_dir)
+        assert saved == files(local_dir)
+        expected = {safe_file_name(server.url(f"/n/{i}")): body_of(i) for i in range(300)}
+        expected |= {safe_file_name(server.url(path)): b"ok" for path in paths[-3:]}
+        assert saved == expected  # each body, under its name; nothing for the 404, no partial file

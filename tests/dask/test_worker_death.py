@@ -31,7 +31,14 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from _dask_support import BOUND, Server, always_killing_batch, killing_batch, size_of  # noqa: E402
+from _dask_support import (  # noqa: E402
+    BOUND,
+    NO_DEFAULT_HTTP_PORT,
+    Server,
+    always_killing_batch,
+    killing_batch,
+    size_of,
+)
 
 from tasklets.cli._dask_fetch import run_dask_fetch  # noqa: E402
 from tasklets.cli._fetch import FetchOptions, UrlSource  # noqa: E402
@@ -47,7 +54,12 @@ def dask_client() -> Iterator[Any]:
     with (
         dask.config.set(config),
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs=NO_DEFAULT_HTTP_PORT,
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

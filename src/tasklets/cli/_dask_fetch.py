@@ -359,6 +359,9 @@ def connect(target: DaskTarget) -> Iterator[Any]:
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
+                    # The scheduler serves HTTP anyway, by default on port 8787, warning on
+                    # stderr when that is taken: any free loopback port instead.
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                     preload=[__name__],  # see dask_setup
                 )
