@@ -65,6 +65,8 @@ ERROR_BODY_LIMIT = 1024 * 1024
 #: Redirect responses' bodies up to this size are read (to keep the connection); larger ones close it.
 _DRAIN_LIMIT = 64 * 1024
 _USER_AGENT = "tasklets/0.1"
+# What the decoders installed can take (fixed once imported): built once, not per request.
+_ACCEPT_ENCODING = ", ".join(supported_encodings())
 
 
 class _Default:
@@ -389,7 +391,7 @@ class Client:
         if "User-Agent" not in headers:
             pairs.append(("User-Agent", _USER_AGENT))
         if self.decompress and "Accept-Encoding" not in headers:
-            pairs.append(("Accept-Encoding", ", ".join(supported_encodings())))
+            pairs.append(("Accept-Encoding", _ACCEPT_ENCODING))
         body = request.body
         if body is not None and "Content-Length" not in headers and "Transfer-Encoding" not in headers:
             if isinstance(body, (bytes, bytearray, memoryview)):
