@@ -236,6 +236,22 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "tasklets", *args]
 
 
+def first_line_then_hang_up(*args: str) -> tuple[bytes, int, str]:
+    """``tasklets ARGS... | head -1``: read one line of stdout, close the pipe; (that line, exit status, stderr)."""
+    read_end, write_end = os.pipe()
+    child = subprocess.Popen(command(*args), stdout=write_end, stderr=subprocess.PIPE, env=cli_env(), text=True)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as reader:
+            line = reader.readline()
+        _, stderr = child.communicate(timeout=BOUND)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=BOUND)
+    return line, child.returncode, stderr
+
+
 def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``tasklets ARGS...`` to its end, with pipes (no terminal); its CompletedProcess.
 
@@ -272,7 +288,7 @@ class LiveChild:
         assert self.process.stdout is not None and self.process.stderr is not None
         self._threads = [
             threading.Thread(target=self._pump, args=(self.process.stdout, self.lines.put), daemon=True),
-            threading.Thread(target=self._pump, args=(self.process.stderr, self.stderr.append), daemon=True),
+            threading.Thread(target=self._pump, args=(self.process.stderr, self._stderr_line), daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -282,6 +298,10 @@ class LiveChild:
         for line in stream:
             put(line.rstrip("\n"))
         put(None)
+
+    def _stderr_line(self, line: str | None) -> None:
+        if line is not None:  # (None: the end of stderr)
+            self.stderr.append(line)
 
     def next_line(self) -> str:
         """The next line of stdout (bounded wait)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 
 from tasklets.cli._demo import PAGES
 
-from ._cli_support import BOUND, cli_env, command, run_cli
+from ._cli_support import BOUND, cli_env, first_line_then_hang_up, run_cli
 
 LOADED = re.compile(r"^Loaded (\d+) bytes from 'http://127\.0\.0\.1:\d+(/page/\w+)'$")
 BROKE = re.compile(r"^Something broke for 'http://127\.0\.0\.1:\d+(/page/\w+)' \((\w+): .*\)$")
@@ -70,17 +69,8 @@ def test_demo_exits_1_when_pages_that_are_served_fail_to_load() -> None:
 
 
 def test_a_reader_that_stops_early_ends_the_demo_quietly() -> None:
-    """``tasklets demo | head -2``: no traceback, no log of abandoned pages, exit 1 as fetch does."""
-    read_end, write_end = os.pipe()
-    child = subprocess.Popen(command("demo"), stdout=write_end, stderr=subprocess.PIPE, env=cli_env(), text=True)
-    os.close(write_end)
-    try:
-        with os.fdopen(read_end, "rb") as reader:
-            assert reader.readline() == b"Requesting, in this order:\n"
-        _, stderr = child.communicate(timeout=BOUND)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate(timeout=BOUND)
-    assert child.returncode == 1
+    """``tasklets demo | head -1``: no traceback, no log of abandoned pages, exit 1 as fetch does."""
+    line, status, stderr = first_line_then_hang_up("demo")
+    assert line == b"Requesting, in this order:\n"
+    assert status == 1
     assert stderr == "", stderr

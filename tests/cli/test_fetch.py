@@ -31,6 +31,7 @@ from ._cli_support import (
     cli_env,
     command,
     echo_body,
+    first_line_then_hang_up,
     pattern,
     run_cli,
     slow_body,
@@ -650,20 +651,9 @@ def test_a_request_that_outlives_the_timeout_is_that_urls_failure(server: Server
 
 def test_a_closed_stdout_stops_the_run_quietly(server: Server) -> None:
     urls = [server.url(f"/bytes/{n}") for n in range(1, 301)]
-    read_end, write_end = os.pipe()
-    child = subprocess.Popen(
-        command("fetch", "-c", "4", *urls), stdout=write_end, stderr=subprocess.PIPE, env=cli_env(), text=True
-    )
-    os.close(write_end)
-    try:
-        with os.fdopen(read_end, "rb") as reader:  # like `tasklets fetch ... | head -1`
-            assert reader.readline().startswith(b"Loaded ")
-        _, stderr = child.communicate(timeout=BOUND)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate(timeout=BOUND)
-    assert child.returncode == 1
+    line, status, stderr = first_line_then_hang_up("fetch", "-c", "4", *urls)  # like `tasklets fetch ... | head -1`
+    assert line.startswith(b"Loaded ")
+    assert status == 1
     assert "Traceback" not in stderr and "Exception" not in stderr, stderr
     assert len(server.requests) < len(urls)  # it stopped fetching
 

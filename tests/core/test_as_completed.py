@@ -6,6 +6,8 @@ import concurrent.futures as cf
 import gc
 import itertools
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,17 @@ def _after(seconds, value=None, error=None):
     if error is not None:
         raise error
     return value
+
+
+def _slow_calls() -> tuple[list[tasklets.Task], Callable[[Any], tasklets.Task]]:
+    """A ``fn`` for map_unordered whose calls each take 100 s, and the list of the calls it started."""
+    calls: list[tasklets.Task] = []
+
+    def start(i: Any) -> tasklets.Task:
+        calls.append(tasklets.spawn(_after, 100, i))
+        return calls[-1]
+
+    return calls, start
 
 
 class TestAsCompleted:
@@ -527,11 +540,7 @@ class TestMapUnordered:
         assert vrun(main) == (1, [True, True, True], [0, 1, 2])
 
     def test_dropping_the_iterator_after_its_signal_timed_out_cancels_the_calls(self, vrun) -> None:
-        calls: list[tasklets.Task] = []
-
-        def start(i):
-            calls.append(tasklets.spawn(_after, 100, i))
-            return calls[-1]
+        calls, start = _slow_calls()
 
         def main():
             iterator = tasklets.map_unordered(start, range(10), limit=2)
@@ -545,11 +554,7 @@ class TestMapUnordered:
         assert vrun(main) == (1, [True, True])
 
     def test_close_cancels_the_running_calls_and_the_waiting_signals(self, vrun) -> None:
-        calls: list[tasklets.Task] = []
-
-        def start(i):
-            calls.append(tasklets.spawn(_after, 100, i))
-            return calls[-1]
+        calls, start = _slow_calls()
 
         def main():
             iterator = tasklets.map_unordered(start, range(10), limit=2)
@@ -660,11 +665,7 @@ class TestMapUnordered:
         assert vrun(main) == [1, "input broke"]
 
     def test_async_for_consumer_cancelled_cancels_the_calls(self, vrun) -> None:
-        calls: list[tasklets.Task] = []
-
-        def start(i):
-            calls.append(tasklets.spawn(_after, 100, i))
-            return calls[-1]
+        calls, start = _slow_calls()
 
         async def consumer():
             async for signal in tasklets.map_unordered(start, range(10), limit=2):

@@ -571,16 +571,18 @@ class TestCancellation:
         def main():
             log: list[str] = []
             with cf.ThreadPoolExecutor(1) as pool:
-                busy = pool.submit(release.wait, 30)  # the one worker is taken...
-                queued = pool.submit(abs, -1)  # ...so this one waits in the queue
-                t = tasklets.spawn(waiter, queued, log)
-                yield None
-                assert t.cancel()
                 try:
-                    yield t
-                except cf.CancelledError:
-                    pass
-                release.set()
+                    busy = pool.submit(release.wait, 30)  # the one worker is taken...
+                    queued = pool.submit(abs, -1)  # ...so this one waits in the queue
+                    t = tasklets.spawn(waiter, queued, log)
+                    yield None
+                    assert t.cancel()
+                    try:
+                        yield t
+                    except cf.CancelledError:
+                        pass
+                finally:
+                    release.set()  # (also when a check failed: the pool's exit waits for its worker)
                 busy.result(10)
             return log, t.cancelled(), queued.cancelled()
 
@@ -615,11 +617,13 @@ class TestCancellation:
             with cf.ThreadPoolExecutor(1) as pool:
                 assert await tasklets.wrap_future(pool.submit(pow, 2, 5)) == 32
                 busy = pool.submit(release.wait, 30)
-                queued = pool.submit(abs, -1)
-                wrapper = tasklets.wrap_future(queued)
-                assert wrapper.cancel()  # cancelling the wrapper cancels what it follows...
-                await tasklets.wait([queued], timeout=10)  # ...from the thread pool (it has a callback: ours)
-                release.set()
+                try:
+                    queued = pool.submit(abs, -1)
+                    wrapper = tasklets.wrap_future(queued)
+                    assert wrapper.cancel()  # cancelling the wrapper cancels what it follows...
+                    await tasklets.wait([queued], timeout=10)  # ...from the thread pool (it has a callback: ours)
+                finally:
+                    release.set()  # (also when a check failed: the pool's exit waits for its worker)
                 await tasklets.wrap_future(busy)
                 return queued.cancelled()
 

@@ -25,12 +25,19 @@ category and module, with the reason.
 from __future__ import annotations
 
 import pathlib
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from _dask_support import BOUND, NO_DEFAULT_HTTP_PORT, Server
+
+# The command-line tests here drive ``tasklets`` as tests/cli does, with its
+# helpers (``cli._cli_support``, the name pytest gives it from tests/).
+_TESTS = str(pathlib.Path(__file__).resolve().parents[1])
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

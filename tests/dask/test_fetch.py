@@ -15,21 +15,20 @@ requests are kept in flight until a test lets them go) and on the processes.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -39,6 +38,7 @@ psutil = pytest.importorskip("psutil")  # a dependency of distributed
 from _dask_support import BOUND, Server, body_of, size_of  # noqa: E402
 
 import tasklets  # noqa: E402
+from cli._cli_support import LiveChild, cli_env, command  # noqa: E402
 from tasklets.cli._dask_fetch import parse_dask_target, run_dask_fetch  # noqa: E402
 from tasklets.cli._fetch import FetchOptions, UrlSource, fetch_all  # noqa: E402
 from tasklets.cli._names import safe_file_name  # noqa: E402
@@ -193,25 +193,9 @@ SUMMARY = re.compile(
 )
 
 
-def _cli_env() -> dict[str, str]:
-    """The child's environment: ours, unbuffered, without what changes its output or sends it through a proxy."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    for name in ("FORCE_COLOR", "NO_COLOR", "TASKLETS_DEBUG", "COLUMNS", "LINES"):
-        env.pop(name, None)
-    for name in list(env):
-        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
-            del env[name]
-    return env
-
-
-def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tasklets", *args]
-
-
 def _run_cli(*args: str, timeout: float = BOUND * 2) -> subprocess.CompletedProcess[str]:
     """``tasklets ARGS...`` to its end, with pipes (no terminal, no bar)."""
-    return subprocess.run(_command(*args), capture_output=True, text=True, env=_cli_env(), timeout=timeout, check=False)
+    return subprocess.run(command(*args), capture_output=True, text=True, env=cli_env(), timeout=timeout, check=False)
 
 
 def _url_of(line: str) -> str:
@@ -243,68 +227,8 @@ def _timeless(stdout: str) -> tuple[list[str], list[str]]:
     )
 
 
-class _LiveChild:
-    """``tasklets ARGS...`` running, stdin a pipe, its stdout lines read as they come (bounded waits)."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            _command(*args),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_cli_env(),
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._threads = [
-            threading.Thread(target=self._pump, args=(self.process.stdout, self.lines.put), daemon=True),
-            threading.Thread(target=self._pump, args=(self.process.stderr, self._stderr_line), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    @staticmethod
-    def _pump(stream: IO[str], put: Any) -> None:
-        for line in stream:
-            put(line.rstrip("\n"))
-        put(None)
-
-    def _stderr_line(self, line: str | None) -> None:
-        if line is not None:
-            self.stderr.append(line)
-
-    def write_lines(self, lines: list[str]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write("".join(f"{line}\n" for line in lines))
-        self.process.stdin.flush()
-
-    def next_line(self) -> str:
-        line = self.lines.get(timeout=BOUND)
-        assert line is not None, f"stdout ended early; stderr: {self.stderr}"
-        return line
-
-    def finish(self) -> tuple[int, list[str]]:
-        """Wait for the exit (bounded); the status and the stdout lines not read yet."""
-        status = self.process.wait(BOUND)
-        for thread in self._threads:
-            thread.join(BOUND)
-        rest = []
-        while (line := self.lines.get_nowait()) is not None:
-            rest.append(line)
-        return status, rest
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(BOUND)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+def _write_lines(child: LiveChild, lines: list[str]) -> None:
+    child.write("".join(f"{line}\n" for line in lines))
 
 
 def _alive(process: Any) -> bool:
@@ -353,7 +277,7 @@ class TestCommandLineOnACluster:
         path = f"/unreachable-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         # The command line has no setting for it: the wait is CONNECT_TIMEOUT (10 s) of _dask_fetch.
-        done = _run_cli("fetch", "--dask", address, server.url(path), timeout=15)
+        done = _run_cli("fetch", "--dask", address, server.url(path), timeout=BOUND * 2)
         assert time.monotonic() - started < 15
         assert done.returncode == 1
         assert done.stderr.splitlines() == [
@@ -374,15 +298,15 @@ class TestCommandLineOnACluster:
         (each by its PID here): they must leave it to the command.
         """
         gate = f"local-{uuid.uuid4().hex[:8]}"
-        child = _LiveChild("fetch", "--dask", "local:1", "-c", "4", "-i", "-")
+        child = LiveChild("fetch", "--dask", "local:1", "-c", "4", "-i", "-", stdin=True)
         tree: list[Any] = []
         try:
             quick = [server.url("/n/1"), server.url("/n/2")]
-            child.write_lines(quick)
+            _write_lines(child, quick)
             first = [child.next_line(), child.next_line()]  # reported, the input still open
             # Two held: in flight whatever the batches (one of two URLs, or two of one: the worker has two
             # threads), each with half its body received. (More would depend on how the input is cut.)
-            child.write_lines([server.url(f"/held/{gate}/{i}") for i in range(2)])
+            _write_lines(child, [server.url(f"/held/{gate}/{i}") for i in range(2)])
             server.wait_held(gate, 2)
 
             tree = psutil.Process(child.process.pid).children(recursive=True)
@@ -413,6 +337,9 @@ class TestCommandLineOnACluster:
                 assert time.monotonic() < deadline, [command_lines[p.pid] for p in tree if _alive(p)]
                 time.sleep(0.01)
         finally:
+            if not tree:  # the test failed before it looked: find the cluster's processes now
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    tree = psutil.Process(child.process.pid).children(recursive=True)
             for process in tree:  # a worker left behind (the test failed) is stopped, by its PID,
                 if _alive(process):
                     process.kill()
@@ -423,11 +350,11 @@ class TestCommandLineOnACluster:
         """The held requests are never let go: the workers' threads come free only if Ctrl-C cancelled them."""
         gate = f"remote-{uuid.uuid4().hex[:8]}"
         assert set(_executing(dask_client).values()) == {0}
-        child = _LiveChild("fetch", "--dask", dask_client.scheduler.address, "-c", "4", "-i", "-")
+        child = LiveChild("fetch", "--dask", dask_client.scheduler.address, "-c", "4", "-i", "-", stdin=True)
         try:
-            child.write_lines([server.url("/n/3")])
+            _write_lines(child, [server.url("/n/3")])
             assert _url_of(child.next_line()) == server.url("/n/3")
-            child.write_lines([server.url(f"/held/{gate}/{i}") for i in range(2)])  # one batch or two
+            _write_lines(child, [server.url(f"/held/{gate}/{i}") for i in range(2)])  # one batch or two
             server.wait_held(gate, 2)
             assert sum(_executing(dask_client).values()) > 0
 

@@ -356,8 +356,10 @@ class TestCancellation:
             yield tasklets.wait([held], timeout=BOUND)
             return took, held.cancelled()
 
-        took, cancelled = tasklets.run(main)
-        distributed.Event(name, client=dask_client).set()
+        try:
+            took, cancelled = tasklets.run(main)
+        finally:
+            distributed.Event(name, client=dask_client).set()
         assert took < 0.5, f"the loop was blocked {took:.2f} s cancelling a Dask executor future"
         assert cancelled
 

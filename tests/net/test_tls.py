@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -267,10 +268,12 @@ def test_unclean_shutdown_by_the_peer(tls: TLSMaterial) -> None:
         peer.close()
 
 
-def _silent_tls_peer() -> tuple[RawPeer, Future[bytes], Future[None]]:
-    """A peer that accepts, takes the first bytes it gets (a ClientHello) and never answers.
+def _with_silent_tls_peer(body: Callable[[tasklets.Stream, Future[bytes], int], Any]) -> None:
+    """Run ``body(stream, hello, port)`` on a plain stream to a peer that never answers a TLS handshake.
 
-    Returns the peer, a future of those bytes, and a future to set to let the peer go.
+    The peer accepts, takes the first bytes it gets (a ClientHello: ``hello``)
+    and waits to be let go, which happens, with the stream aborted should the
+    body have left it open, whatever the body did.
     """
     hello: Future[bytes] = Future()
     release: Future[None] = Future()
@@ -279,97 +282,74 @@ def _silent_tls_peer() -> tuple[RawPeer, Future[bytes], Future[None]]:
         hello.set_result(conn.recv(1024))
         release.result(10)
 
-    return RawPeer().serve(script), hello, release
+    peer = RawPeer().serve(script)
+
+    def main() -> Any:
+        stream = None
+        try:
+            stream = yield tasklets.open_connection("127.0.0.1", peer.port)
+            yield from body(stream, hello, peer.port)
+        finally:
+            if stream is not None and not stream.is_closing():
+                stream.abort()  # only when the body's checks failed: spare the next test the descriptor
+            release.set_result(None)
+            yield peer.done
+
+    try:
+        run(main)
+    finally:
+        peer.close()
 
 
 def test_start_tls_times_out_and_aborts_the_stream(tls: TLSMaterial) -> None:
-    peer, hello, release = _silent_tls_peer()
+    def body(stream: tasklets.Stream, hello: Future[bytes], port: int) -> Any:
+        started = time.monotonic()
+        with pytest.raises(tasklets.ConnectTimeout) as caught:
+            yield stream.start_tls(tls.client_context, server_hostname="localhost", timeout=0.05)
+        elapsed = time.monotonic() - started
+        assert 0.05 <= elapsed < 2.0, elapsed
+        error = caught.value
+        assert isinstance(error, TimeoutError)
+        assert (error.host, error.port) == ("127.0.0.1", port)
+        assert (yield hello)[:1] == b"\x16"  # the handshake had begun: the ClientHello went out
+        # Half a handshake is on the wire: the stream was aborted, its socket closed.
+        assert stream.is_closing()
+        assert stream.wait_closed().done()
+        assert stream.socket.fileno() == -1
+        with pytest.raises(tasklets.StreamClosed):
+            yield stream.write(b"plain text after a failed upgrade")
 
-    def main() -> Any:
-        stream = None
-        try:
-            stream = yield tasklets.open_connection("127.0.0.1", peer.port)
-            started = time.monotonic()
-            with pytest.raises(tasklets.ConnectTimeout) as caught:
-                yield stream.start_tls(tls.client_context, server_hostname="localhost", timeout=0.05)
-            elapsed = time.monotonic() - started
-            assert 0.05 <= elapsed < 2.0, elapsed
-            error = caught.value
-            assert isinstance(error, TimeoutError)
-            assert (error.host, error.port) == ("127.0.0.1", peer.port)
-            assert (yield hello)[:1] == b"\x16"  # the handshake had begun: the ClientHello went out
-            # Half a handshake is on the wire: the stream was aborted, its socket closed.
-            assert stream.is_closing()
-            assert stream.wait_closed().done()
-            assert stream.socket.fileno() == -1
-            with pytest.raises(tasklets.StreamClosed):
-                yield stream.write(b"plain text after a failed upgrade")
-        finally:
-            if stream is not None and not stream.is_closing():
-                stream.abort()  # only when the check above failed: spare the next test the descriptor
-            release.set_result(None)
-            yield peer.done
-
-    try:
-        run(main)
-    finally:
-        peer.close()
+    _with_silent_tls_peer(body)
 
 
 def test_start_tls_cut_short_by_with_timeout_leaves_nothing_behind(tls: TLSMaterial) -> None:
-    peer, hello, release = _silent_tls_peer()
+    def body(stream: tasklets.Stream, hello: Future[bytes], port: int) -> Any:
+        # Its own timeout is long: the timer it arms must go with the cancelled handshake.
+        upgrading = stream.start_tls(tls.client_context, server_hostname="localhost", timeout=30.0)
+        with pytest.raises(tasklets.TimeoutError) as caught:
+            yield tasklets.with_timeout(upgrading, 0.05)
+        assert not isinstance(caught.value, tasklets.ConnectTimeout)  # with_timeout's, not start_tls's
+        with pytest.raises(tasklets.CancelledError):
+            yield upgrading
+        assert (yield hello)[:1] == b"\x16"
+        assert stream.wait_closed().done()
+        assert stream.socket.fileno() == -1
 
-    def main() -> Any:
-        stream = None
-        try:
-            stream = yield tasklets.open_connection("127.0.0.1", peer.port)
-            # Its own timeout is long: the timer it arms must go with the cancelled handshake.
-            upgrading = stream.start_tls(tls.client_context, server_hostname="localhost", timeout=30.0)
-            with pytest.raises(tasklets.TimeoutError) as caught:
-                yield tasklets.with_timeout(upgrading, 0.05)
-            assert not isinstance(caught.value, tasklets.ConnectTimeout)  # with_timeout's, not start_tls's
-            with pytest.raises(tasklets.CancelledError):
-                yield upgrading
-            assert (yield hello)[:1] == b"\x16"
-            assert stream.wait_closed().done()
-            assert stream.socket.fileno() == -1
-        finally:
-            if stream is not None and not stream.is_closing():
-                stream.abort()  # only when the check above failed: spare the next test the descriptor
-            release.set_result(None)
-            yield peer.done
-
-    try:
-        run(main)
-    finally:
-        peer.close()
+    _with_silent_tls_peer(body)
 
 
 def test_cancelling_start_tls_leaves_nothing_behind(tls: TLSMaterial) -> None:
-    peer, hello, release = _silent_tls_peer()
+    def body(stream: tasklets.Stream, hello: Future[bytes], port: int) -> Any:
+        upgrading = stream.start_tls(tls.client_context, server_hostname="localhost", timeout=30.0)
+        assert (yield hello)[:1] == b"\x16"  # the client now waits for the ServerHello
+        assert not upgrading.done()
+        upgrading.cancel()
+        with pytest.raises(tasklets.CancelledError):
+            yield upgrading
+        assert stream.wait_closed().done()
+        assert stream.socket.fileno() == -1
 
-    def main() -> Any:
-        stream = None
-        try:
-            stream = yield tasklets.open_connection("127.0.0.1", peer.port)
-            upgrading = stream.start_tls(tls.client_context, server_hostname="localhost", timeout=30.0)
-            assert (yield hello)[:1] == b"\x16"  # the client now waits for the ServerHello
-            assert not upgrading.done()
-            upgrading.cancel()
-            with pytest.raises(tasklets.CancelledError):
-                yield upgrading
-            assert stream.wait_closed().done()
-            assert stream.socket.fileno() == -1
-        finally:
-            if stream is not None and not stream.is_closing():
-                stream.abort()  # only when the check above failed: spare the next test the descriptor
-            release.set_result(None)
-            yield peer.done
-
-    try:
-        run(main)
-    finally:
-        peer.close()
+    _with_silent_tls_peer(body)
 
 
 def test_start_tls_misuse_leaves_the_stream_usable(tls: TLSMaterial) -> None:
