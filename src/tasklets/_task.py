@@ -204,19 +204,10 @@ class Task(Future[T]):
                 remove(self._wakeup)
             elif isinstance(waited, _CfFuture):
                 _forget_callback(waited, self._wakeup)
-            cancel = getattr(waited, "cancel", None)
-            if cancel is not None:
-                if isinstance(waited, Future) or (
-                    isinstance(waited, _CfFuture) and not waited._done_callbacks  # type: ignore[attr-defined]
-                ):
-                    try:
-                        cancel()
-                    except Exception:
-                        logger.exception("cancelling %r, awaited by %r, failed", waited, self)
-                else:
-                    # A foreign cancel() may block (a Dask future's, or the callback a Dask
-                    # executor's stdlib future runs inside cancel()): not on the loop.
-                    _cancel_soon(waited)
+            try:
+                _cancel_soon(waited)  # at once, or from the pool where a foreign cancel() may block
+            except Exception:
+                logger.exception("cancelling %r, awaited by %r, failed", waited, self)
             if isinstance(waited, _CfFuture) and waited.done() and not waited.cancelled():
                 # It completed before it could be cancelled (on another thread,
                 # say): deliver that outcome; the cancellation lands at the

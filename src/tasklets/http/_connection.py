@@ -321,7 +321,8 @@ class HTTPConnection:
         For a large Content-Length body whose queued events have all been
         taken, on a connection that its pool lent body buffers; otherwise
         None, and the reader goes on with ``next_chunk()``. Cancelling the
-        future abandons the body (the connection is closed).
+        future abandons the body: the connection is closed when the read
+        under way ends (the Response closes it at once).
         """
         buffers = self.body_buffers
         left = self.parser.body_left

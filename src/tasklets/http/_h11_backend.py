@@ -115,12 +115,11 @@ class H11ClientConnection(ClientConnection):
             raise RemoteProtocolError(f"malformed response head: h11 returned {event!r}")
         if _CONTROL_RE.search(raw) is not None:
             raise RemoteProtocolError("control character in the response head")
-        if b"content-length" in raw.lower():  # (field names are case-insensitive: cOnTeNt-LeNgTh too)
-            lengths = _CONTENT_LENGTH_RE.findall(raw)
-            if len(lengths) > 1:
-                raise RemoteProtocolError("more than one Content-Length field: the body length is ambiguous")
-            if lengths and not lengths[0].rstrip(b" \t").isdigit():
-                raise RemoteProtocolError(f"invalid Content-Length {lengths[0]!r}")
+        lengths = _CONTENT_LENGTH_RE.findall(raw)  # (case-insensitive, as field names are: cOnTeNt-LeNgTh too)
+        if len(lengths) > 1:
+            raise RemoteProtocolError("more than one Content-Length field: the body length is ambiguous")
+        if lengths and not lengths[0].rstrip(b" \t").isdigit():
+            raise RemoteProtocolError(f"invalid Content-Length {lengths[0]!r}")
         return event.status_code, event.reason, event.headers.raw_items()  # type: ignore[attr-defined]
 
     def _skip_body(self) -> None:

@@ -171,7 +171,8 @@ class ReadSide:
 
         :meth:`read` without a new ``bytes`` object per read: the kernel
         copies straight into the caller's buffer (say, a slice of one reused
-        ``bytearray`` that collects a whole download). Made for bulk
+        ``bytearray`` that collects a whole download; on a TLS stream the
+        plaintext is decrypted first, then copied in). Made for bulk
         transfers, where data is usually waiting: it tries to receive at
         once rather than wait for readiness first.
 

@@ -178,14 +178,21 @@ class WriteSide:
         if self._write_timer is None:
             self._write_progress = self._loop.time()
             self._write_timer = self._loop.call_later(self.timeout, self._write_timed_out)
-        elif not self._waiting_on_queue():
+        elif not self._anyone_waits_on_queue():
             self._write_progress = self._loop.time()
 
     def _disarm_write_timer(self) -> None:
         """Stop the write timeout once nothing waits on the queue any more."""
-        if self._write_timer is not None and not self._waiting_on_queue():
+        if self._write_timer is not None and not self._anyone_waits_on_queue():
             self._write_timer.cancel()
             self._write_timer = None
+
+    def _anyone_waits_on_queue(self) -> bool:
+        """Whether a drain() or a write() future still waits for the queue (no list built: asked per write wait)."""
+        waiter = self._drain_waiter
+        if waiter is not None and waiter._state is PENDING:
+            return True
+        return any(flush._state is PENDING for flush in self._flush_waiters or ())
 
     def _waiting_on_queue(self) -> list[Future[None]]:
         waiter = self._drain_waiter
