@@ -185,7 +185,7 @@ class Response:
             if not self._identity and self._decoder.has_pending():
                 # Output the decoder may still hold. None after all (b""): read on, since
                 # an empty chunk would tell the reader that the body has ended.
-                pending = self._decoder.feed(b"", MAX_DECODED_CHUNK)
+                pending = self._fed_on(b"")
                 if pending:
                     return done_future(pending)
             raw = self._raw_chunk()
@@ -228,28 +228,28 @@ class Response:
             return self._decoded_tail()
         if self._identity:
             return data
-        decoder = self._decoder
-        out = decoder.feed(data, MAX_DECODED_CHUNK)
         # Input it set aside (a new gzip member, say) may decode to nothing at first:
         # feed on while it holds some, so that nothing is left when the raw body ends.
+        out = self._fed_on(self._decoder.feed(data, MAX_DECODED_CHUNK))
+        return out if out else None
+
+    def _fed_on(self, out: bytes) -> bytes:
+        """``out``, or while it is empty and the decoder holds input, what feeding it nothing gives."""
+        decoder = self._decoder
         for _ in range(_MAX_EMPTY_FEEDS):
             if out or not decoder.has_pending():
-                return out if out else None
+                return out
             out = decoder.feed(b"", MAX_DECODED_CHUNK)
         raise DecodingError(f"the {self.headers.get('Content-Encoding')} decoder of {self.url} is stuck")
 
     def _decoded_tail(self) -> bytes:
         """After the last raw byte: what the decoder still holds, a piece per call, then its end check; b"" after."""
-        decoder = self._decoder
-        for _ in range(_MAX_EMPTY_FEEDS):
-            if not decoder.has_pending():
-                break
-            out = decoder.feed(b"", MAX_DECODED_CHUNK)
-            if out:
-                return out
+        out = self._fed_on(b"")
+        if out:
+            return out
         if self._raw_ended:  # (not after close(): a body given up on is not checked)
             self._raw_ended = False
-            return decoder.finish()  # raises DecodingError if the encoded stream was cut short
+            return self._decoder.finish()  # raises DecodingError if the encoded stream was cut short
         return b""
 
     def _pump(self, raw: Future[bytes], result: Future[bytes]) -> None:
