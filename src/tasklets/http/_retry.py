@@ -48,7 +48,7 @@ from .._exceptions import (
     ConnectionBroken,
     HTTPError,
     ReadTimeout,
-    RemoteDisconnected,
+    RemoteProtocolError,
     TLSCertificateError,
 )
 
@@ -210,7 +210,7 @@ def _error_kind(error: BaseException) -> str | None:
         return "connect"
     if isinstance(error, ConnectError):  # HTTPConnectTimeout, or the network layer's own
         return None if isinstance(error, TLSCertificateError) else "connect"
-    if isinstance(error, (ConnectionBroken, RemoteDisconnected, ReadTimeout)):
+    if isinstance(error, (ConnectionBroken, RemoteProtocolError, ReadTimeout)):
         return "mid-exchange"
     return None
 
