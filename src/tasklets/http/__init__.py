@@ -11,5 +11,6 @@ from ._client import Client, Timeout, default_client, urlopen_async
 from ._headers import Headers
 from ._pool import PoolLimits
 from ._response import Response
+from ._retry import Retry
 
-__all__ = ["Client", "Headers", "PoolLimits", "Response", "Timeout", "default_client", "urlopen_async"]
+__all__ = ["Client", "Headers", "PoolLimits", "Response", "Retry", "Timeout", "default_client", "urlopen_async"]
