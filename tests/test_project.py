@@ -28,6 +28,7 @@ CORE_MODULES = [
     "_sync",
     "_task",
     "_timers",
+    "_where",
     "testing",
 ]
 
