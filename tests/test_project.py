@@ -7,29 +7,12 @@ import pathlib
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import tasklets
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "tasklets"
-
-# The core must import nothing outside the standard library and itself.
-CORE_MODULES = [
-    "_as_completed",
-    "_clock",
-    "_combinators",
-    "_context",
-    "_exceptions",
-    "_future",
-    "_group",
-    "_loop",
-    "_poller",
-    "_runtime",
-    "_sync",
-    "_task",
-    "_timers",
-    "testing",
-]
 
 
 def _code_blocks(text: str) -> list[str]:
@@ -56,30 +39,177 @@ def test_public_api_is_a_literal_all() -> None:
         assert hasattr(tasklets, name), name
 
 
-def _imports(path: pathlib.Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+# -- layering ------------------------------------------------------------------------------------------
+#
+# Every module of src/ gets a layer from its path; every import is read from
+# the AST and resolved to the module it names. An import may go to the same
+# layer or a lower one, never up, and the import graph has no circle. Imports
+# under ``if TYPE_CHECKING:`` are left out: they exist for the type checker only.
+
+#: Layers, lowest first. The core is every ``tasklets/_*.py``.
+LAYERS = ("core", "net", "http", "tools", "cli", "package")
+
+
+def _layer_of(module: str) -> str:
+    parts = module.split(".")[1:]  # drop "tasklets"
+    if not parts or parts == ["__main__"]:
+        return "package"
+    if parts[0] in ("net", "http", "cli"):
+        return parts[0]
+    if parts[0] in ("dask", "testing"):  # built on the library, used by the CLI and by tests
+        return "tools"
+    assert parts[0].startswith("_") and len(parts) == 1, f"{module}: which layer is it?"
+    return "core"
+
+
+def _module_name(path: pathlib.Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+SOURCES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
+    )
+
+
+def _walk_runtime(tree: ast.AST, inside_function: bool = False) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node that runs, with whether it sits inside a function (TYPE_CHECKING blocks skipped)."""
+    for child in ast.iter_child_nodes(tree):
+        if _is_type_checking_block(child):
+            assert isinstance(child, ast.If)
+            for other in child.orelse:
+                yield other, inside_function
+                yield from _walk_runtime(other, inside_function)
+            continue
+        yield child, inside_function
+        nested = inside_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        yield from _walk_runtime(child, nested)
+
+
+def _package_of(module: str) -> str:
+    path = SOURCES[module]
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def _imports_of(module: str) -> Iterator[tuple[str, int, bool]]:
+    """``(imported module, line, inside a function)`` for every import of ``module``.
+
+    Relative imports are resolved to a module of the package; ``from . import
+    name`` names the submodule when there is one, else the package.
+    """
+    tree = ast.parse(SOURCES[module].read_text())
+    for node, in_function in _walk_runtime(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-    return names
+            for alias in node.names:
+                yield alias.name, node.lineno, in_function
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                base = node.module or ""
+            else:
+                base = _package_of(module)
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                if node.module:
+                    base = f"{base}.{node.module}"
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                yield (submodule if submodule in SOURCES else base), node.lineno, in_function
+
+
+def _internal_graph() -> dict[str, set[str]]:
+    return {
+        module: {name for name, _, _ in _imports_of(module) if name in SOURCES and name != module} for module in SOURCES
+    }
+
+
+# The HTTP protocol module picks its parser backend at run time, and each
+# backend subclasses the protocol's base: a circle the HTTP split is removing
+# (the backend registry gets a module of its own). Until then, these edges.
+ALLOWED_CIRCLE_EDGES = {
+    ("tasklets.http._protocol", "tasklets.http._h11_backend"),
+    ("tasklets.http._protocol", "tasklets.http._httptools_backend"),
+}
+
+
+def test_every_import_goes_down_the_layers() -> None:
+    """core <- net <- http <- tools (dask, testing) <- cli <- the package: no import goes up."""
+    wrong = []
+    for module in SOURCES:
+        rank = LAYERS.index(_layer_of(module))
+        for name, line, _ in _imports_of(module):
+            if name in SOURCES and LAYERS.index(_layer_of(name)) > rank:
+                where = f"{SOURCES[module].relative_to(ROOT)}:{line}"
+                wrong.append(f"{where} ({_layer_of(module)}) imports {name} ({_layer_of(name)})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_there_is_no_import_circle() -> None:
+    """The modules form a tower: ranked by what they import, none depends on itself."""
+    graph = {
+        module: names - {b for a, b in ALLOWED_CIRCLE_EDGES if a == module}
+        for module, names in _internal_graph().items()
+    }
+    rank: dict[str, int] = {}
+    path: list[str] = []
+
+    def rank_of(module: str) -> int:
+        if module in rank:
+            return rank[module]
+        assert module not in path, "import circle: " + " -> ".join([*path[path.index(module) :], module])
+        path.append(module)
+        rank[module] = 1 + max((rank_of(name) for name in graph[module]), default=-1)
+        path.pop()
+        return rank[module]
+
+    for module in graph:
+        rank_of(module)
+    # The tower the issue asked for: where work runs sits below futures, run() at the top of the core.
+    core = {m: r for m, r in rank.items() if _layer_of(m) == "core"}
+    assert core["tasklets._where"] < core["tasklets._future"] < core["tasklets._task"] < core["tasklets._runtime"]
+    assert core["tasklets._runtime"] == max(core.values())
+
+
+def test_the_allowed_circle_is_still_a_circle() -> None:
+    """An allow-list entry that no longer names a real import is dropped, not kept by habit."""
+    graph = _internal_graph()
+    for a, b in ALLOWED_CIRCLE_EDGES:
+        assert b in graph[a] and a in graph[b], f"{a} <-> {b} is no circle any more: drop it from the allow-list"
+
+
+# Imports inside functions are for optional dependencies only (loaded when the
+# feature is used): anything else belongs at the top, where the layering test sees it.
+OPTIONAL_DEPENDENCIES = {"rich", "distributed", "httptools"}
+
+
+def test_imports_inside_functions_are_optional_dependencies() -> None:
+    late = []
+    for module in SOURCES:
+        for name, line, in_function in _imports_of(module):
+            if not in_function or name.split(".")[0] in OPTIONAL_DEPENDENCIES:
+                continue
+            if any(module == a and name == b for a, b in ALLOWED_CIRCLE_EDGES):
+                continue
+            late.append(f"{SOURCES[module].relative_to(ROOT)}:{line} imports {name} inside a function")
+    assert not late, "\n".join(late)
 
 
 def test_core_depends_on_the_standard_library_only() -> None:
-    import sys
-
-    for module in CORE_MODULES:
-        for name in _imports(PACKAGE / f"{module}.py"):
+    for module in SOURCES:
+        if _layer_of(module) != "core" and module != "tasklets.testing":
+            continue
+        for name, line, _ in _imports_of(module):
             top = name.split(".")[0]
-            assert top in sys.stdlib_module_names or top == "__future__", f"{module} imports {name}"
-
-
-def test_core_does_not_import_upper_layers() -> None:
-    for module in CORE_MODULES:
-        source = (PACKAGE / f"{module}.py").read_text()
-        for layer in ("net", "http", "cli"):
-            assert f"from .{layer}" not in source and f"from . import {layer}" not in source, (module, layer)
+            assert top in sys.stdlib_module_names or top in ("__future__", "tasklets"), (
+                f"{module}:{line} imports {name}"
+            )
 
 
 # The HTTP parser layer is sans-IO: bytes in, events out. It may use the parser

@@ -46,9 +46,10 @@ from ._exceptions import (
 from ._future import Future
 from ._group import TaskGroup
 from ._loop import Handle, Loop, TimerHandle
-from ._runtime import current_loop, default_loop, run
+from ._runtime import run
 from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._task import Task, current_task, spawn, task
+from ._where import current_loop, default_loop
 from .http import Client, Response, urlopen_async
 from .net import (
     ConnectError,

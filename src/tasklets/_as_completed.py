@@ -52,12 +52,13 @@ from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import Any
 
-from ._combinators import SignalFuture, cancel_soon, check_futures, detach
+from ._combinators import SignalFuture, check_futures
 from ._exceptions import TimeoutError
-from ._future import Future, is_future_like
+from ._future import Future, cancel_soon, detach, is_future_like
 from ._loop import Loop, _get_ident
 from ._task import Task, _outcome, _resolved
-from ._timers import Timer, timer_loop
+from ._timers import Timer
+from ._where import loop_for_caller
 
 __all__ = ["as_completed", "map_unordered", "AsCompleted", "MapUnordered"]
 
@@ -689,8 +690,6 @@ def _weakly(method: Callable[[], None]) -> Callable[[], None]:
 
 def _call(fn: Callable[[Any], Any], item: Any) -> Any:
     """``fn(item)`` as a future: a future returned as is, a generator run as a task, a value wrapped."""
-    from ._task import Task
-
     future: Future[Any]
     try:
         made = fn(item)
@@ -730,4 +729,4 @@ def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, limit: int)
     yet) one fails with it, and the iteration ends. Under ``async for`` the
     exception is raised by the loop itself.
     """
-    return MapUnordered(fn, items, limit, timer_loop())
+    return MapUnordered(fn, items, limit, loop_for_caller())

@@ -24,13 +24,13 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures._base import PENDING, RUNNING
+from concurrent.futures._base import PENDING
 from typing import Any, TypeVar
 
 from ._exceptions import InvalidStateError, TimeoutError
-from ._future import Future, _allocate_lock, copy_outcome, is_future_like, read_outcome
-from ._runtime import default_executor
-from ._timers import Timer, timer_loop
+from ._future import Future, _allocate_lock, cancel_soon, copy_outcome, detach, is_future_like, read_outcome
+from ._timers import Timer
+from ._where import default_executor, loop_for_caller
 
 __all__ = [
     "SignalFuture",
@@ -41,7 +41,6 @@ __all__ = [
     "sleep",
     "to_thread",
     "wrap_future",
-    "cancel_soon",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "ALL_COMPLETED",
@@ -78,38 +77,6 @@ class SignalFuture(Future[T]):
         self.item: Any = None
 
 
-def cancel_soon(future: Any) -> None:
-    """Cancel ``future`` without letting a foreign library block the calling thread.
-
-    Ours, and a ``concurrent.futures.Future`` with no done-callbacks (a thread
-    pool's, say), are cancelled at once. Anything else is cancelled from the
-    default thread pool, since its ``cancel()`` may block and the caller is
-    often a loop: a Dask ``distributed.Future``'s waits for its client's I/O
-    thread, and so does a Dask executor's stdlib future, whose done-callback
-    (run inside ``cancel()``) cancels the remote work. (Called on Dask's I/O
-    thread itself, that callback could not cancel anything.) An object
-    without ``cancel()`` is left to run.
-    """
-    if isinstance(future, concurrent.futures.Future) and (
-        isinstance(future, Future) or not future._done_callbacks  # type: ignore[attr-defined]
-    ):
-        future.cancel()
-        return
-    if not hasattr(future, "cancel"):
-        return
-    try:
-        default_executor().submit(_cancel_quietly, future)
-    except RuntimeError:  # the interpreter is shutting down: no new threads
-        _cancel_quietly(future)
-
-
-def _cancel_quietly(future: Any) -> None:
-    try:
-        future.cancel()
-    except Exception:
-        logger.exception("cancelling %r failed", future)
-
-
 def check_futures(fs: Iterable[Any], what: str) -> list[Any]:
     """The inputs as a list, with a clear error for anything that is not a future."""
     futures = list(fs)
@@ -120,19 +87,6 @@ def check_futures(fs: Iterable[Any], what: str) -> list[Any]:
             ) else ""
             raise TypeError(f"{what}() takes futures, but got {f!r}{hint}")
     return futures
-
-
-def detach(futures: Iterable[Any], callback: Callable[[Any], object]) -> None:
-    """Remove ``callback`` from every input that supports removal."""
-    for f in futures:
-        if isinstance(f, Future) and f._state is not PENDING and f._state is not RUNNING:
-            continue  # done: completing it already dropped every callback
-        remove = getattr(f, "remove_done_callback", None)
-        if remove is not None:
-            try:
-                remove(callback)
-            except Exception:
-                pass
 
 
 def wait_first(fs: Iterable[Any]) -> SignalFuture[Any]:
@@ -333,7 +287,7 @@ def sleep(seconds: float, result: T = None) -> Future[T]:  # type: ignore[assign
             future.set_result(result)
 
     if seconds <= 0:
-        loop = timer_loop()
+        loop = loop_for_caller()
         loop.call_soon_threadsafe(wake)
         return future
     timer = Timer(seconds, wake)

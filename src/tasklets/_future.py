@@ -29,7 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures._base import (
     CANCELLED,
     CANCELLED_AND_NOTIFIED,
@@ -41,8 +41,18 @@ from typing import Any, TypeVar
 
 from . import _context
 from ._exceptions import BlockingResultError, CancelledError, InvalidStateError
+from ._where import default_executor
 
-__all__ = ["Future", "copy_outcome", "done_future", "failed_future", "is_future_like", "read_outcome"]
+__all__ = [
+    "Future",
+    "cancel_soon",
+    "copy_outcome",
+    "detach",
+    "done_future",
+    "failed_future",
+    "is_future_like",
+    "read_outcome",
+]
 
 T = TypeVar("T")
 
@@ -425,3 +435,48 @@ def copy_outcome(source: Any, target: Future[Any]) -> None:
 def is_future_like(obj: object) -> bool:
     """Whether ``obj`` quacks like a ``concurrent.futures.Future`` (a task may yield it)."""
     return hasattr(obj, "add_done_callback") and hasattr(obj, "result") and hasattr(obj, "done")
+
+
+def cancel_soon(future: Any) -> None:
+    """Cancel ``future`` without letting a foreign library block the calling thread.
+
+    Ours, and a ``concurrent.futures.Future`` with no done-callbacks (a thread
+    pool's, say), are cancelled at once. Anything else is cancelled from the
+    default thread pool, since its ``cancel()`` may block and the caller is
+    often a loop: a Dask ``distributed.Future``'s waits for its client's I/O
+    thread, and so does a Dask executor's stdlib future, whose done-callback
+    (run inside ``cancel()``) cancels the remote work. (Called on Dask's I/O
+    thread itself, that callback could not cancel anything.) An object
+    without ``cancel()`` is left to run.
+    """
+    if isinstance(future, concurrent.futures.Future) and (
+        isinstance(future, Future) or not future._done_callbacks  # type: ignore[attr-defined]
+    ):
+        future.cancel()
+        return
+    if not hasattr(future, "cancel"):
+        return
+    try:
+        default_executor().submit(_cancel_quietly, future)
+    except RuntimeError:  # the interpreter is shutting down: no new threads
+        _cancel_quietly(future)
+
+
+def _cancel_quietly(future: Any) -> None:
+    try:
+        future.cancel()
+    except Exception:
+        logger.exception("cancelling %r failed", future)
+
+
+def detach(futures: Iterable[Any], callback: Callable[[Any], object]) -> None:
+    """Remove ``callback`` from every input that supports removal."""
+    for f in futures:
+        if isinstance(f, Future) and f._state is not PENDING and f._state is not RUNNING:
+            continue  # done: completing it already dropped every callback
+        remove = getattr(f, "remove_done_callback", None)
+        if remove is not None:
+            try:
+                remove(callback)
+            except Exception:
+                pass

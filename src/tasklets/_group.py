@@ -29,9 +29,8 @@ from collections.abc import Callable, Generator
 from concurrent.futures._base import PENDING
 from typing import Any
 
-from ._combinators import cancel_soon
 from ._exceptions import Cancelled, LoopError
-from ._future import Future, read_outcome
+from ._future import Future, cancel_soon, read_outcome
 from ._task import Task, spawn
 
 __all__ = ["TaskGroup"]

@@ -1,106 +1,30 @@
-"""Where loops come from: ``run()`` for a program's main, and the default background loop.
+"""``run()`` for a program's main: the top of the core.
 
 ``tasklets.run(main)`` runs a fresh loop in the calling thread until ``main``
 finishes; it is what a program's entry point uses. Plain synchronous code
-that calls a task function outside any loop gets the *default background
-loop* instead: a daemon thread started on first use, so that
-``fetch(url).result()`` just works.
+that calls a task function outside any loop gets the default background loop
+instead (``_where.py``).
 """
 
 from __future__ import annotations
 
-import atexit
-import concurrent.futures
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _context
 from ._clock import Clock
-from ._exceptions import LoopError
+from ._combinators import wait
 from ._future import Future, copy_outcome, is_future_like
 from ._loop import Loop
 from ._task import Task
 
-__all__ = ["run", "current_loop", "default_loop", "default_executor"]
+__all__ = ["run"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("tasklets")
-
-_default_loop: Loop | None = None
-_default_thread: threading.Thread | None = None
-_default_lock = threading.Lock()
-_default_executor: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def current_loop() -> Loop:
-    """The loop running in the calling thread.
-
-    Raises:
-        LoopError: no loop runs in this thread (plain code uses
-            ``default_loop()``, or starts one with ``tasklets.run``).
-    """
-    loop = _context.thread_context.loop
-    if loop is None:
-        raise LoopError("no tasklets loop runs in this thread; start one with tasklets.run(main)")
-    return loop
-
-
-def default_loop() -> Loop:
-    """The process's background loop, started in a daemon thread on first use."""
-    global _default_loop, _default_thread
-    loop = _default_loop
-    if loop is not None:
-        return loop
-    with _default_lock:
-        if _default_loop is None:
-            loop = Loop()
-            thread = threading.Thread(target=_run_default_loop, args=(loop,), name="tasklets-default-loop", daemon=True)
-            _default_loop, _default_thread = loop, thread
-            thread.start()
-        return _default_loop
-
-
-def default_executor() -> concurrent.futures.ThreadPoolExecutor:
-    """The thread pool behind ``to_thread`` and name resolution, made on first use."""
-    global _default_executor
-    executor = _default_executor
-    if executor is None:
-        with _default_lock:
-            if _default_executor is None:
-                _default_executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=min(64, (os.cpu_count() or 1) + 16), thread_name_prefix="tasklets-worker"
-                )
-            executor = _default_executor
-    return executor
-
-
-def _run_default_loop(loop: Loop) -> None:
-    try:
-        loop.run_forever()
-    finally:
-        loop.close()
-
-
-@atexit.register
-def _stop_default_loop() -> None:
-    global _default_loop, _default_thread
-    with _default_lock:
-        loop, thread = _default_loop, _default_thread
-        _default_loop = _default_thread = None
-    if loop is not None and thread is not None:
-        loop.stop()
-        thread.join(timeout=1.0)
-
-
-def in_loop_thread_or_default() -> Loop:
-    """The loop of the calling thread if it runs one, else the default loop."""
-    return _context.thread_context.loop or default_loop()
-
 
 def run(fn: Callable[..., Any], /, *args: Any, clock: Clock | None = None, debug: bool | None = None) -> Any:
     """Run ``fn(*args)`` on a fresh loop in this thread and return its result.
@@ -185,8 +109,6 @@ def _wait_for(future: Any) -> Any:
 
 def _wait_inside(tasks: list[Task[Any]], timeout: float) -> Any:
     """Wait for ``tasks`` from inside the loop, so the timeout runs on that loop's clock."""
-    from ._combinators import wait  # combinators build on this module
-
     yield wait(tasks, timeout=max(0.0, timeout))
 
 

@@ -47,9 +47,11 @@ from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
+from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
-from ._future import Future, copy_outcome, is_future_like, read_outcome
+from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
 from ._loop import Loop, _get_ident
+from ._where import default_executor, loop_for_caller
 
 __all__ = ["Task", "task", "spawn", "current_task"]
 
@@ -111,7 +113,7 @@ class Task(Future[T]):
         self._wakeup = self._on_done
         self._stepper = self._step
         if loop is None:
-            loop = _context.thread_context.loop or _default_loop()
+            loop = loop_for_caller()
         self._loop: Loop = loop
         loop._tasks.add(self)
         loop._enqueue(self._stepper)
@@ -205,7 +207,7 @@ class Task(Future[T]):
             elif isinstance(waited, _CfFuture):
                 _forget_callback(waited, self._wakeup)
             try:
-                _cancel_soon(waited)  # at once, or from the pool where a foreign cancel() may block
+                cancel_soon(waited)  # at once, or from the pool where a foreign cancel() may block
             except Exception:
                 logger.exception("cancelling %r, awaited by %r, failed", waited, self)
             if isinstance(waited, _CfFuture) and waited.done() and not waited.cancelled():
@@ -303,7 +305,7 @@ class Task(Future[T]):
                     continue
                 if isinstance(yielded, (list, tuple)):
                     try:
-                        self._wait_on(_gather(yielded))
+                        self._wait_on(gather(yielded))
                     except TypeError as error:
                         value, exc = None, BadYieldError(f"task {self.name!r} yielded {error}")
                         continue
@@ -377,8 +379,6 @@ def _resolved(future: Any) -> Future[Any]:
 
 def _resolve_off_loop(future: Any) -> Future[Any]:
     """A future of the outcome of the done future-like ``future``, read in the default thread pool."""
-    from ._runtime import default_executor
-
     proxy: Future[Any] = Future()
     default_executor().submit(lambda: copy_outcome(_resolved(future), proxy))
     return proxy
@@ -395,12 +395,6 @@ def _forget_callback(future: _CfFuture[Any], fn: Callable[..., Any]) -> None:
             future._done_callbacks.remove(fn)  # type: ignore[attr-defined]
         except ValueError:
             pass
-
-
-def _cancel_soon(future: Any) -> None:
-    from ._combinators import cancel_soon  # combinators build on tasks, not the other way round
-
-    cancel_soon(future)
 
 
 def _is_generator_like(obj: object) -> bool:
@@ -504,14 +498,3 @@ def current_task() -> Task[Any] | None:
     loop = _context.thread_context.loop
     return None if loop is None else loop._current_task
 
-
-def _gather(futures: list[Any] | tuple[Any, ...]) -> Future[list[Any]]:
-    from ._combinators import gather  # combinators build on tasks, not the other way round
-
-    return gather(futures)
-
-
-def _default_loop() -> Loop:
-    from ._runtime import default_loop
-
-    return default_loop()

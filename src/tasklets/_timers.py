@@ -10,18 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import _context
 from ._loop import Loop, TimerHandle, _get_ident
-
-
-def timer_loop() -> Loop:
-    """The loop a timer made by this thread lives on."""
-    loop = _context.thread_context.loop
-    if loop is not None:
-        return loop
-    from ._runtime import default_loop
-
-    return default_loop()
+from ._where import loop_for_caller
 
 
 class Timer:
@@ -30,7 +20,7 @@ class Timer:
     __slots__ = ("_loop", "_handle", "_cancelled", "__weakref__")
 
     def __init__(self, delay: float, callback: Callable[[], object], loop: Loop | None = None) -> None:
-        self._loop = loop = loop or timer_loop()
+        self._loop = loop = loop or loop_for_caller()
         self._cancelled = False
         self._handle: TimerHandle | None = None
         if loop._thread_id == _get_ident():

@@ -47,9 +47,9 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 from . import _context
-from ._combinators import cancel_soon, gather, to_thread
+from ._combinators import gather, to_thread
 from ._exceptions import LoopError
-from ._future import Future
+from ._future import Future, cancel_soon
 from ._task import Task, spawn
 
 __all__ = ["run_task", "run_on_workers", "WATCH_INTERVAL"]

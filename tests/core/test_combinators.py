@@ -483,7 +483,7 @@ class TestToThread:
         gate = threading.Event()
         ran: list[int] = []
         # Fill every worker so the next call stays queued.
-        workers = tasklets._runtime.default_executor()._max_workers
+        workers = tasklets._where.default_executor()._max_workers
         blockers = [tasklets.to_thread(gate.wait, 30) for _ in range(workers)]
         queued = tasklets.to_thread(ran.append, 1)
         assert queued.cancel()

@@ -14,7 +14,7 @@ from _servers import LIVE, ExternalServer, StdlibServer
 
 import tasklets
 import tasklets.http
-from tasklets._runtime import default_executor
+from tasklets._where import default_executor
 
 EXTERNAL_KINDS = ("uvicorn-h11", "uvicorn-httptools", "hypercorn")
 

@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 import tasklets
-from tasklets._runtime import default_executor
+from tasklets._where import default_executor
 
 from ._support import TLSMaterial, leftovers, open_fds, remove_tmpdirs
 

@@ -7,6 +7,7 @@ usage, 130 when interrupted with Ctrl-C (after the summary is printed).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import math
 import os
@@ -19,6 +20,7 @@ from .._runtime import run
 from ..http import Headers
 from ..http._client import _check_request
 from ._dask_fetch import DaskTarget, DaskUnavailable, parse_dask_target, run_dask_fetch
+from ._demo import run_demo
 from ._fetch import FetchOptions, UrlSource, fetch_all, stdin_or_file
 from ._report import Summary, make_reporter
 
@@ -119,8 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     _escape_what_stdout_cannot_encode()
     if args.command == "demo":
-        from ._demo import run_demo
-
         try:
             return run_demo(sys.stdout)
         except BrokenPipeError:  # the reader stopped listening (``tasklets demo | head``): stop quietly
@@ -138,8 +138,6 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.retries < 0:
         parser.error("--retries must be 0 or more")
     if args.dask is not None:
-        import importlib.util
-
         if importlib.util.find_spec("distributed") is None:
             parser.error("--dask needs Dask's distributed: pip install 'tasklets[dask]'")
     if args.output is not None:

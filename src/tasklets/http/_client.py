@@ -28,6 +28,7 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._combinators import with_timeout
 from .._exceptions import (
     ConnectError,
     ConnectFailed,
@@ -44,8 +45,8 @@ from .._exceptions import (
 )
 from .._future import Future
 from .._loop import Loop
-from .._runtime import in_loop_thread_or_default
 from .._task import Task
+from .._where import loop_for_caller
 from ..net import open_connection
 from . import _protocol as protocol
 from ._connection import HTTPConnection, as_client_error, name_the_url
@@ -211,7 +212,7 @@ class Client:
             another ``urllib.error.URLError`` subclass, naming the URL, for
             anything else that went wrong.
         """
-        loop = in_loop_thread_or_default()
+        loop = loop_for_caller()
         request = self._build(url, data, headers, method)
         timeouts = self.timeout if timeout is DEFAULT else Timeout.of(timeout)
         task = Task(
@@ -308,8 +309,6 @@ class Client:
     ) -> Generator[Any, Any, Response]:
         if deadline is None:
             return (yield from self._exchange(loop, request, timeouts, context, None))
-        from .._combinators import with_timeout
-
         inner = Task(self._exchange(loop, request, timeouts, context, deadline), loop=loop)
         try:
             return (yield with_timeout(inner, max(0.0, deadline - loop.time())))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+from .._combinators import with_timeout
 from .._exceptions import PoolTimeout
 from .._future import Future
 from .._loop import Loop
@@ -195,8 +196,6 @@ class ConnectionPool:
             yield from self._wait(deadline, origin)
 
     def _wait(self, deadline: float | None, origin: Origin) -> Generator[Any, Any, None]:
-        from .._combinators import with_timeout
-
         waiter: Future[None] = Future()
         self._waiters.append(waiter)
         try:

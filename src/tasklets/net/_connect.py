@@ -34,8 +34,8 @@ from .._combinators import to_thread
 from .._exceptions import Cancelled, ConnectTimeout, InvalidStateError, NameResolutionError
 from .._future import Future
 from .._loop import Loop
-from .._runtime import in_loop_thread_or_default
 from .._task import Task, current_task
+from .._where import loop_for_caller
 from ._errors import connect_error, describe
 from ._happy_eyeballs import DEFAULT_DELAY, Attempts, interleave, plan
 from ._stream import DEFAULT_HIGH_WATER, Stream
@@ -97,7 +97,7 @@ def open_connection(
     context = None if ssl is None or ssl is False else make_context(ssl, server_side=False)
     if context is not None and server_hostname is None:
         server_hostname = host
-    loop = in_loop_thread_or_default()
+    loop = loop_for_caller()
     body = _connect(
         loop,
         host,
@@ -141,7 +141,7 @@ def open_unix_connection(
     if context is not None and server_hostname is None and context.check_hostname:
         raise ValueError("open_unix_connection(ssl=...) needs server_hostname= to verify the certificate against")
     path = os.fspath(path)
-    loop = in_loop_thread_or_default()
+    loop = loop_for_caller()
     infos = [(socket.AF_UNIX, socket.SOCK_STREAM, 0, "", path)]
     body = _connect(loop, path, None, infos, context, server_hostname, timeout, None, 0.0, 0, high_water)
     return Task(body, loop=loop, name=f"open_unix_connection {path!r}")

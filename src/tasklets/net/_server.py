@@ -34,8 +34,8 @@ from .._combinators import to_thread
 from .._exceptions import Cancelled, NameResolutionError
 from .._future import Future
 from .._loop import Loop, TimerHandle, _get_ident
-from .._runtime import in_loop_thread_or_default
 from .._task import Task
+from .._where import loop_for_caller
 from ._stream import DEFAULT_HIGH_WATER, Stream
 from ._tls import handshake, make_context
 
@@ -291,7 +291,7 @@ def start_server(
         A task (a future) whose result is the listening :class:`Server`.
     """
     context = None if ssl is None else make_context(ssl, server_side=True)
-    loop = in_loop_thread_or_default()
+    loop = loop_for_caller()
 
     def body() -> Generator[Any, Any, Server]:
         if sock is not None:
@@ -328,7 +328,7 @@ def start_unix_server(
     """
     context = None if ssl is None else make_context(ssl, server_side=True)
     path = os.fspath(path)
-    loop = in_loop_thread_or_default()
+    loop = loop_for_caller()
 
     def body() -> Generator[Any, Any, Server]:
         try:

@@ -60,6 +60,7 @@ from .._exceptions import StreamClosed
 from .._future import Future, copy_outcome, done_future, failed_future
 from .._loop import Loop, TimerHandle, _get_ident
 from ._reading import DEFAULT_LIMIT, DEFAULT_READ_AHEAD, ReadSide
+from ._tls import start_tls
 from ._writing import DEFAULT_HIGH_WATER, WriteSide
 
 __all__ = ["Stream", "DEFAULT_HIGH_WATER", "DEFAULT_LIMIT"]
@@ -407,8 +408,6 @@ class Stream(ReadSide, WriteSide):
 
             A handshake that fails, times out or is cancelled aborts the stream.
         """
-        from ._tls import start_tls
-
         if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
             return self._hand_over(
                 functools.partial(

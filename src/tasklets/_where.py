@@ -1,0 +1,96 @@
+"""Where work runs: the caller's loop or the default background loop, and the default thread pool.
+
+Plain synchronous code that calls a task function outside any loop gets the
+*default background loop*: a daemon thread started on first use, so that
+``fetch(url).result()`` just works. Tasks, timers, streams and the HTTP
+client all ask :func:`loop_for_caller` which loop to live on; blocking work
+(``to_thread``, name resolution, a foreign future's ``cancel()``) goes to
+:func:`default_executor`.
+
+This module sits just above the loop and below everything that schedules
+work, so that futures, timers, tasks and combinators can all reach the
+defaults without importing ``run()`` above them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import os
+import threading
+
+from . import _context
+from ._exceptions import LoopError
+from ._loop import Loop
+
+__all__ = ["current_loop", "default_loop", "default_executor", "loop_for_caller"]
+
+_default_loop: Loop | None = None
+_default_thread: threading.Thread | None = None
+_default_lock = threading.Lock()
+_default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def current_loop() -> Loop:
+    """The loop running in the calling thread.
+
+    Raises:
+        LoopError: no loop runs in this thread (plain code uses
+            ``default_loop()``, or starts one with ``tasklets.run``).
+    """
+    loop = _context.thread_context.loop
+    if loop is None:
+        raise LoopError("no tasklets loop runs in this thread; start one with tasklets.run(main)")
+    return loop
+
+
+def loop_for_caller() -> Loop:
+    """The loop of the calling thread if it runs one, else the default loop."""
+    return _context.thread_context.loop or default_loop()
+
+
+def default_loop() -> Loop:
+    """The process's background loop, started in a daemon thread on first use."""
+    global _default_loop, _default_thread
+    loop = _default_loop
+    if loop is not None:
+        return loop
+    with _default_lock:
+        if _default_loop is None:
+            loop = Loop()
+            thread = threading.Thread(target=_run_default_loop, args=(loop,), name="tasklets-default-loop", daemon=True)
+            _default_loop, _default_thread = loop, thread
+            thread.start()
+        return _default_loop
+
+
+def default_executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The thread pool behind ``to_thread`` and name resolution, made on first use."""
+    global _default_executor
+    executor = _default_executor
+    if executor is None:
+        with _default_lock:
+            if _default_executor is None:
+                _default_executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=min(64, (os.cpu_count() or 1) + 16), thread_name_prefix="tasklets-worker"
+                )
+            executor = _default_executor
+    return executor
+
+
+def _run_default_loop(loop: Loop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+@atexit.register
+def _stop_default_loop() -> None:
+    global _default_loop, _default_thread
+    with _default_lock:
+        loop, thread = _default_loop, _default_thread
+        _default_loop = _default_thread = None
+    if loop is not None and thread is not None:
+        loop.stop()
+        thread.join(timeout=1.0)
