@@ -20,7 +20,6 @@ Errors of the layers below (network, TLS, protocol) are translated here into
 
 from __future__ import annotations
 
-import io
 import ssl as _ssl
 import urllib.request
 import weakref
@@ -289,13 +288,8 @@ class Client:
                 visited.append(str(hop.url))
                 continue
             if response.status >= 400:
-                try:
-                    body = yield from response.read(limit=ERROR_BODY_LIMIT)
-                except Exception:
-                    body = b""
-                raise HTTPError(
-                    response.url, response.status, response.reason, response.headers, io.BytesIO(body), response
-                )
+                body = yield from response.read_for_error(ERROR_BODY_LIMIT)
+                raise HTTPError(response.url, response.status, response.reason, response.headers, body, response)
             return response
 
     def _exchange_with_deadline(
