@@ -136,7 +136,9 @@ def server(request: pytest.FixtureRequest, external_servers: dict[tuple[str, str
 @pytest.mark.parametrize("stream", ["0", "1"])
 @pytest.mark.parametrize("size", [100_000, 1_000_000])
 @pytest.mark.parametrize("encoding", ["zstd", "br", "gzip"])
-def test_real_compressed_responses(client: Client, server: ExternalServer, encoding: str, size: int, stream: str) -> None:
+def test_real_compressed_responses(
+    client: Client, server: ExternalServer, encoding: str, size: int, stream: str
+) -> None:
     """Text-like data (about 3 to 1), so that a zstd block runs far past the bytes read with the head."""
     url = f"{server.url}/{encoding}/{size}?text=3&stream={stream}"
     response, body = run(fetch, client, url)
