@@ -158,6 +158,7 @@ TRICKLES = {
     "60 trailer fields": (
         b"5\r\nhello\r\n0\r\n" + b"".join(b"X-Trailer-%d: value\r\n" % i for i in range(60)) + b"\r\n"
     ),
+    "padded chunk-size lines": b"0" * 600 + b"5\r\nhello\r\n" + b"0" * 600 + b"\r\n\r\n",
     "a long chunk extension": b"5;" + b";".join(b"name%d=value" % i for i in range(100)) + b"\r\nhello\r\n0\r\n\r\n",
 }
 

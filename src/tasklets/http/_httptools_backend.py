@@ -13,12 +13,9 @@ close-delimited framing itself. What is left here:
   ``Data`` made from the bytes llhttp hands over (no further copy);
 * after a head whose message llhttp still thinks has a body (the response to
   HEAD), the parser is dropped and a new one made for the next exchange;
-* a bound on what httptools buffers in a chunked body: it accumulates
-  trailer fields in Python until each is complete, so bytes fed without a
-  single callback are counted and limited to ``max_header_size``;
-* bytes after a chunked response: llhttp starts parsing a next message (or
-  fails), which marks the connection as not reusable instead of failing the
-  complete response.
+* a chunked body is left to the policy layer's decoder (``_chunked``), so
+  that both backends decide its edge cases alike: a head parsed in one call
+  with its body stops llhttp as the head completes.
 
 llhttp runs in strict mode: it rejects what RFC 9112 forbids (obs-fold, bare
 CR/LF, Content-Length with Transfer-Encoding, repeated Content-Length).
@@ -38,6 +35,10 @@ class _ExtraData(Exception):
     """Raised in a callback: llhttp started a new message after the response ended."""
 
 
+class _Chunked(Exception):
+    """Raised in a callback: the head announces a chunked body, which the policy layer decodes."""
+
+
 class HttptoolsClientConnection(ClientConnection):
     """:class:`~._protocol.ClientConnection` parsing with httptools (llhttp)."""
 
@@ -48,13 +49,11 @@ class HttptoolsClientConnection(ClientConnection):
         super().__init__(limits=limits)
         self._parser: HttpResponseParser | None = None
         self._reason = b""
-        self._headers: list[Header] = []  # the list on_header appends to: the head's, then the trailers'
-        self._trailers: list[Header] = []
+        self._headers: list[Header] = []  # the list on_header appends to
         self._head_data = b""  # while a head and its body go through llhttp in one call
         self._strip = False
         self._headers_done = False
         self._parser_idle = True
-        self._stall = 0
 
     # -- llhttp callbacks (public names: httptools looks them up) --------------------------------
 
@@ -71,7 +70,7 @@ class HttptoolsClientConnection(ClientConnection):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         headers = self._headers
-        self._headers = self._trailers = []
+        self._headers = []
         if self._strip:
             # llhttp strips leading whitespace from values but not trailing.
             headers[:] = [(name, value.rstrip(b" \t")) for name, value in headers]
@@ -79,24 +78,16 @@ class HttptoolsClientConnection(ClientConnection):
             # Head and body in one llhttp call: apply the policy before the body is parsed.
             data, self._head_data = self._head_data, b""
             self._head_parsed(data, self._parser.get_status_code(), self._reason, headers)  # type: ignore[union-attr]
+            if self._framing == _CHUNKED:
+                raise _Chunked
 
     def on_body(self, body: bytes) -> None:
-        self._stall = 0
         self._events.append(Data(body))
-
-    def on_chunk_header(self) -> None:
-        self._stall = 0
-
-    def on_chunk_complete(self) -> None:
-        self._stall = 0
 
     def on_message_complete(self) -> None:
         self._parser_idle = True
         if self.state is RECV_BODY:
-            trailers = self._trailers
-            if trailers:
-                trailers = [(name, value.rstrip(b" \t")) for name, value in trailers]
-            self._end_message(trailers)
+            self._end_message([])
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -119,8 +110,13 @@ class HttptoolsClientConnection(ClientConnection):
         # on_headers_complete applies the policy in between.
         parser = self._start_head(data, end)
         self._head_data = data
-        self._stall = len(data) - end
-        self._execute(parser, data)
+        try:
+            self._execute(parser, data)
+        except _Chunked:
+            self._parser = None  # stopped in the middle of the message
+            if end < len(data):
+                self._receive_body(memoryview(data)[end:])  # type: ignore[arg-type]
+            return None
         if not self._headers_done:
             raise RemoteProtocolError("malformed response head: the parser did not find its end")
         if self.state is RECV_BODY and self._remaining:  # Content-Length body to be continued
@@ -148,7 +144,6 @@ class HttptoolsClientConnection(ClientConnection):
         return parser.get_status_code(), self._reason, headers
 
     def _feed_body(self, data: bytes) -> None:
-        self._stall += len(data)
         self._execute(self._parser, data)  # type: ignore[arg-type]
 
     def _execute(self, parser: HttpResponseParser, data: bytes) -> None:
@@ -156,7 +151,7 @@ class HttptoolsClientConnection(ClientConnection):
             parser.feed_data(data)
         except HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, ProtocolError):
+            if isinstance(cause, (ProtocolError, _Chunked)):
                 raise cause from None
             if self.state is DONE:
                 self._note_extra(None, 1)
@@ -167,10 +162,6 @@ class HttptoolsClientConnection(ClientConnection):
                 self._note_extra(None, 1)
                 return
             raise RemoteProtocolError(f"malformed response: {exc}") from exc
-        if self._stall > self._max_head and self.state is RECV_BODY:
-            raise RemoteProtocolError(
-                f"more than {self._max_head} bytes of chunk-size lines or trailers (Limits.max_header_size)"
-            )
 
     def _next_cycle(self) -> None:
         if not self._parser_idle:

@@ -70,9 +70,11 @@ field as it came and creates no per-header object beyond the tuple.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, ClassVar
 
 from .._exceptions import LocalProtocolError, ProtocolError, RemoteDisconnected, RemoteProtocolError
+from ._chunked import ChunkedDecoder
 from ._events import (
     CLOSED,
     DEFAULT_LIMITS,
@@ -118,6 +120,8 @@ __all__ = [
 ]
 
 _VERSIONS = {b"1.1": 11, b"1.0": 10}
+# Control characters but HTAB, which a reason phrase may hold (RFC 9112 4).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _not_http(start: bytes) -> str:
@@ -173,6 +177,7 @@ class ClientConnection(RequestSide):
         self._reset_head()
         self._n_info = 0
         self._framing = _NONE
+        self._chunks: ChunkedDecoder | None = None
         self._remaining = 0
         self._length = 0
         self._keep_alive = False
@@ -350,6 +355,9 @@ class ClientConnection(RequestSide):
             )
         if not 100 <= status <= 999:
             raise RemoteProtocolError(f"invalid status code {status}: it must be 100-999")
+        if reason and _CONTROL.search(reason) is not None:
+            # (llhttp lets escapes pass in a reason phrase: one would reach a terminal through HTTPError.reason.)
+            raise RemoteProtocolError(f"control character in the reason phrase {reason[:60]!r}")
         self._reset_head()
         if status < 200 and status != 101:
             if self._n_info >= self._max_info:
@@ -357,6 +365,7 @@ class ClientConnection(RequestSide):
                     f"more than {self._max_info} informational (1xx) responses in a row (Limits.max_informational)"
                 )
             self._n_info += 1
+            _framing_fields(headers)  # frame nothing, but must not contradict each other either
             self._events.append(InformationalResponse(status, reason, headers))
             return
         framing, length = self._decide_framing(status, version, headers)
@@ -371,30 +380,12 @@ class ClientConnection(RequestSide):
         else:
             self._framing = framing
             self._remaining = self._length = length
+            if framing == _CHUNKED:
+                self._chunks = ChunkedDecoder(self.limits)
             self.state = RECV_BODY
 
     def _decide_framing(self, status: int, version: int, headers: list[Header]) -> tuple[int | None, int]:
-        cl = te = conn = None
-        framing_name = _FRAMING_NAMES.get  # by length: one dict look-up per field, lower() rarely
-        for name, value in headers:
-            key = framing_name(len(name))
-            if key is None or name.lower() != key:
-                continue
-            if key is _CONTENT_LENGTH:
-                if cl is not None:
-                    raise RemoteProtocolError("more than one Content-Length field: the body length is ambiguous")
-                cl = value
-            elif key is _TRANSFER_ENCODING:
-                te = value if te is None else te + b"," + value
-            else:
-                conn = value if conn is None else conn + b"," + value
-        if te is not None:
-            if cl is not None:
-                raise RemoteProtocolError(
-                    "both Content-Length and Transfer-Encoding: rejected as a request smuggling hazard (RFC 9112 6.3)"
-                )
-            if te.lower() != b"chunked":
-                raise RemoteProtocolError(f"unsupported Transfer-Encoding {te!r}: only 'chunked' is supported")
+        cl, te, conn = _framing_fields(headers)
         length = 0
         if cl is not None:
             if not cl.isdigit() or len(cl) > 18:
@@ -429,6 +420,9 @@ class ClientConnection(RequestSide):
         return _UNTIL_EOF, 0
 
     def _receive_body(self, data: bytes) -> None:
+        if self._chunks is not None:
+            self._receive_chunked(data)
+            return
         if self._framing == _LENGTH:
             remaining = self._remaining
             if len(data) < remaining:
@@ -444,6 +438,18 @@ class ClientConnection(RequestSide):
             self._note_extra(data[remaining:])
             return
         self._feed_body(data)
+
+    def _receive_chunked(self, data: bytes) -> None:
+        if type(data) is not bytes:
+            data = bytes(data)  # the rest of a piece after the head
+        chunks = self._chunks
+        assert chunks is not None
+        end = chunks.feed(data, self._events)
+        if end >= 0:
+            self._chunks = None
+            self._end_message(chunks.trailers)
+            if end < len(data):
+                self._note_extra(data[end:])
 
     def _end_message(self, trailers: list[Header]) -> None:
         """The message is complete (called by the backends and for bodiless responses)."""
@@ -615,6 +621,32 @@ class ClientConnection(RequestSide):
 _CONTENT_LENGTH = b"content-length"
 _TRANSFER_ENCODING = b"transfer-encoding"
 _FRAMING_NAMES = {14: _CONTENT_LENGTH, 17: _TRANSFER_ENCODING, 10: b"connection"}
+
+
+def _framing_fields(headers: list[Header]) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """Content-Length, Transfer-Encoding and Connection (repeated fields joined), checked against each other."""
+    cl = te = conn = None
+    framing_name = _FRAMING_NAMES.get  # by length: one dict look-up per field, lower() rarely
+    for name, value in headers:
+        key = framing_name(len(name))
+        if key is None or name.lower() != key:
+            continue
+        if key is _CONTENT_LENGTH:
+            if cl is not None:
+                raise RemoteProtocolError("more than one Content-Length field: the body length is ambiguous")
+            cl = value
+        elif key is _TRANSFER_ENCODING:
+            te = value if te is None else te + b"," + value
+        else:
+            conn = value if conn is None else conn + b"," + value
+    if te is not None:
+        if cl is not None:
+            raise RemoteProtocolError(
+                "both Content-Length and Transfer-Encoding: rejected as a request smuggling hazard (RFC 9112 6.3)"
+            )
+        if te.lower() != b"chunked":
+            raise RemoteProtocolError(f"unsupported Transfer-Encoding {te!r}: only 'chunked' is supported")
+    return cl, te, conn
 
 
 # -- backend choice ----------------------------------------------------------------------------
