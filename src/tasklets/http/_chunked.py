@@ -36,6 +36,7 @@ _TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _EXTENSION = rb"[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?"
 _CHUNK_LINE = re.compile(rb"0*+([0-9A-Fa-f]*+)(?:" + _EXTENSION + rb")*\r\n")
+_PLAIN_SIZE_LINE = re.compile(rb"0*+([0-9A-Fa-f]{1,15}+)\r\n")
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):([ \t\x21-\x7e\x80-\xff]*)\r\n")
 _FRAMING_FIELDS = (b"content-length", b"transfer-encoding")
 _MAX_SIZE_DIGITS = 15  # sizes below 2**60: past any real body, and Python ints stay small
@@ -84,6 +85,15 @@ class ChunkedDecoder:
                 if not self._left:
                     self._state = _DATA_END
                 continue
+            if state == _DATA_END and not self._line and data.startswith(b"\r\n", pos):
+                # The usual shape, taken without a line buffer: CRLF, then a plain size line.
+                pos += 2
+                self._state = _SIZE
+                plain = _PLAIN_SIZE_LINE.match(data, pos)
+                if plain is not None:
+                    pos = plain.end()
+                    self._start_chunk(plain.group(1))
+                continue
             lf = data.find(b"\n", pos)
             if lf < 0:
                 self._line += data[pos:]
@@ -127,7 +137,9 @@ class ChunkedDecoder:
                 f"malformed chunk-size line {line[:60]!r}: expected hex digits, then optional "
                 f"';name=value' extensions, then CRLF (RFC 9112 7.1){_line_end_hint(line)}"
             )
-        digits = match.group(1)
+        self._start_chunk(match.group(1))
+
+    def _start_chunk(self, digits: bytes) -> None:
         if len(digits) > _MAX_SIZE_DIGITS:
             raise RemoteProtocolError(f"chunk size {digits[:40]!r} is too large (more than 2**60 bytes)")
         size = int(digits, 16) if digits else 0
