@@ -141,7 +141,12 @@ class HttptoolsClientConnection(ClientConnection):
             self._parser = None
         if not self._headers_done:  # pragma: no cover - _protocol only passes complete heads
             raise RemoteProtocolError("malformed response head: the parser did not find its end")
-        return parser.get_status_code(), self._reason, headers
+        status = parser.get_status_code()
+        if status < 200:
+            # llhttp takes a 1xx's version for the connection's: after "HTTP/1.0 103", it would
+            # refuse the final response as data after the end. A 1xx frames nothing: start afresh.
+            self._parser = None
+        return status, self._reason, headers
 
     def _feed_body(self, data: bytes) -> None:
         self._execute(self._parser, data)  # type: ignore[arg-type]
