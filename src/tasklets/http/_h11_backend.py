@@ -14,7 +14,8 @@ import re
 import h11
 
 from .._exceptions import LocalProtocolError, RemoteProtocolError
-from ._protocol import DONE, ClientConnection, Data, Header, Limits
+from ._events import DONE, Data, Header, Limits
+from ._policy import ClientConnection
 
 __all__ = ["H11ClientConnection"]
 
