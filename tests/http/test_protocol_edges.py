@@ -3,7 +3,8 @@
 Each row is a response and what must come of it: the body and trailers, or a
 RemoteProtocolError whose message says what was wrong. Every row runs with
 every backend, fed whole and byte by byte. (Before the policy layer decided
-these, the backends disagreed on 13 of them.)
+these, the backends disagreed on 13 of them.) Also here: the response
+side's state machine, a table of the moves it makes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ from __future__ import annotations
 import pytest
 from test_protocol import BACKENDS, MODES, connect, fails, feed
 
-from tasklets.http._protocol import Data, EndOfMessage, InformationalResponse, Response, available_backends
+from tasklets._exceptions import LocalProtocolError
+from tasklets.http._events import TRANSITIONS
+from tasklets.http._protocol import (
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    Response,
+    State,
+    available_backends,
+    create_client_connection,
+)
 
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -128,3 +139,52 @@ def test_refusal_messages_carry_no_control_characters(backend: str, name: str) -
         conn.feed(data)
         conn.feed_eof()
     assert not any(ord(c) < 32 or ord(c) == 127 for c in str(caught.value)), repr(str(caught.value))
+
+
+# -- the state machine, as data ----------------------------------------------------------------------------
+
+
+def test_every_state_is_reachable_and_closed_is_final() -> None:
+    seen, todo = {State.IDLE}, [State.IDLE]
+    while todo:
+        for nxt in TRANSITIONS[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    assert seen == set(State) - {State.ERROR}
+    assert TRANSITIONS[State.CLOSED] == TRANSITIONS[State.ERROR] == frozenset()
+
+
+def test_a_move_outside_the_table_is_refused_naming_both_states(backend: str) -> None:
+    conn = create_client_connection(backend=backend)
+    with pytest.raises(LocalProtocolError, match=r"cannot go from IDLE to DONE \(from IDLE: CLOSED, RECV_HEAD\)"):
+        conn._move(State.DONE)
+    assert conn.state is State.IDLE
+
+
+@pytest.mark.parametrize(
+    ("response", "method", "path"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "GET", ["RECV_HEAD", "RECV_BODY", "DONE", "IDLE"]),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", "GET", ["RECV_HEAD", "DONE", "IDLE"]),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nok", "GET", ["RECV_HEAD", "RECV_BODY", "DONE", "CLOSED"]),
+        (b"HTTP/1.1 200 Connection Established\r\n\r\n", "CONNECT", ["RECV_HEAD", "SWITCHED", "CLOSED"]),
+    ],
+)
+def test_exchanges_walk_the_table(backend: str, response: bytes, method: str, path: list[str]) -> None:
+    conn = create_client_connection(backend=backend)
+    walked = []
+    move = conn._move
+
+    def record(to: State) -> None:
+        move(to)
+        walked.append(to.name)
+
+    conn._move = record  # type: ignore[method-assign]
+    conn.send_request(method, "example.com:443" if method == "CONNECT" else "/", [("Host", "example.com")])
+    conn.send_end()
+    conn.feed(response)
+    if conn.can_reuse():
+        conn.start_next_cycle()
+    else:
+        conn.feed_eof()
+    assert walked == path

@@ -61,12 +61,14 @@ from ._events import (
     RECV_BODY,
     RECV_HEAD,
     SWITCHED,
+    TRANSITIONS,
     EndOfMessage,
     Event,
     Header,
     InformationalResponse,
     Limits,
     Response,
+    State,
 )
 from ._head import HeadScanner, check_reason, framing_fields
 from ._request_side import (
@@ -136,6 +138,15 @@ class ClientConnection(RequestSide):
         self._close_reason = ""
         self._extra = 0
         self._extra_sample = b""
+
+    def _move(self, to: State) -> None:
+        """Go to state ``to`` if TRANSITIONS allows it from the current one; else say which move was refused."""
+        if to not in TRANSITIONS[self.state]:
+            allowed = ", ".join(sorted(state.name for state in TRANSITIONS[self.state])) or "none"
+            raise LocalProtocolError(
+                f"the response side cannot go from {self.state.name} to {to.name} (from {self.state.name}: {allowed})"
+            )
+        self.state = to
 
     # -- response side -------------------------------------------------------------------------
 
@@ -229,7 +240,7 @@ class ClientConnection(RequestSide):
             self._skip_body()
             self._end_message([])
         elif framing is None:
-            self.state = SWITCHED
+            self._move(SWITCHED)
             self._keep_alive = False
             self._close_reason = "it switched protocols"
         else:
@@ -237,7 +248,7 @@ class ClientConnection(RequestSide):
             self._remaining = self._length = length
             if framing == _CHUNKED:
                 self._chunks = ChunkedDecoder(self.limits)
-            self.state = RECV_BODY
+            self._move(RECV_BODY)
 
     def _decide_framing(self, status: int, version: int, headers: list[Header]) -> tuple[int | None, int]:
         cl, te, conn = framing_fields(headers)
@@ -321,7 +332,7 @@ class ClientConnection(RequestSide):
                 raise RemoteProtocolError(
                     f"trailer section larger than {self._max_head} bytes (Limits.max_header_size)"
                 )
-        self.state = DONE
+        self._move(DONE)
         self._events.append(EndOfMessage(trailers))
 
     def _note_extra(self, data: bytes | bytearray | None, count: int = 0) -> None:
@@ -347,13 +358,13 @@ class ClientConnection(RequestSide):
         """
         state = self.state
         if state is RECV_BODY:
-            self.state = ERROR
             if self._framing == _UNTIL_EOF:
                 events: list[Event] = []
                 self._events = events
                 self._end_message([])
-                self.state = CLOSED
+                self._move(CLOSED)
                 return events
+            self.state = ERROR
             if self._framing == _LENGTH:
                 raise RemoteProtocolError(
                     f"the server closed the connection after {self._length - self._remaining} of "
@@ -370,8 +381,8 @@ class ClientConnection(RequestSide):
             if self._n_info:
                 raise RemoteProtocolError("the server closed the connection after an informational (1xx) response")
             raise RemoteDisconnected("the server closed the connection without sending a response")
-        if state is not ERROR:
-            self.state = CLOSED
+        if state is not ERROR and state is not CLOSED:
+            self._move(CLOSED)
         return []
 
     # -- the body ---------------------------------------------------------------------------------
@@ -454,7 +465,7 @@ class ClientConnection(RequestSide):
             raise LocalProtocolError(f"the connection cannot be reused: {self._close_reason}; check can_reuse() first")
         self._reset_cycle()
         self._next_cycle()
-        self.state = IDLE
+        self._move(IDLE)
 
     # -- backend hooks -------------------------------------------------------------------------
 

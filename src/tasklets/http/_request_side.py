@@ -10,7 +10,7 @@ the backend choice; the constants below and ``_tokens`` are shared with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .._exceptions import LocalProtocolError
@@ -53,6 +53,7 @@ class RequestSide:
     if not TYPE_CHECKING:  # no slots of its own, as ReadSide; mypy would reject assigning undeclared ones here
         __slots__ = ()
     state: State
+    _move: Callable[[State], None]
     _req: int
     _method: bytes
     _req_framing: int
@@ -156,7 +157,7 @@ class RequestSide:
         self._req_close = close
         self._upgrade = upgrade
         self._req = _REQ_BODY
-        self.state = RECV_HEAD
+        self._move(RECV_HEAD)
         return out
 
     def send_body(self, data: bytes) -> bytes:
