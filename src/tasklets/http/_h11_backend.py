@@ -1,8 +1,9 @@
 """The h11 backend of the HTTP/1.1 client protocol: pure Python, the reference for correctness.
 
-h11 serialises the request and parses each response head and body; the
-policy around it (head delimiting, limits, framing checks, EOF, keep-alive)
-is in :mod:`._protocol`, shared with the httptools backend. A fresh
+h11 serialises the request and parses each response head and each body but
+a chunked one; the policy around it (head delimiting, chunked decoding,
+limits, framing checks, EOF, keep-alive)
+is in :mod:`._policy`, shared with the httptools backend. A fresh
 ``h11.Connection`` serves each exchange, so h11's own keep-alive rules (which
 never reuse an HTTP/1.0 connection) do not override ours.
 """
@@ -28,7 +29,7 @@ _CONTROL_RE = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class H11ClientConnection(ClientConnection):
-    """:class:`~._protocol.ClientConnection` parsing with h11."""
+    """:class:`~._policy.ClientConnection` parsing with h11."""
 
     backend = "h11"
 
@@ -37,8 +38,8 @@ class H11ClientConnection(ClientConnection):
         self._h11 = self._new_h11()
 
     def _new_h11(self) -> h11.Connection:
-        # Heads reach h11 whole (delimited and bounded by _protocol), and chunked
-        # bodies never (_protocol decodes them), so h11 buffers nothing of its own.
+        # Heads reach h11 whole (delimited and bounded by _head), and chunked
+        # bodies never (_chunked decodes them), so h11 buffers nothing of its own.
         return h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head)
 
     def _send(self, event: h11.Request | h11.Data | h11.EndOfMessage) -> bytes:

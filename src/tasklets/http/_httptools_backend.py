@@ -1,7 +1,7 @@
 """The httptools backend of the HTTP/1.1 client protocol: llhttp (C) parsing, the fast path.
 
 httptools only parses, and knows neither the request method nor EOF, so the
-policy layer in :mod:`._protocol` hands it one complete head at a time and
+policy layer in :mod:`._policy` hands it one complete head at a time and
 exactly a Content-Length body's bytes, and decides HEAD, CONNECT and
 close-delimited framing itself. What is left here:
 
@@ -42,7 +42,7 @@ class _Chunked(Exception):
 
 
 class HttptoolsClientConnection(ClientConnection):
-    """:class:`~._protocol.ClientConnection` parsing with httptools (llhttp)."""
+    """:class:`~._policy.ClientConnection` parsing with httptools (llhttp)."""
 
     backend = "httptools"
     _strict_parser = True

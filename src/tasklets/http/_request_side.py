@@ -1,11 +1,11 @@
-"""The request half of :class:`~._protocol.ClientConnection` (see ``_protocol.py`` for the theory of operation).
+"""The request half of :class:`~._policy.ClientConnection` (see ``_policy.py`` for the theory of operation).
 
 A mixin, as ``ReadSide`` and ``WriteSide`` are for ``Stream``: ``ClientConnection``
 sets the attributes (in ``_reset_cycle``); the methods here check a request,
 track how much of its body is still owed, and produce its bytes through the
 ``_serialize_*`` hooks, which a backend may override (h11 does). Split from
-``_protocol.py``, which keeps the response side (the hot path), keep-alive and
-the backend choice; the constants below and ``_tokens`` are shared with it.
+``_policy.py``, which keeps the response side (the hot path) and keep-alive;
+the constants below and ``_tokens`` are shared with it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ._events import IDLE, RECV_HEAD, Header, State
 
 __all__ = ["RequestSide"]
 
-# Request side (``_req``); ``_protocol`` resets it and checks for _REQ_DONE.
+# Request side (``_req``); ``_policy`` resets it and checks for _REQ_DONE.
 _REQ_IDLE, _REQ_BODY, _REQ_DONE = 0, 1, 2
 # Framing of a message body (request and response).
 _NONE, _LENGTH, _CHUNKED, _UNTIL_EOF = 0, 1, 2, 3
