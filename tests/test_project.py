@@ -215,8 +215,10 @@ def test_core_depends_on_the_standard_library_only() -> None:
 # The HTTP parser layer is sans-IO: bytes in, events out. It may use the parser
 # libraries, the standard library's pure helpers and its own siblings, never
 # sockets, the loop or the client above it.
-SANS_IO_MODULES = ("_protocol", "_events", "_request_side", "_h11_backend", "_httptools_backend")
-SANS_IO_SIBLINGS = {"_events", "_protocol", "_request_side", "_h11_backend", "_httptools_backend", "_exceptions"}
+SANS_IO_MODULES = (
+    "_protocol", "_policy", "_head", "_chunked", "_events", "_request_side", "_h11_backend", "_httptools_backend"
+)
+SANS_IO_SIBLINGS = {*SANS_IO_MODULES, "_exceptions"}
 IO_MODULES = {"socket", "ssl", "select", "selectors", "asyncio", "threading", "concurrent", "subprocess"}
 
 

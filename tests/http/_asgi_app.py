@@ -8,7 +8,11 @@ folder, so ``_encodings`` is found). Routes:
 * ``/redirect/STATUS?to=LOCATION``: a redirect with that status and Location.
 * ``/status/CODE``: that status (a short body unless 204 or 304).
 * ``/echo``: JSON of the request's method, target, headers and body.
-* ``/gzip/N``, ``/deflate/N``, ``/br/N``, ``/zstd/N``: N pattern bytes, compressed.
+* ``/gzip/N``, ``/deflate/N``, ``/br/N``, ``/zstd/N``: N pattern bytes, compressed;
+  with ``?text=S``, N bytes of :func:`text` (seed S) instead, which compress
+  about 3 to 1 (a pattern compresses to almost nothing), and with
+  ``&stream=1`` the compressed bytes are streamed (chunked), the stream's
+  header in a piece of its own, as a streaming encoder that flushes it first.
 * ``/slow?n=N&delay=S``: N bytes of body, one every S seconds.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import urllib.parse
 from typing import Any
 
@@ -26,6 +31,19 @@ def pattern(n: int, seed: int = 0) -> bytes:
     """N bytes that are not all alike, so a misplaced byte shows; another ``seed`` shifts them all."""
     unit = bytes((i + seed) % 256 for i in range(256))
     return (unit * (n // 256 + 1))[:n]
+
+
+def text(n: int, seed: int = 0) -> bytes:
+    """N bytes of seeded pseudo-random words: data that compresses about as well as prose does."""
+    rng = random.Random(seed)
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(4000)]
+    out = bytearray()
+    while len(out) < n:
+        out += rng.choice(words) + b" "
+    return bytes(out[:n])
+
+
+_HEADER_SIZES = {"gzip": 10, "deflate": 2, "br": 1, "zstd": 6}  # the bytes a streaming encoder flushes first
 
 
 async def _read_body(receive: Any) -> bytes:
@@ -99,7 +117,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
         await _respond(send, 200, json.dumps(document).encode(), [(b"content-type", b"application/json")])
     elif route in ENCODINGS:
-        await _respond(send, 200, encode(route, pattern(int(arg))), [(b"content-encoding", route.encode())])
+        data = pattern(int(arg)) if "text" not in query else text(int(arg), int(query["text"]))
+        encoded = encode(route, data)
+        headers = [(b"content-encoding", route.encode())]
+        if query.get("stream") != "1":
+            await _respond(send, 200, encoded, headers)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        cut = _HEADER_SIZES[route]
+        pieces = [encoded[:cut]] + [encoded[i : i + 8192] for i in range(cut, len(encoded), 8192)]
+        for piece in pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
     elif route == "slow":
         count = int(query.get("n", "5"))
         delay = float(query.get("delay", "0.1"))

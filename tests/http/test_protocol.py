@@ -472,20 +472,12 @@ def test_bad_chunks(backend: str, mode: str, body: bytes) -> None:
     fails(connect(backend), CHUNKED_HEAD + body + GARBAGE, mode)
 
 
-@pytest.mark.parametrize(
-    ("fold", "llhttp_says"),
-    [
-        (b"X: a\r\n b", "Unexpected whitespace after header value"),
-        (b"X: a\r\n\tb\r\nY: c", "Unexpected whitespace after header value"),
-        (b"X: a\r\n \r\nY: c", "Unexpected whitespace after header value"),  # nothing left once unfolded
-        (b" X: a", "Invalid header token"),
-    ],
-)
-def test_folded_trailer(backend: str, mode: str, fold: bytes, llhttp_says: str) -> None:
-    # h11 would unfold it (as RFC 9112 5.2 tells a user agent to), llhttp rejects it: both backends reject.
+@pytest.mark.parametrize("fold", [b"X: a\r\n b", b"X: a\r\n\tb\r\nY: c", b"X: a\r\n \r\nY: c", b" X: a"])
+def test_folded_trailer(backend: str, mode: str, fold: bytes) -> None:
+    # h11 would unfold it (as RFC 9112 5.2 tells a user agent to): trailers are decoded by the policy layer, which
+    # refuses it for both backends, with one message.
     data = CHUNKED_HEAD + b"5\r\nhello\r\n0\r\n" + fold + b"\r\n\r\n" + GARBAGE
-    message = r"^obsolete line folding \(a trailer field continued" if backend == "h11" else llhttp_says
-    fed = fails(connect(backend), data, mode, match=message)
+    fed = fails(connect(backend), data, mode, match=r"^obsolete line folding \(a trailer field continued")
     assert 0 < fed <= (len(data) if mode == "whole" else len(data) - len(GARBAGE))  # not at EOF, nor after
 
 

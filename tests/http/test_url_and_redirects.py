@@ -99,6 +99,7 @@ def _hop(status: int, method: str = "GET", location: str | None = "/next", **kwa
         location=location,
         visited=kwargs.pop("visited", [str(url)]),
         max_redirects=kwargs.pop("max_redirects", 10),
+        unredirected=kwargs.pop("unredirected", ()),
     )
     return next_hop(**args)
 
@@ -154,9 +155,14 @@ class TestRedirectPolicy:
         with pytest.raises(UnsupportedRedirect, match="only http and https"):
             _hop(302, location=location)
 
-    def test_redirect_to_invalid_url(self) -> None:
-        with pytest.raises(UnsupportedRedirect):
-            _hop(302, location="http://bad host/")
+    @pytest.mark.parametrize("location", ["http://bad host/", "http://[::1", "http://\udcff/"])
+    def test_redirect_to_invalid_url(self, location: str) -> None:
+        with pytest.raises(InvalidURL, match="cannot follow the redirect"):
+            _hop(302, location=location)
+
+    def test_unredirected_headers_dropped(self) -> None:
+        hop = _hop(302, headers=Headers({"Authorization": "x", "X-Kept": "1"}), unredirected=("authorization",))
+        assert hop is not None and "Authorization" not in hop.headers and hop.headers["X-Kept"] == "1"
 
     def test_loop_detected(self) -> None:
         with pytest.raises(TooManyRedirects, match="loop"):

@@ -20,7 +20,6 @@ Errors of the layers below (network, TLS, protocol) are translated here into
 
 from __future__ import annotations
 
-import io
 import ssl as _ssl
 import urllib.request
 import weakref
@@ -105,14 +104,17 @@ class Timeout:
 class _Request:
     """What one hop sends."""
 
-    __slots__ = ("method", "url", "headers", "body", "replayable")
+    __slots__ = ("method", "url", "headers", "body", "replayable", "unredirected")
 
-    def __init__(self, method: str, url: URL, headers: Headers, body: Any, replayable: bool) -> None:
+    def __init__(
+        self, method: str, url: URL, headers: Headers, body: Any, replayable: bool, unredirected: tuple[str, ...] = ()
+    ) -> None:
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.replayable = replayable
+        self.unredirected = unredirected  # header names not to send on after a redirect
 
 
 class Client:
@@ -230,6 +232,7 @@ class Client:
         method: str | None,
     ) -> _Request:
         all_headers = self.headers.copy()
+        unredirected: tuple[str, ...] = ()
         if isinstance(url, urllib.request.Request):
             request = url
             if data is None:
@@ -238,6 +241,7 @@ class Client:
                 all_headers.set(name, value)
             method = method or request.get_method()
             url = request.full_url
+            unredirected = tuple(name for name in request.unredirected_hdrs if name not in request.headers)
         for name, value in (headers or {}).items():
             all_headers.set(name, value)
         method = (method or ("POST" if data is not None else "GET")).upper()
@@ -254,7 +258,7 @@ class Client:
             raise TypeError("a request body must be bytes, a binary file or an iterable of bytes, not str")
         elif data is not None and not replayable and not isinstance(data, Iterable):
             raise TypeError(f"cannot send {data!r} as a request body")
-        return _Request(method, parsed, all_headers, data, replayable)
+        return _Request(method, parsed, all_headers, data, replayable, unredirected)
 
     # -- the request chain ---------------------------------------------------------------------------------
 
@@ -280,6 +284,7 @@ class Client:
                         location=response.headers.get("Location"),
                         visited=visited,
                         max_redirects=self.max_redirects,
+                        unredirected=request.unredirected,
                     )
                 except BaseException:
                     response.close()  # a refused redirect: its connection must not stay checked out
@@ -290,13 +295,8 @@ class Client:
                 visited.append(str(hop.url))
                 continue
             if response.status >= 400:
-                try:
-                    body = yield from response.read(limit=ERROR_BODY_LIMIT)
-                except Exception:
-                    body = b""
-                raise HTTPError(
-                    response.url, response.status, response.reason, response.headers, io.BytesIO(body), response
-                )
+                body = yield from response.read_for_error(ERROR_BODY_LIMIT)
+                raise HTTPError(response.url, response.status, response.reason, response.headers, body, response)
             return response
 
     def _exchange_with_deadline(

@@ -53,7 +53,7 @@ from .._exceptions import (
     TimeoutError,
     TotalTimeout,
 )
-from .._future import Future, copy_outcome, done_future
+from .._future import Future, done_future
 from ..net import Stream
 from . import _protocol as protocol
 from ._body_buffers import MAX_BODY_BUFFER, BodyBuffers
@@ -295,25 +295,35 @@ class HTTPConnection:
 
     def next_chunk(self) -> Future[bytes]:
         """A future of the next piece of the body; ``b""`` once it has all arrived."""
+        chunk = self._queued_chunk()
+        if chunk is not None:
+            return done_future(chunk)
+        result: Future[bytes] = Future()
+        self._read_body(self._body_read(), result)
+        return result
+
+    def _queued_chunk(self) -> bytes | None:
+        """The next piece of the body from the events already parsed (b"": the end); None if none is queued."""
         events = self._events
         while events:
             event = events.popleft()
             if isinstance(event, protocol.Data):
                 if event.data:
-                    return done_future(event.data)
+                    return event.data  # type: ignore[no-any-return]
                 continue
             if isinstance(event, protocol.EndOfMessage):
                 self._message_complete()
-                return done_future(b"")
+                return b""
         if self._closed:
-            return done_future(b"")
-        result: Future[bytes] = Future()
+            return b""
+        return None
+
+    def _body_read(self) -> Future[bytes]:
         left = self.parser.body_left  # bytes still to come: nothing is queued when we read
         # One byte more than is left: bytes past the body's end arrive in the same read and are
         # detected (the connection is then not reused) rather than left for the next response.
         size = _READ_SIZE if left is None else max(4096, min(left + 1, _MAX_BODY_READ))
-        self.stream.read(size).add_done_callback(lambda read: self._on_body_read(read, result))
-        return result
+        return self.stream.read(size)
 
     def read_rest(self, parts: list[bytes]) -> Future[bytes] | None:
         """A future of the whole body: ``parts`` (what the reader took of it so far), then the rest.
@@ -393,22 +403,31 @@ class HTTPConnection:
         result.set_result(body)
         return -1
 
-    def _on_body_read(self, read: Future[bytes], result: Future[bytes]) -> None:
-        if result.cancelled():
-            self.abandon()
-            return
-        try:
-            data = read.result()
-            self._events.extend(self.parser.feed(data) if data else self.parser.feed_eof())
-        except BaseException as exc:
-            self.close()
-            result.set_exception(exc)
-            return
-        chunk = self.next_chunk()
-        if chunk.done():
-            copy_outcome(chunk, result)
-        else:
-            chunk.add_done_callback(lambda done: copy_outcome(done, result))
+    def _read_body(self, read: Future[bytes], result: Future[bytes]) -> None:
+        """Settle ``result`` with the next piece of the body, reading while reads bring none.
+
+        Reads that complete no piece (a chunk-size line, trailers, arriving a
+        byte at a time) are looped over here, each waited for by a callback on
+        that read alone: no future waits on another, so nothing grows with the
+        number of reads.
+        """
+        while read.done():
+            if result.cancelled():
+                self.abandon()
+                return
+            try:
+                data = read.result()
+                self._events.extend(self.parser.feed(data) if data else self.parser.feed_eof())
+            except BaseException as exc:
+                self.close()
+                result.set_exception(exc)
+                return
+            chunk = self._queued_chunk()
+            if chunk is not None:
+                result.set_result(chunk)
+                return
+            read = self._body_read()
+        read.add_done_callback(functools.partial(self._read_body, result=result))
 
     def _message_complete(self) -> None:
         self._in_body = False

@@ -18,6 +18,7 @@ __all__ = [
     "RECV_BODY",
     "RECV_HEAD",
     "SWITCHED",
+    "TRANSITIONS",
     "Data",
     "EndOfMessage",
     "Event",
@@ -122,3 +123,16 @@ DONE = State.DONE
 SWITCHED = State.SWITCHED
 CLOSED = State.CLOSED
 ERROR = State.ERROR
+
+#: The moves the response side makes, as data (h11's idea): one exchange at a
+#: time, and nothing after CLOSED. ERROR, where any error leads, is not in it:
+#: it is reached from anywhere and left for nowhere.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    IDLE: frozenset({RECV_HEAD, CLOSED}),  # send_request(); EOF between exchanges
+    RECV_HEAD: frozenset({RECV_BODY, DONE, SWITCHED}),  # a final head: a body, none, or another protocol
+    RECV_BODY: frozenset({DONE}),  # the body's end
+    DONE: frozenset({IDLE, CLOSED}),  # start_next_cycle(); EOF
+    SWITCHED: frozenset({CLOSED}),
+    CLOSED: frozenset(),
+    ERROR: frozenset(),
+}

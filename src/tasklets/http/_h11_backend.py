@@ -1,8 +1,9 @@
 """The h11 backend of the HTTP/1.1 client protocol: pure Python, the reference for correctness.
 
-h11 serialises the request and parses each response head and body; the
-policy around it (head delimiting, limits, framing checks, EOF, keep-alive)
-is in :mod:`._protocol`, shared with the httptools backend. A fresh
+h11 serialises the request and parses each response head and each body but
+a chunked one; the policy around it (head delimiting, chunked decoding,
+limits, framing checks, EOF, keep-alive)
+is in :mod:`._policy`, shared with the httptools backend. A fresh
 ``h11.Connection`` serves each exchange, so h11's own keep-alive rules (which
 never reuse an HTTP/1.0 connection) do not override ours.
 """
@@ -13,55 +14,22 @@ import re
 
 import h11
 
-try:
-    from h11._receivebuffer import ReceiveBuffer
-except ImportError:  # pragma: no cover - an h11 whose internals moved: trailers go unchecked (see below)
-    ReceiveBuffer = None  # type: ignore[assignment,misc]
-
 from .._exceptions import LocalProtocolError, RemoteProtocolError
-from ._protocol import DONE, ClientConnection, Data, Header, Limits
+from ._events import DONE, Data, Header, Limits
+from ._policy import ClientConnection
 
 __all__ = ["H11ClientConnection"]
 
 # h11 folds repeated or comma-listed identical Content-Length fields into one;
 # llhttp rejects them. The raw head is checked so both backends reject.
 _CONTENT_LENGTH_RE = re.compile(rb"\ncontent-length[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
-# h11 accepts control characters in field values and reason phrases; llhttp does
-# not, and neither do we (NUL, CR and LF are refused before the head gets here).
+# h11 accepts control characters in field values; llhttp does not, and neither
+# do we (NUL, CR and LF are refused before the head gets here).
 _CONTROL_RE = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-class _ReceiveBuffer(ReceiveBuffer or object):  # type: ignore[misc]
-    """h11's receive buffer, refusing obs-fold and control characters in trailers.
-
-    h11 unfolds obs-fold (a field line continued on the next line, which starts
-    with a space or tab) in heads and trailers alike. Heads are checked in
-    :mod:`._protocol` before h11 sees them; trailers are delimited by h11 alone,
-    and their raw lines are only visible here, where h11 takes them out of its
-    buffer. Body bytes never pass here: one call per head and per end of a
-    chunked body, whatever the size or number of pieces of the body.
-    (``ReceiveBuffer`` and ``Connection._receive_buffer`` are h11 internals,
-    the same from 0.14 to 0.16. Should a later h11 move them, parsing still
-    works, without this check, and test_folded_trailer fails to say so.)
-    """
-
-    def maybe_extract_lines(self) -> list[bytearray] | None:
-        lines = ReceiveBuffer.maybe_extract_lines(self)
-        # A head starts with its status line, and _protocol has checked it.
-        if lines and lines[0][:5] != b"HTTP/":
-            for line in lines:
-                if line[:1] == b" " or line[:1] == b"\t":
-                    raise RemoteProtocolError(
-                        "obsolete line folding (a trailer field continued on the next line, which starts "
-                        "with a space or tab) is not accepted (RFC 9112 5.2)"
-                    )
-                if _CONTROL_RE.search(line) is not None:  # as in heads (h11 would take them)
-                    raise RemoteProtocolError("control character in a trailer field")
-        return lines
-
-
 class H11ClientConnection(ClientConnection):
-    """:class:`~._protocol.ClientConnection` parsing with h11."""
+    """:class:`~._policy.ClientConnection` parsing with h11."""
 
     backend = "h11"
 
@@ -70,12 +38,9 @@ class H11ClientConnection(ClientConnection):
         self._h11 = self._new_h11()
 
     def _new_h11(self) -> h11.Connection:
-        # Heads reach h11 whole (delimited and bounded by _protocol); this bound
-        # covers what h11 buffers itself: chunk-size lines and trailers.
-        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head)
-        if ReceiveBuffer is not None and type(conn._receive_buffer) is ReceiveBuffer:
-            conn._receive_buffer = _ReceiveBuffer()
-        return conn
+        # Heads reach h11 whole (delimited and bounded by _head), and chunked
+        # bodies never (_chunked decodes them), so h11 buffers nothing of its own.
+        return h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head)
 
     def _send(self, event: h11.Request | h11.Data | h11.EndOfMessage) -> bytes:
         try:

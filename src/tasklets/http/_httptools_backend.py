@@ -1,7 +1,7 @@
 """The httptools backend of the HTTP/1.1 client protocol: llhttp (C) parsing, the fast path.
 
 httptools only parses, and knows neither the request method nor EOF, so the
-policy layer in :mod:`._protocol` hands it one complete head at a time and
+policy layer in :mod:`._policy` hands it one complete head at a time and
 exactly a Content-Length body's bytes, and decides HEAD, CONNECT and
 close-delimited framing itself. What is left here:
 
@@ -13,12 +13,9 @@ close-delimited framing itself. What is left here:
   ``Data`` made from the bytes llhttp hands over (no further copy);
 * after a head whose message llhttp still thinks has a body (the response to
   HEAD), the parser is dropped and a new one made for the next exchange;
-* a bound on what httptools buffers in a chunked body: it accumulates
-  trailer fields in Python until each is complete, so bytes fed without a
-  single callback are counted and limited to ``max_header_size``;
-* bytes after a chunked response: llhttp starts parsing a next message (or
-  fails), which marks the connection as not reusable instead of failing the
-  complete response.
+* a chunked body is left to the policy layer's decoder (``_chunked``), so
+  that both backends decide its edge cases alike: a head parsed in one call
+  with its body stops llhttp as the head completes.
 
 llhttp runs in strict mode: it rejects what RFC 9112 forbids (obs-fold, bare
 CR/LF, Content-Length with Transfer-Encoding, repeated Content-Length).
@@ -29,7 +26,9 @@ from __future__ import annotations
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from .._exceptions import ProtocolError, RemoteProtocolError
-from ._protocol import _CHUNKED, DONE, RECV_BODY, ClientConnection, Data, Header, Limits
+from ._events import DONE, RECV_BODY, Data, Header, Limits
+from ._policy import ClientConnection
+from ._request_side import _CHUNKED
 
 __all__ = ["HttptoolsClientConnection"]
 
@@ -38,8 +37,12 @@ class _ExtraData(Exception):
     """Raised in a callback: llhttp started a new message after the response ended."""
 
 
+class _Chunked(Exception):
+    """Raised in a callback: the head announces a chunked body, which the policy layer decodes."""
+
+
 class HttptoolsClientConnection(ClientConnection):
-    """:class:`~._protocol.ClientConnection` parsing with httptools (llhttp)."""
+    """:class:`~._policy.ClientConnection` parsing with httptools (llhttp)."""
 
     backend = "httptools"
     _strict_parser = True
@@ -48,13 +51,11 @@ class HttptoolsClientConnection(ClientConnection):
         super().__init__(limits=limits)
         self._parser: HttpResponseParser | None = None
         self._reason = b""
-        self._headers: list[Header] = []  # the list on_header appends to: the head's, then the trailers'
-        self._trailers: list[Header] = []
+        self._headers: list[Header] = []  # the list on_header appends to
         self._head_data = b""  # while a head and its body go through llhttp in one call
         self._strip = False
         self._headers_done = False
         self._parser_idle = True
-        self._stall = 0
 
     # -- llhttp callbacks (public names: httptools looks them up) --------------------------------
 
@@ -71,7 +72,7 @@ class HttptoolsClientConnection(ClientConnection):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         headers = self._headers
-        self._headers = self._trailers = []
+        self._headers = []
         if self._strip:
             # llhttp strips leading whitespace from values but not trailing.
             headers[:] = [(name, value.rstrip(b" \t")) for name, value in headers]
@@ -79,24 +80,16 @@ class HttptoolsClientConnection(ClientConnection):
             # Head and body in one llhttp call: apply the policy before the body is parsed.
             data, self._head_data = self._head_data, b""
             self._head_parsed(data, self._parser.get_status_code(), self._reason, headers)  # type: ignore[union-attr]
+            if self._framing == _CHUNKED:
+                raise _Chunked
 
     def on_body(self, body: bytes) -> None:
-        self._stall = 0
         self._events.append(Data(body))
-
-    def on_chunk_header(self) -> None:
-        self._stall = 0
-
-    def on_chunk_complete(self) -> None:
-        self._stall = 0
 
     def on_message_complete(self) -> None:
         self._parser_idle = True
         if self.state is RECV_BODY:
-            trailers = self._trailers
-            if trailers:
-                trailers = [(name, value.rstrip(b" \t")) for name, value in trailers]
-            self._end_message(trailers)
+            self._end_message([])
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -119,8 +112,13 @@ class HttptoolsClientConnection(ClientConnection):
         # on_headers_complete applies the policy in between.
         parser = self._start_head(data, end)
         self._head_data = data
-        self._stall = len(data) - end
-        self._execute(parser, data)
+        try:
+            self._execute(parser, data)
+        except _Chunked:
+            self._parser = None  # stopped in the middle of the message
+            if end < len(data):
+                self._receive_body(memoryview(data)[end:])  # type: ignore[arg-type]
+            return None
         if not self._headers_done:
             raise RemoteProtocolError("malformed response head: the parser did not find its end")
         if self.state is RECV_BODY and self._remaining:  # Content-Length body to be continued
@@ -145,10 +143,14 @@ class HttptoolsClientConnection(ClientConnection):
             self._parser = None
         if not self._headers_done:  # pragma: no cover - _protocol only passes complete heads
             raise RemoteProtocolError("malformed response head: the parser did not find its end")
-        return parser.get_status_code(), self._reason, headers
+        status = parser.get_status_code()
+        if status < 200:
+            # llhttp takes a 1xx's version for the connection's: after "HTTP/1.0 103", it would
+            # refuse the final response as data after the end. A 1xx frames nothing: start afresh.
+            self._parser = None
+        return status, self._reason, headers
 
     def _feed_body(self, data: bytes) -> None:
-        self._stall += len(data)
         self._execute(self._parser, data)  # type: ignore[arg-type]
 
     def _execute(self, parser: HttpResponseParser, data: bytes) -> None:
@@ -156,7 +158,7 @@ class HttptoolsClientConnection(ClientConnection):
             parser.feed_data(data)
         except HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, ProtocolError):
+            if isinstance(cause, (ProtocolError, _Chunked)):
                 raise cause from None
             if self.state is DONE:
                 self._note_extra(None, 1)
@@ -167,10 +169,6 @@ class HttptoolsClientConnection(ClientConnection):
                 self._note_extra(None, 1)
                 return
             raise RemoteProtocolError(f"malformed response: {exc}") from exc
-        if self._stall > self._max_head and self.state is RECV_BODY:
-            raise RemoteProtocolError(
-                f"more than {self._max_head} bytes of chunk-size lines or trailers (Limits.max_header_size)"
-            )
 
     def _next_cycle(self) -> None:
         if not self._parser_idle:

@@ -8,6 +8,8 @@ The rules (RFC 9110 §15.4, and what browsers and urllib do):
 * A redirect may go to http or https only: ``file://`` and friends are refused.
 * When the origin (scheme, host, port) changes, credentials stay behind:
   ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped.
+* Headers the caller marked as not for redirects (urllib's
+  ``add_unredirected_header``) are dropped on every hop.
 * At most ``max_redirects`` hops; a URL seen twice is reported as a loop.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._exceptions import TooManyRedirects, UnsupportedRedirect, UnsupportedScheme
+from .._exceptions import InvalidURL, TooManyRedirects, UnsupportedRedirect, UnsupportedScheme
 from ._headers import Headers
 from ._url import URL, parse_url
 
@@ -48,6 +50,7 @@ def next_hop(
     location: str | None,
     visited: list[str],
     max_redirects: int,
+    unredirected: tuple[str, ...] = (),
 ) -> Hop | None:
     """The next request after a ``status`` response, or None if it is not a redirect to follow.
 
@@ -58,28 +61,33 @@ def next_hop(
         location: its ``Location`` header, if any.
         visited: URLs requested so far in this chain (this one included).
         max_redirects: how many hops to allow.
+        unredirected: names of headers not to send on (urllib's
+            ``Request.add_unredirected_header``): dropped from the next hop.
 
     Raises:
         TooManyRedirects: past ``max_redirects``, or a URL visited twice.
-        UnsupportedRedirect: a redirect to a non-HTTP scheme or an invalid
-            URL, or a 307/308 that would have to resend a streamed body.
+        UnsupportedRedirect: a redirect to a non-HTTP scheme, or a 307/308
+            that would have to resend a streamed body.
+        InvalidURL: a ``Location`` that is not a valid URL.
     """
     if status not in REDIRECT_STATUSES or not location:
         return None
-    target_text = url.join(location)
     try:
+        target_text = url.join(location)
         target = parse_url(target_text)
     except UnsupportedScheme as exc:
         message = f"refused to follow the redirect from {str(url)!r} to {target_text!r}: {exc}"
         raise UnsupportedRedirect(message) from exc
-    except ValueError as exc:
-        raise UnsupportedRedirect(f"cannot follow the redirect from {str(url)!r} to {location!r}: {exc}") from exc
+    except ValueError as exc:  # urljoin's own (an unclosed IPv6 bracket, say) as well as parse_url's
+        raise InvalidURL(f"cannot follow the redirect from {str(url)!r} to {location!r}: {exc}") from exc
     if len(visited) > max_redirects:
         raise TooManyRedirects(f"more than {max_redirects} redirects, the last from {str(url)!r} to {str(target)!r}")
     if str(target) in visited:
         raise TooManyRedirects(f"redirect loop: {str(url)!r} redirects back to {str(target)!r}")
 
     new_headers = headers.copy()
+    for name in unredirected:
+        new_headers.remove(name)
     new_body = body
     new_method = method
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method not in ("GET", "HEAD")):

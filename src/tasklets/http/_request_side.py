@@ -1,16 +1,16 @@
-"""The request half of :class:`~._protocol.ClientConnection` (see ``_protocol.py`` for the theory of operation).
+"""The request half of :class:`~._policy.ClientConnection` (see ``_policy.py`` for the theory of operation).
 
 A mixin, as ``ReadSide`` and ``WriteSide`` are for ``Stream``: ``ClientConnection``
 sets the attributes (in ``_reset_cycle``); the methods here check a request,
 track how much of its body is still owed, and produce its bytes through the
 ``_serialize_*`` hooks, which a backend may override (h11 does). Split from
-``_protocol.py``, which keeps the response side (the hot path), keep-alive and
-the backend choice; the constants below and ``_tokens`` are shared with it.
+``_policy.py``, which keeps the response side (the hot path) and keep-alive;
+the constants below and ``_tokens`` are shared with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .._exceptions import LocalProtocolError
@@ -18,7 +18,7 @@ from ._events import IDLE, RECV_HEAD, Header, State
 
 __all__ = ["RequestSide"]
 
-# Request side (``_req``); ``_protocol`` resets it and checks for _REQ_DONE.
+# Request side (``_req``); ``_policy`` resets it and checks for _REQ_DONE.
 _REQ_IDLE, _REQ_BODY, _REQ_DONE = 0, 1, 2
 # Framing of a message body (request and response).
 _NONE, _LENGTH, _CHUNKED, _UNTIL_EOF = 0, 1, 2, 3
@@ -53,6 +53,7 @@ class RequestSide:
     if not TYPE_CHECKING:  # no slots of its own, as ReadSide; mypy would reject assigning undeclared ones here
         __slots__ = ()
     state: State
+    _move: Callable[[State], None]
     _req: int
     _method: bytes
     _req_framing: int
@@ -156,7 +157,7 @@ class RequestSide:
         self._req_close = close
         self._upgrade = upgrade
         self._req = _REQ_BODY
-        self.state = RECV_HEAD
+        self._move(RECV_HEAD)
         return out
 
     def send_body(self, data: bytes) -> bytes:

@@ -21,6 +21,8 @@ each step, so a compression bomb read chunk by chunk stays in bounded memory.
 
 from __future__ import annotations
 
+import functools
+import io
 import threading
 from collections.abc import Generator
 from typing import Any
@@ -152,6 +154,19 @@ class Response:
                     raise BodyTooLarge(f"the body of {self.url} is larger than the limit of {limit} bytes")
                 parts.append(chunk)
 
+    def read_for_error(self, limit: int) -> Generator[Any, Any, io.IOBase]:
+        """The body of an error response (status >= 400) as a file for :class:`HTTPError` (``yield from`` it).
+
+        A body that cannot be read (corrupt encoding, larger than ``limit``, a
+        broken connection) is not passed off as empty: reading the file raises
+        the error met.
+        """
+        try:
+            body = yield from self.read(limit=limit)
+        except Exception as exc:
+            return _UnreadableBody(exc)
+        return io.BytesIO(body)
+
     def _refuse_declared_excess(self, size: int, limit: int) -> None:
         """Raise BodyTooLarge now if Content-Length says the body will pass ``limit``: do not read up to it."""
         connection = self._connection
@@ -189,11 +204,15 @@ class Response:
                 if pending:
                     return done_future(pending)
             raw = self._raw_chunk()
-            if raw.done() and not raw.cancelled() and raw.exception() is None:
+            if _succeeded(raw):
                 data = raw.result()
                 decoded = self._decode(data)
                 if decoded is data:
                     return raw  # already done with that very chunk: no new future needed
+                if decoded is None:
+                    # That piece was all input the decoder keeps: go on with the next one,
+                    # never with the same future again (its bytes would be decoded twice).
+                    decoded, raw = self._decode_ready(self._raw_chunk())
                 if decoded is not None:
                     return done_future(decoded)
         except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
@@ -201,7 +220,7 @@ class Response:
             return failed_future(as_client_error(exc, f"reading {self.url}"))
         result: Future[bytes] = Future()
         result.add_done_callback(self._on_chunk_done)
-        self._pump(raw, result)
+        raw.add_done_callback(functools.partial(self._on_raw, result=result))
         return result
 
     def _on_chunk_done(self, result: Future[bytes]) -> None:
@@ -252,24 +271,35 @@ class Response:
             return self._decoder.finish()  # raises DecodingError if the encoded stream was cut short
         return b""
 
-    def _pump(self, raw: Future[bytes], result: Future[bytes]) -> None:
-        def on_raw(done: Future[bytes]) -> None:
-            if result.done():  # the reader gave up (cancelled): the body is abandoned
-                self.close()
-                return
-            try:
-                data = done.result()
-                decoded = self._decode(data)
-            except BaseException as exc:
-                self.close()
-                result.set_exception(as_client_error(exc, f"reading {self.url}"))
-                return
-            if decoded is None:
-                self._pump(self._raw_chunk(), result)
-            else:
-                result.set_result(decoded)
+    def _decode_ready(self, raw: Future[bytes]) -> tuple[bytes | None, Future[bytes]]:
+        """Decode raw pieces while they have arrived: ``(output, _)``, or ``(None, raw)`` with ``raw`` to wait for.
 
-        raw.add_done_callback(on_raw)
+        A loop, not a callback per piece: a body cut into many tiny pieces that
+        decode to nothing (a compressed block arriving byte by byte) neither
+        recurses nor chains futures.
+        """
+        while _succeeded(raw):
+            decoded = self._decode(raw.result())
+            if decoded is not None:
+                return decoded, raw
+            raw = self._raw_chunk()
+        return None, raw
+
+    def _on_raw(self, raw: Future[bytes], result: Future[bytes]) -> None:
+        if result.done():  # the reader gave up (cancelled): the body is abandoned
+            self.close()
+            return
+        try:
+            raw.result()  # raises the read's error
+            decoded, raw = self._decode_ready(raw)
+        except BaseException as exc:
+            self.close()
+            result.set_exception(as_client_error(exc, f"reading {self.url}"))
+            return
+        if decoded is None:
+            raw.add_done_callback(functools.partial(self._on_raw, result=result))
+        else:
+            result.set_result(decoded)
 
     def __aiter__(self) -> Response:
         return self
@@ -297,6 +327,23 @@ class Response:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _UnreadableBody(io.RawIOBase):
+    """An error response's body that could not be read: reading it raises why."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise self.error
+
+
+def _succeeded(future: Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 class _AsyncChunk:

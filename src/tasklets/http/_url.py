@@ -72,7 +72,7 @@ def parse_url(url: str) -> URL:
     ever sent to the server.
 
     Raises:
-        InvalidURL: a control character or space, no host, a host that is
+        InvalidURL: a control character or space, a lone surrogate, no host, a host that is
             not valid IDNA, or a bad port.
         UnsupportedScheme: a scheme other than http or https.
     """
@@ -84,6 +84,14 @@ def parse_url(url: str) -> URL:
             f"URL {url!r} contains {unsafe.group()!r} at position {unsafe.start()}: control characters "
             "and spaces are refused (they could inject headers); percent-encode them"
         )
+    if not url.isascii():
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidURL(
+                f"URL {url!r} contains {url[exc.start]!r} at position {exc.start}: a lone surrogate is not a "
+                "character and cannot be sent (was the URL decoded with errors='surrogateescape'?)"
+            ) from exc
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError as exc:
