@@ -41,6 +41,11 @@ on every machine.
   machine, with this nginx; shown for reference, without a target.
 
 Cells: requests/s on the 1 KiB file, MB/s (10^6 bytes) on the 1 MiB file.
+One more cell, 1 MiB at 64 with every body decoded (``bytes.decode``) while
+it is alive, as a user's code would: a second large object per body, which
+is what decides how glibc's malloc serves and returns large blocks in a
+fresh process (``tasklets/http/_body_buffers.py``); it is quoted, without a
+target.
 
 Every sample is the first and only client of a fresh interpreter, as a user
 meets it: nothing runs in that process before it (no throwaway client, no
@@ -114,12 +119,19 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _http_clients import RUNNERS, Sample  # noqa: E402
+from _http_clients import RUNNERS, USE, Sample  # noqa: E402
 from _nginx import Nginx, NginxUnavailable, die_with_parent, nginx_server, pattern_bytes  # noqa: E402
 
-#: The concurrencies measured, and the clients measured at each (all of them when None).
-CONCURRENCIES: dict[int, tuple[str, ...] | None] = {64: None, 256: ("tasklets", "aiohttp", "raw-floor")}
 SMALL, LARGE = "small.bin", "large.bin"
+#: The cells: file, concurrency, what the caller does with each body, and the clients measured (None: all).
+CELLS: tuple[tuple[str, int, str, tuple[str, ...] | None], ...] = (
+    (SMALL, 64, "", None),
+    (SMALL, 256, "", ("tasklets", "aiohttp", "raw-floor")),
+    (LARGE, 64, "", None),
+    (LARGE, 256, "", ("tasklets", "aiohttp", "raw-floor")),
+    (LARGE, 64, "decode", ("tasklets", "aiohttp", "raw-floor")),
+)
+CONCURRENCIES = sorted({concurrency for _, concurrency, _, _ in CELLS})
 #: Set in the children's environment to the snapshot of tasklets they must import.
 SNAPSHOT_ENV = "TASKLETS_BENCH_SNAPSHOT"
 SIZES = {SMALL: 1024, LARGE: 1024 * 1024}
@@ -174,6 +186,7 @@ def child_main(args: argparse.Namespace) -> None:
         if not tasklets.__file__ or not tasklets.__file__.startswith(snapshot):
             raise SystemExit(f"tasklets imported from {tasklets.__file__}, not from the snapshot {snapshot}")
     expected = pattern_bytes(args.size, seed=args.size)
+    USE["body"] = args.use
     runner = RUNNERS[args.child]
     if args.profile_to:
         profiler = cProfile.Profile()
@@ -202,13 +215,20 @@ class Bench:
     env: dict[str, str]
 
     def run_sample(
-        self, client: str, name: str, concurrency: int, requests: int, warmup: int, profile_to: str = ""
+        self,
+        client: str,
+        name: str,
+        concurrency: int,
+        requests: int,
+        warmup: int,
+        profile_to: str = "",
+        use: str = "",
     ) -> tuple[Sample, float]:
         """Run one client once in a fresh interpreter; the sample and nginx's CPU seconds per request served."""
         command = [
             sys.executable, str(Path(__file__).resolve()), "--child", client, "--url", self.nginx.url(name),
             "--size", str(SIZES[name]), "--requests", str(requests), "--warmup", str(warmup),
-            "--concurrency", str(concurrency),
+            "--concurrency", str(concurrency), "--use", use,
         ]  # fmt: skip
         if profile_to:
             command += ["--profile-to", profile_to]
@@ -270,12 +290,14 @@ class Cell:
 
     name: str
     concurrency: int
+    use: str = ""
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     nginx_cpu: dict[str, list[float]] = field(default_factory=dict)  # seconds per request
 
     @property
     def title(self) -> str:
-        return f"{'1 KiB' if self.name == SMALL else '1 MiB'} x {self.concurrency}"
+        decoded = ", decoded" if self.use == "decode" else ""
+        return f"{'1 KiB' if self.name == SMALL else '1 MiB'} x {self.concurrency}{decoded}"
 
     def rate(self, sample: Sample) -> float:
         """Requests/s on the small file, MB/s (10^6 bytes) on the large one."""
@@ -297,18 +319,20 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def measure(bench: Bench, name: str, concurrency: int, clients: Sequence[str]) -> Cell:
+def measure(bench: Bench, name: str, concurrency: int, use: str, clients: Sequence[str]) -> Cell:
     """Interleaved rounds of every client on file ``name``, after one short unrecorded warm-up round."""
     config = bench.config
-    cell = Cell(name, concurrency, {c: [] for c in clients}, {c: [] for c in clients})
+    cell = Cell(name, concurrency, use, {c: [] for c in clients}, {c: [] for c in clients})
     for client in clients:  # warm-up: imports into the page cache, nginx's open-file cache
-        bench.run_sample(client, name, concurrency, requests=concurrency, warmup=concurrency)
+        bench.run_sample(client, name, concurrency, requests=concurrency, warmup=concurrency, use=use)
     for number in range(config.rounds):
         shift = number % len(clients)
         order = list(clients[shift:]) + list(clients[:shift])
         for client in order:
             requests = config.requests(client, name, concurrency)
-            sample, nginx_cpu = bench.run_sample(client, name, concurrency, requests, warmup_requests(concurrency))
+            sample, nginx_cpu = bench.run_sample(
+                client, name, concurrency, requests, warmup_requests(concurrency), use=use
+            )
             cell.samples[client].append(sample)
             cell.nginx_cpu[client].append(nginx_cpu)
         figures = ", ".join(f"{c} {cell.rate(cell.samples[c][-1]):,.0f}" for c in clients)
@@ -369,6 +393,8 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
     small = cell.name == SMALL
     unit = "req/s" if small else "MB/s"
     title = f"{'1 KiB GET: requests/s' if small else '1 MiB GET: MB/s'}, concurrency {cell.concurrency}"
+    if cell.use == "decode":
+        title += ", every body decoded (bytes.decode) while it is alive"
     print(
         f"\n== {title}  (keep-alive except urllib, {config.rounds} rounds, first client of a fresh process "
         "per sample, every body verified)"
@@ -396,7 +422,7 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
             flush=True,
         )
     verdicts = []
-    if base:
+    if base and not cell.use:  # the targets are on the plain cells; the others are quoted
         for target in TARGETS[cell.name]:
             if target.peer in clients:
                 verdict = target.judge(cell)
@@ -500,6 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--use", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         args.concurrency = int(args.concurrency)
@@ -517,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if set(concurrencies) - set(CONCURRENCIES):
         parser.error(f"--concurrency: choose among {', '.join(map(str, CONCURRENCIES))}")
     names = {"small": (SMALL,), "large": (LARGE,), None: (SMALL, LARGE)}[args.only]
+    cells = [cell for cell in CELLS if cell[0] in names and cell[1] in concurrencies]
 
     import importlib.metadata as md
 
@@ -537,13 +565,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"# nginx {nginx.version} pid {nginx.process.pid} on 127.0.0.1:{nginx.port} (one process)")
             bench = Bench(nginx, config, env)
             verdicts: list[Verdict] = []
-            for name in names:
-                for concurrency in concurrencies:
-                    wanted = CONCURRENCIES[concurrency]
-                    here = [c for c in clients if wanted is None or c in wanted]
-                    if here:
-                        cell = measure(bench, name, concurrency, here)
-                        verdicts += report(cell, here, config)
+            for name, concurrency, use, wanted in cells:
+                here = [c for c in clients if wanted is None or c in wanted]
+                if here:
+                    cell = measure(bench, name, concurrency, use, here)
+                    verdicts += report(cell, here, config)
             print(f"\n# load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
             missed = summary(verdicts)
             if args.profile:
