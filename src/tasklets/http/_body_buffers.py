@@ -12,22 +12,21 @@ given back last is lent first, as the likeliest still in the CPU's caches.
 The allocator
 -------------
 The bodies themselves are new ``bytes`` every time: the caller owns them.
-glibc's malloc serves a block of 128 KiB or more with a fresh ``mmap`` and
-gives the heap's free top back to the system past 128 KiB; it raises both
-bounds (to N and 2N) only once it sees a mapped block of N bytes freed. In
-a fresh process that has not happened yet, so a 1 MiB body freed while
-another large object is alive (the next body, its decoded text) lets the
-heap shrink, and the next body faults its 256 pages in again: 480 page
-faults per 1 MiB body and 2.5 times the CPU, for as long as the process
-lives, where a process that once freed a large block takes 1. Reading a
-body chunk by chunk is hit too (160 faults per MiB): every 256 KiB read is
-a new mapping, shrunk to what arrived, so what is freed never teaches glibc.
-So the first :class:`BodyBuffers` of a process frees one block of
-:data:`MAX_BODY_BUFFER` bytes, which is what glibc waits for: blocks up to
-that size then come from the heap, and the heap keeps up to twice that free.
-That block is calloc'd, hence mapped and never touched: it costs no page
-fault. Other allocators (and a glibc whose thresholds were set explicitly,
-with ``mallopt`` or ``GLIBC_TUNABLES``) ignore it.
+glibc's malloc serves a block of 128 KiB or more with a fresh ``mmap``, and
+gives the heap's free top back to the system once it passes 128 KiB; it
+raises these bounds to N and 2N when it sees a mapped block of N bytes
+freed. In a fresh process the first 1 MiB body freed raises them to 1 MiB
+and 2 MiB only, so as soon as two large objects are freed together (a body
+and its decoded text, two bodies) the heap is trimmed, and the next body
+faults its 256 pages in again: 480 page faults per 1 MiB body and 2.5 times
+the CPU, for as long as the process lives. Reading a body chunk by chunk is
+hit too (160 faults per MiB): every 256 KiB read is a new mapping, shrunk to
+what arrived before it is freed, so it never raises the bounds. So the first
+:class:`BodyBuffers` of a process frees one block of :data:`MAX_BODY_BUFFER`
+bytes: blocks up to that size then come from the heap, and the heap keeps up
+to twice that free. That block is calloc'd, hence mapped and never touched:
+it costs no page fault. Other allocators (and a glibc whose thresholds were
+set explicitly, with ``mallopt`` or ``GLIBC_TUNABLES``) ignore it.
 
 One :class:`BodyBuffers` per connection pool, used from its loop's thread
 only.
