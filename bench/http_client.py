@@ -1,33 +1,39 @@
-"""HTTP client benchmark (issue 4): tasklets.http against aiohttp, httpx and urllib in threads.
+"""HTTP client benchmark (issues 4 and 17): tasklets.http against aiohttp, httpx and urllib in threads.
 
 Usage::
 
-    python bench/http_client.py              # the full run (5 rounds; a few minutes)
-    python bench/http_client.py --quick      # about a minute (3 rounds, fewer requests)
+    python bench/http_client.py              # the full run (5 rounds; about 10 minutes)
+    python bench/http_client.py --quick      # a few minutes (3 rounds, fewer requests)
     python bench/http_client.py --profile    # then cProfile the tasklets client on both files
     python bench/http_client.py --clients tasklets,aiohttp --rounds 7
+    python bench/http_client.py --only large --concurrency 256      # one file, one concurrency
     python bench/http_client.py --tasklets-from /path/to/tasklets   # measure another copy of the package
 
 What it measures
 ----------------
 A private nginx (``_nginx.py``: one process, ``127.0.0.1``, keep-alive up to
 100,000 requests per connection, no access log) serves two files made for
-the run, of 1 KiB and 1 MiB. Every client fetches one file at concurrency 64
-through its keep-alive pool:
+the run, of 1 KiB and 1 MiB. Every client fetches one file at concurrency C
+through its keep-alive pool, C = 64 (every client) and 256 (tasklets,
+aiohttp and the floor): 256 bodies of 1 MiB in flight exceed any CPU cache,
+so a client that is fast only while its working set fits in cache shows it
+on every machine.
 
-* **tasklets**: ``tasklets.http.Client`` (64 connections), 64 worker tasks
+* **tasklets**: ``tasklets.http.Client`` (C connections), C worker tasks
   (the same shape as the peers'); ``tasklets-map`` is the README's idiom,
-  ``map_unordered(..., limit=64)`` over one spawned task per request.
-* **aiohttp**: ``ClientSession`` with ``TCPConnector(limit=64)``, 64 worker
+  ``map_unordered(..., limit=C)`` over one spawned task per request.
+* **aiohttp**: ``ClientSession`` with ``TCPConnector(limit=C)``, C worker
   coroutines, on asyncio's default loop.
-* **httpx**: ``httpx.AsyncClient`` with ``Limits(64, 64)``, 64 workers, on asyncio.
-* **urllib threads**: ``urllib.request`` in a 64-thread ``ThreadPoolExecutor``:
-  the blocking code tasklets is meant to replace (the "kicker" baseline).
-  urllib opens a new connection per request (it sends ``Connection:
-  close``); ``threads keep-alive`` (``http.client``, one persistent
-  connection per thread) is shown for reference, without a target.
+* **httpx**: ``httpx.AsyncClient`` with ``Limits(C, C)``, C workers, on asyncio.
+* **urllib threads**: ``urllib.request`` in a C-thread ``ThreadPoolExecutor``:
+  the blocking code tasklets is meant to replace. urllib opens a new
+  connection per request (it sends ``Connection: close``); ``threads
+  keep-alive`` (``http.client``, one persistent connection per thread) is
+  shown for reference. Neither has a target: how they fare depends on how
+  the machine's scheduler shares the cores between threads, not on the
+  library measured.
 * **raw sockets (floor)**: not an HTTP client but the least any Python client
-  can do here: 64 keep-alive sockets on one ``epoll``, each response read with
+  can do here: C keep-alive sockets on one ``epoll``, each response read with
   ``recv_into`` into a buffer reused for every response of its connection,
   the head only searched for its end and ``Content-Length``, the body
   copied out as ``bytes`` (what every client must hand over) and compared
@@ -35,10 +41,22 @@ through its keep-alive pool:
   machine, with this nginx; shown for reference, without a target.
 
 Cells: requests/s on the 1 KiB file, MB/s (10^6 bytes) on the 1 MiB file.
-Every client runs in a fresh interpreter per sample; inside it, a warm-up
-batch (128 requests) opens the connections, then the timed batch runs. Every
-response must have status 200 and a body equal to the file (length and
-content), or the sample fails: a broken client cannot look fast.
+One more cell, 1 MiB at 64 with every body decoded (``bytes.decode``) while
+it is alive, as a user's code would: a second large object per body, which
+is what decides how glibc's malloc serves and returns large blocks in a
+fresh process (``tasklets/http/_body_buffers.py``); it is quoted, without a
+target.
+
+Every sample is the first and only client of a fresh interpreter, as a user
+meets it: nothing runs in that process before it (no throwaway client, no
+allocator tuning), so whatever state a fresh process's allocator is in
+counts. Inside it, a warm-up batch (2C requests) opens the connections, then
+the timed batch runs. Every response must have status 200 and a body equal
+to the file (length and content), or the sample fails: a broken client
+cannot look fast. The child also counts its minor page faults over the timed
+batch (``getrusage``): a body whose memory is faulted in anew costs 256 per
+MiB, so the count shows whether a client reuses memory or makes the kernel
+hand it over and zero it again, whatever the machine's speed or load.
 
 How it compares
 ---------------
@@ -57,8 +75,15 @@ when other work competes for the cores, a 64-thread client gets a larger
 share of them than a one-thread event loop (the scheduler shares CPU between
 threads, not processes), which flatters the thread pools' throughput.
 
-Targets: tasklets req/s > aiohttp's on 1 KiB; tasklets MB/s >= aiohttp's on
-1 MiB; tasklets >= 5x urllib threads (judged on both cells).
+Targets (issue 17), at concurrency 64 and 256 alike:
+
+* 1 KiB: tasklets req/s >= 1.3x aiohttp's;
+* 1 MiB: tasklets MB/s >= 1.0x aiohttp's, and tasklets' client CPU per
+  request <= 1.5x the raw-socket floor's (median of per-round ratios).
+
+The header names the CPU (model, cache sizes) and the load average before
+and after: a 64 x 1 MiB working set fits in some CPUs' caches and not in
+others', and the figures of a loaded machine are worth less.
 
 The children import tasklets from a snapshot of the package copied when the
 run starts (``--no-snapshot`` to import ``src/`` as it is): others edit
@@ -86,33 +111,39 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from _http_clients import RUNNERS, USE, Sample  # noqa: E402
 from _nginx import Nginx, NginxUnavailable, die_with_parent, nginx_server, pattern_bytes  # noqa: E402
 
-CONCURRENCY = 64
-#: Requests of the untimed batch that opens the connections inside each sample.
-WARMUP_REQUESTS = 2 * CONCURRENCY
 SMALL, LARGE = "small.bin", "large.bin"
+#: The cells: file, concurrency, what the caller does with each body, and the clients measured (None: all).
+CELLS: tuple[tuple[str, int, str, tuple[str, ...] | None], ...] = (
+    (SMALL, 64, "", None),
+    (SMALL, 256, "", ("tasklets", "aiohttp", "raw-floor")),
+    (LARGE, 64, "", None),
+    (LARGE, 256, "", ("tasklets", "aiohttp", "raw-floor")),
+    (LARGE, 64, "decode", ("tasklets", "aiohttp", "raw-floor")),
+)
+CONCURRENCIES = sorted({concurrency for _, concurrency, _, _ in CELLS})
 #: Set in the children's environment to the snapshot of tasklets they must import.
 SNAPSHOT_ENV = "TASKLETS_BENCH_SNAPSHOT"
 SIZES = {SMALL: 1024, LARGE: 1024 * 1024}
 
 ALL_CLIENTS = ("tasklets", "tasklets-map", "aiohttp", "httpx", "urllib-threads", "threads-keepalive", "raw-floor")
 LABELS = {
-    "tasklets": "tasklets (64 workers)",
+    "tasklets": "tasklets (C workers)",
     "tasklets-map": "tasklets map_unordered",
     "aiohttp": "aiohttp (asyncio)",
     "httpx": "httpx (asyncio)",
-    "urllib-threads": "urllib, 64 threads",
-    "threads-keepalive": "http.client keep-alive, 64 thr",
+    "urllib-threads": "urllib, C threads",
+    "threads-keepalive": "http.client keep-alive, C thr",
     "raw-floor": "raw sockets (floor, reference)",
 }
 #: Clients so much slower than the others that they get fewer requests per sample, so that every
@@ -129,283 +160,21 @@ class Config:
     large_requests: int
     sample_timeout: float
 
-    def requests(self, client: str, name: str) -> int:
-        """Timed requests per sample for ``client`` on file ``name``."""
+    def requests(self, client: str, name: str, concurrency: int) -> int:
+        """Timed requests per sample for ``client`` on file ``name`` at ``concurrency``."""
         small_div, large_div = SLOW_CLIENTS.get(client, (1, 1))
         if name == SMALL:
-            return max(CONCURRENCY, self.small_requests // small_div)
-        return max(CONCURRENCY, self.large_requests // large_div)
+            return max(concurrency, self.small_requests // small_div)
+        return max(concurrency, self.large_requests // large_div, 4 * concurrency)  # 4 bodies per connection
+
+
+def warmup_requests(concurrency: int) -> int:
+    """Requests of the untimed batch that opens the connections inside each sample."""
+    return 2 * concurrency
 
 
 FULL = Config(rounds=5, small_requests=20_000, large_requests=500, sample_timeout=180.0)
 QUICK = Config(rounds=3, small_requests=5_000, large_requests=300, sample_timeout=60.0)
-
-
-# -- the clients (run in the child) --------------------------------------------------------------------
-
-
-class BadResponse(AssertionError):
-    """A response whose status or body is not what the server holds."""
-
-
-def _check(status: int, body: bytes, expected: bytes) -> None:
-    if status != 200 or body != expected:
-        raise BadResponse(f"status {status}, {len(body)} bytes (expected 200, {len(expected)} bytes)")
-
-
-@dataclass
-class Sample:
-    """One timed batch: wall and CPU seconds, requests and body bytes."""
-
-    seconds: float
-    cpu: float
-    requests: int
-    nbytes: int
-
-
-def _timed(run_batch: Callable[[int], int], warmup: int, requests: int) -> Sample:
-    """Run an untimed warm-up batch, then time ``requests`` (for the blocking clients)."""
-    run_batch(warmup)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    nbytes = run_batch(requests)
-    t1, cpu1 = time.perf_counter(), time.process_time()
-    return Sample(t1 - t0, cpu1 - cpu0, requests, nbytes)
-
-
-def run_tasklets(url: str, expected: bytes, requests: int, warmup: int, *, mapped: bool) -> Sample:
-    """tasklets.http.Client; 64 worker tasks, or map_unordered over one task per request."""
-    import tasklets
-    from tasklets.http import Client, PoolLimits
-
-    client = Client(limits=PoolLimits(max_connections=CONCURRENCY, max_per_host=CONCURRENCY), proxies=None)
-
-    def fetch() -> Any:
-        response = yield client.urlopen(url)
-        body = yield from response.read()
-        _check(response.status, body, expected)
-        return len(body)
-
-    def workers(count: int) -> Any:
-        left = [count]
-
-        def worker() -> Any:
-            total = 0
-            while left[0] > 0:
-                left[0] -= 1
-                total += yield from fetch()
-            return total
-
-        totals = yield [tasklets.spawn(worker) for _ in range(CONCURRENCY)]
-        return sum(totals)
-
-    def mapped_batch(count: int) -> Any:
-        total = 0
-        for signal in tasklets.map_unordered(lambda _: tasklets.spawn(fetch), range(count), limit=CONCURRENCY):
-            total += yield signal
-        return total
-
-    batch = mapped_batch if mapped else workers
-
-    def main() -> Any:
-        yield from batch(warmup)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        nbytes = yield from batch(requests)
-        t1, cpu1 = time.perf_counter(), time.process_time()
-        return Sample(t1 - t0, cpu1 - cpu0, requests, nbytes)
-
-    try:
-        return tasklets.run(main)
-    finally:
-        client.close()
-
-
-def run_aiohttp(url: str, expected: bytes, requests: int, warmup: int) -> Sample:
-    """aiohttp.ClientSession with TCPConnector(limit=64), 64 worker coroutines, asyncio's loop."""
-    import asyncio
-
-    import aiohttp
-
-    async def main() -> Sample:
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-        async with aiohttp.ClientSession(connector=connector) as session:
-
-            async def batch(count: int) -> int:
-                left = [count]
-
-                async def worker() -> int:
-                    total = 0
-                    while left[0] > 0:
-                        left[0] -= 1
-                        async with session.get(url) as response:
-                            body = await response.read()
-                            _check(response.status, body, expected)
-                            total += len(body)
-                    return total
-
-                return sum(await asyncio.gather(*(worker() for _ in range(CONCURRENCY))))
-
-            await batch(warmup)
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            nbytes = await batch(requests)
-            t1, cpu1 = time.perf_counter(), time.process_time()
-            return Sample(t1 - t0, cpu1 - cpu0, requests, nbytes)
-
-    return asyncio.run(main())
-
-
-def run_httpx(url: str, expected: bytes, requests: int, warmup: int) -> Sample:
-    """httpx.AsyncClient with Limits(64, 64), 64 worker coroutines, asyncio's loop."""
-    import asyncio
-
-    import httpx
-
-    async def main() -> Sample:
-        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-        async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
-
-            async def batch(count: int) -> int:
-                left = [count]
-
-                async def worker() -> int:
-                    total = 0
-                    while left[0] > 0:
-                        left[0] -= 1
-                        response = await client.get(url)
-                        body = response.content
-                        _check(response.status_code, body, expected)
-                        total += len(body)
-                    return total
-
-                return sum(await asyncio.gather(*(worker() for _ in range(CONCURRENCY))))
-
-            await batch(warmup)
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            nbytes = await batch(requests)
-            t1, cpu1 = time.perf_counter(), time.process_time()
-            return Sample(t1 - t0, cpu1 - cpu0, requests, nbytes)
-
-    return asyncio.run(main())
-
-
-def run_urllib_threads(url: str, expected: bytes, requests: int, warmup: int) -> Sample:
-    """urllib.request.urlopen in a 64-thread ThreadPoolExecutor (a new connection per request)."""
-    import urllib.request
-    from concurrent.futures import ThreadPoolExecutor
-
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
-
-    def one(_: int) -> int:
-        with opener.open(url, timeout=60) as response:
-            body = response.read()
-            _check(response.status, body, expected)
-            return len(body)
-
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        return _timed(lambda count: sum(pool.map(one, range(count))), warmup, requests)
-
-
-def run_threads_keepalive(url: str, expected: bytes, requests: int, warmup: int) -> Sample:
-    """http.client in a 64-thread ThreadPoolExecutor, one persistent connection per thread."""
-    import http.client
-    import threading
-    import urllib.parse
-    from concurrent.futures import ThreadPoolExecutor
-
-    parts = urllib.parse.urlsplit(url)
-    local = threading.local()
-
-    def one(_: int) -> int:
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        conn.request("GET", parts.path)
-        response = conn.getresponse()
-        body = response.read()
-        _check(response.status, body, expected)
-        return len(body)
-
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        return _timed(lambda count: sum(pool.map(one, range(count))), warmup, requests)
-
-
-def run_raw_floor(url: str, expected: bytes, requests: int, warmup: int) -> Sample:
-    """The floor: raw keep-alive sockets on epoll, recv_into a reused buffer, no HTTP library."""
-    import re
-    import select
-    import socket
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
-    content_length = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
-    size = len(expected)
-    poller = select.epoll()
-    conns: dict[int, tuple[socket.socket, bytearray, memoryview]] = {}
-    for _ in range(CONCURRENCY):
-        sock = socket.create_connection((parts.hostname, parts.port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setblocking(False)
-        buf = bytearray(size + 4096)
-        conns[sock.fileno()] = (sock, buf, memoryview(buf))
-        poller.register(sock.fileno(), select.EPOLLIN)
-
-    def batch(count: int) -> int:
-        left = count
-        done = 0
-        got = dict.fromkeys(conns, 0)
-        wanted: dict[int, int] = {}
-        for fd, (sock, _, _) in conns.items():
-            if left:
-                left -= 1
-                sock.send(request)
-            else:
-                del got[fd]
-        while done < count:
-            for fd, _mask in poller.poll():
-                sock, buf, view = conns[fd]
-                n = sock.recv_into(view[got[fd] :])
-                if not n:
-                    raise RuntimeError("nginx closed a kept-alive connection")
-                have = got[fd] = got[fd] + n
-                if fd not in wanted:
-                    end = buf.find(b"\r\n\r\n", 0, have)
-                    if end < 0:
-                        continue
-                    match = content_length.search(buf, 0, end + 2)
-                    if match is None or int(match.group(1)) != size or buf[9:12] != b"200":
-                        raise RuntimeError(f"unexpected response head: {bytes(buf[:end])!r}")
-                    wanted[fd] = end + 4 + size
-                total = wanted[fd]
-                if have < total:
-                    continue
-                body = bytes(view[total - size : total])
-                if have > total or body != expected:
-                    raise RuntimeError("the body differs from the file")
-                done += 1
-                got[fd] = 0
-                del wanted[fd]
-                if left:
-                    left -= 1
-                    sock.send(request)
-        return count * size
-
-    try:
-        return _timed(batch, warmup, requests)
-    finally:
-        poller.close()
-        for sock, _, _ in conns.values():
-            sock.close()
-
-
-RUNNERS: dict[str, Callable[[str, bytes, int, int], Sample]] = {
-    "tasklets": lambda *a: run_tasklets(*a, mapped=False),
-    "tasklets-map": lambda *a: run_tasklets(*a, mapped=True),
-    "aiohttp": run_aiohttp,
-    "httpx": run_httpx,
-    "urllib-threads": run_urllib_threads,
-    "threads-keepalive": run_threads_keepalive,
-    "raw-floor": run_raw_floor,
-}
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -417,15 +186,16 @@ def child_main(args: argparse.Namespace) -> None:
         if not tasklets.__file__ or not tasklets.__file__.startswith(snapshot):
             raise SystemExit(f"tasklets imported from {tasklets.__file__}, not from the snapshot {snapshot}")
     expected = pattern_bytes(args.size, seed=args.size)
+    USE["body"] = args.use
     runner = RUNNERS[args.child]
     if args.profile_to:
         profiler = cProfile.Profile()
         profiler.enable()
-        sample = runner(args.url, expected, args.requests, args.warmup)
+        sample = runner(args.url, expected, args.requests, args.warmup, args.concurrency)
         profiler.disable()
         profiler.dump_stats(args.profile_to)
     else:
-        sample = runner(args.url, expected, args.requests, args.warmup)
+        sample = runner(args.url, expected, args.requests, args.warmup, args.concurrency)
     print(json.dumps(sample.__dict__), flush=True)
 
 
@@ -445,15 +215,24 @@ class Bench:
     env: dict[str, str]
 
     def run_sample(
-        self, client: str, name: str, requests: int, warmup: int = WARMUP_REQUESTS, profile_to: str = ""
+        self,
+        client: str,
+        name: str,
+        concurrency: int,
+        requests: int,
+        warmup: int,
+        profile_to: str = "",
+        use: str = "",
     ) -> tuple[Sample, float]:
         """Run one client once in a fresh interpreter; the sample and nginx's CPU seconds per request served."""
         command = [
             sys.executable, str(Path(__file__).resolve()), "--child", client, "--url", self.nginx.url(name),
             "--size", str(SIZES[name]), "--requests", str(requests), "--warmup", str(warmup),
+            "--concurrency", str(concurrency), "--use", use,
         ]  # fmt: skip
         if profile_to:
             command += ["--profile-to", profile_to]
+        what = f"{client} on {name} at concurrency {concurrency}"
         nginx_cpu0 = self.nginx.cpu_seconds()
         with subprocess.Popen(
             command,
@@ -469,7 +248,7 @@ class Bench:
                 process.kill()
                 out, err = process.communicate()
                 raise SampleFailed(
-                    f"{client} on {name} hung: no result within {self.config.sample_timeout:.0f} s\n{err[-3000:]}"
+                    f"{what} hung: no result within {self.config.sample_timeout:.0f} s\n{err[-3000:]}"
                 ) from None
             except BaseException:  # Ctrl-C, ...: the child goes too
                 process.kill()
@@ -477,10 +256,10 @@ class Bench:
                 raise
         nginx_cpu = self.nginx.cpu_seconds() - nginx_cpu0
         if process.returncode != 0:
-            raise SampleFailed(f"{client} on {name} failed (exit {process.returncode}):\n{err[-3000:]}")
+            raise SampleFailed(f"{what} failed (exit {process.returncode}):\n{err[-3000:]}")
         sample = Sample(**json.loads(out.strip().splitlines()[-1]))
         if sample.requests != requests or sample.nbytes != requests * SIZES[name]:
-            raise SampleFailed(f"{client} on {name}: {sample.nbytes} bytes for {sample.requests} requests")
+            raise SampleFailed(f"{what}: {sample.nbytes} bytes for {sample.requests} requests")
         return sample, nginx_cpu / (requests + warmup)  # nginx served the warm-up too
 
 
@@ -507,11 +286,18 @@ def snapshot_tasklets(directory: Path, source: Path | None = None) -> Path:
 
 @dataclass
 class Cell:
-    """The samples of every client on one file, round by round."""
+    """The samples of every client on one file at one concurrency, round by round."""
 
     name: str
+    concurrency: int
+    use: str = ""
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     nginx_cpu: dict[str, list[float]] = field(default_factory=dict)  # seconds per request
+
+    @property
+    def title(self) -> str:
+        decoded = ", decoded" if self.use == "decode" else ""
+        return f"{'1 KiB' if self.name == SMALL else '1 MiB'} x {self.concurrency}{decoded}"
 
     def rate(self, sample: Sample) -> float:
         """Requests/s on the small file, MB/s (10^6 bytes) on the large one."""
@@ -523,36 +309,42 @@ class Cell:
         """The client's figure in every round."""
         return [self.rate(s) for s in self.samples[client]]
 
+    def cpu_per_request(self, client: str) -> list[float]:
+        """The client's CPU seconds per request in every round."""
+        return [s.cpu / s.requests for s in self.samples[client]]
+
 
 def progress(message: str) -> None:
     """A progress note on stderr (the tables go to stdout)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def measure(bench: Bench, name: str, clients: Sequence[str]) -> Cell:
+def measure(bench: Bench, name: str, concurrency: int, use: str, clients: Sequence[str]) -> Cell:
     """Interleaved rounds of every client on file ``name``, after one short unrecorded warm-up round."""
     config = bench.config
-    cell = Cell(name, {c: [] for c in clients}, {c: [] for c in clients})
+    cell = Cell(name, concurrency, use, {c: [] for c in clients}, {c: [] for c in clients})
     for client in clients:  # warm-up: imports into the page cache, nginx's open-file cache
-        bench.run_sample(client, name, requests=CONCURRENCY, warmup=CONCURRENCY)
+        bench.run_sample(client, name, concurrency, requests=concurrency, warmup=concurrency, use=use)
     for number in range(config.rounds):
         shift = number % len(clients)
         order = list(clients[shift:]) + list(clients[:shift])
         for client in order:
-            sample, nginx_cpu = bench.run_sample(client, name, config.requests(client, name))
+            requests = config.requests(client, name, concurrency)
+            sample, nginx_cpu = bench.run_sample(
+                client, name, concurrency, requests, warmup_requests(concurrency), use=use
+            )
             cell.samples[client].append(sample)
             cell.nginx_cpu[client].append(nginx_cpu)
         figures = ", ".join(f"{c} {cell.rate(cell.samples[c][-1]):,.0f}" for c in clients)
-        progress(f"{name} round {number + 1}/{config.rounds}: {figures}")
+        progress(f"{cell.title} round {number + 1}/{config.rounds}: {figures}")
     return cell
 
 
 @dataclass
 class Verdict:
-    """One target: the measure, the peer, the ratio (median [min-max]) and whether it passed."""
+    """One target: the measure, the ratio (median [min-max]) and whether it passed."""
 
     measure: str
-    peer: str
     ratio: float
     low: float
     high: float
@@ -560,14 +352,39 @@ class Verdict:
     passed: bool
 
 
-def _ratios(cell: Cell, ours: str, theirs: str) -> list[float]:
-    return [a / b for a, b in zip(cell.rates(ours), cell.rates(theirs), strict=True) if b]
+@dataclass(frozen=True)
+class Target:
+    """``ours`` against ``peer`` on ``what`` ("rate": ours/peer, higher is better; "cpu": CPU per request,
+    ours/peer, lower is better): the median of per-round ratios must be >= (rate) or <= (cpu) ``bound``."""
+
+    peer: str
+    what: str
+    bound: float
+
+    def ratios(self, cell: Cell) -> list[float]:
+        if self.what == "rate":
+            pairs = zip(cell.rates("tasklets"), cell.rates(self.peer), strict=True)
+        else:
+            pairs = zip(cell.cpu_per_request("tasklets"), cell.cpu_per_request(self.peer), strict=True)
+        return [ours / theirs for ours, theirs in pairs if theirs]
+
+    def judge(self, cell: Cell) -> Verdict | None:
+        values = self.ratios(cell)
+        if not values:
+            return None
+        median = statistics.median(values)
+        passed = median >= self.bound if self.what == "rate" else median <= self.bound
+        sign = ">=" if self.what == "rate" else "<="
+        measure = f"{cell.title}: " + (
+            f"speed vs {LABELS[self.peer]}" if self.what == "rate" else f"CPU/req vs {LABELS[self.peer]}"
+        )
+        return Verdict(measure, median, min(values), max(values), f"{sign} {self.bound:.1f}", passed)
 
 
-TARGETS: dict[str, list[tuple[str, str, float, bool]]] = {
-    # file: (ours, peer, threshold, strict) -- ours/peer must be > threshold (strict) or >= threshold
-    SMALL: [("tasklets", "aiohttp", 1.0, True), ("tasklets", "urllib-threads", 5.0, False)],
-    LARGE: [("tasklets", "aiohttp", 1.0, False), ("tasklets", "urllib-threads", 5.0, False)],
+#: Issue 17's targets, the same at every concurrency.
+TARGETS: dict[str, list[Target]] = {
+    SMALL: [Target("aiohttp", "rate", 1.3)],
+    LARGE: [Target("aiohttp", "rate", 1.0), Target("raw-floor", "cpu", 1.5)],
 }
 
 
@@ -575,73 +392,71 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
     """Print the table of one cell; return its verdicts."""
     small = cell.name == SMALL
     unit = "req/s" if small else "MB/s"
-    title = "1 KiB GET: requests/s" if small else "1 MiB GET: MB/s"
+    title = f"{'1 KiB GET: requests/s' if small else '1 MiB GET: MB/s'}, concurrency {cell.concurrency}"
+    if cell.use == "decode":
+        title += ", every body decoded (bytes.decode) while it is alive"
     print(
-        f"\n== {title}  (concurrency {CONCURRENCY}, keep-alive except urllib, {config.rounds} rounds, "
-        f"fresh process per sample, every body verified)"
+        f"\n== {title}  (keep-alive except urllib, {config.rounds} rounds, first client of a fresh process "
+        "per sample, every body verified)"
     )
     print(
-        f"   {'client':<32} {'requests':>8} {unit:>9} {'CPU us/req':>11} {'nginx us/req':>12}   "
-        f"{'tasklets/this [min-max]':<24} {'target':<7} {'verdict':<7}  CPU/req this/tasklets"
+        f"   {'client':<32} {'requests':>8} {unit:>9} {'CPU us/req':>11} {'faults/req':>10} {'nginx us/req':>12}   "
+        f"{'tasklets/this [min-max]':<24}  CPU/req this/tasklets"
     )
-    targets = {peer: (threshold, strict) for _, peer, threshold, strict in TARGETS[cell.name]}
-    verdicts = []
     base = "tasklets" if "tasklets" in clients else None
     for client in clients:
         samples = cell.samples[client]
         rate = statistics.median(cell.rates(client))
-        cpu_us = statistics.median(s.cpu / s.requests * 1e6 for s in samples)
+        cpu_us = statistics.median(cell.cpu_per_request(client)) * 1e6
+        faults = statistics.median(s.faults / s.requests for s in samples)
         nginx_us = statistics.median(cell.nginx_cpu[client]) * 1e6
-        ratio_text = target_text = verdict_text = cpu_text = ""
+        ratio_text = cpu_text = ""
         if base and client != base:
-            cpu_ratios = [
-                (theirs.cpu / theirs.requests) / (ours.cpu / ours.requests)
-                for ours, theirs in zip(cell.samples[base], samples, strict=True)
-                if ours.cpu
-            ]
+            values = Target(client, "rate", 0).ratios(cell)
+            ratio_text = f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+            cpu_ratios = [1 / r for r in Target(client, "cpu", 0).ratios(cell) if r]
             cpu_text = f"{statistics.median(cpu_ratios):.2f}" if cpu_ratios else ""
-            values = _ratios(cell, base, client)
-            med, low, high = statistics.median(values), min(values), max(values)
-            ratio_text = f"{med:.2f} [{low:.2f}-{high:.2f}]"
-            if client in targets:
-                threshold, strict = targets[client]
-                passed = med > threshold if strict else med >= threshold
-                target_text = f"{'>' if strict else '>='} {threshold:.1f}"
-                verdict_text = "PASS" if passed else "MISS"
-                verdicts.append(Verdict(title, LABELS[client], med, low, high, target_text, passed))
         print(
-            f"   {LABELS[client]:<32} {samples[0].requests:>8,} {rate:>9,.0f} {cpu_us:>11.1f} {nginx_us:>12.1f}   "
-            f"{ratio_text:<24} {target_text:<7} {verdict_text:<7}  {cpu_text}",
+            f"   {LABELS[client].replace('C ', f'{cell.concurrency} ', 1):<32} {samples[0].requests:>8,} "
+            f"{rate:>9,.0f} {cpu_us:>11.1f} {faults:>10.1f} {nginx_us:>12.1f}   {ratio_text:<24}  {cpu_text}",
             flush=True,
         )
+    verdicts = []
+    if base and not cell.use:  # the targets are on the plain cells; the others are quoted
+        for target in TARGETS[cell.name]:
+            if target.peer in clients:
+                verdict = target.judge(cell)
+                if verdict is not None:
+                    verdicts.append(verdict)
     return verdicts
 
 
 def summary(verdicts: Sequence[Verdict]) -> int:
     """Print every target and its verdict; return how many missed."""
-    print("\n== Summary (tasklets / peer: median of per-round ratios [min-max]; higher is better)")
+    print("\n== Targets (tasklets / peer: median of per-round ratios [min-max])")
     missed = 0
     for v in verdicts:
         missed += not v.passed
         print(
-            f"   {v.measure:<22} vs {v.peer:<24} {v.ratio:6.2f} [{v.low:.2f}-{v.high:.2f}]  "
+            f"   {v.measure:<52} {v.ratio:6.2f} [{v.low:.2f}-{v.high:.2f}]  "
             f"target {v.target:<6} {'PASS' if v.passed else 'MISS'}"
         )
     print(f"   {len(verdicts) - missed} PASS, {missed} MISS", flush=True)
     return missed
 
 
-def profile(bench: Bench, names: Sequence[str]) -> None:
+def profile(bench: Bench, names: Sequence[str], concurrency: int) -> None:
     """cProfile the tasklets client; print where its time goes, per request."""
     for name in names:
-        requests = bench.config.requests("tasklets", name)
+        requests = bench.config.requests("tasklets", name, concurrency)
+        warmup = warmup_requests(concurrency)
         with tempfile.NamedTemporaryFile(suffix=".prof", delete=False) as handle:
             path = handle.name
         try:
-            bench.run_sample("tasklets", name, requests, profile_to=path)
-            total = requests + WARMUP_REQUESTS
+            bench.run_sample("tasklets", name, concurrency, requests, warmup, profile_to=path)
+            total = requests + warmup
             print(
-                f"\n== cProfile of the tasklets client, {name} ({SIZES[name]:,} bytes), "
+                f"\n== cProfile of the tasklets client, {name} ({SIZES[name]:,} bytes), concurrency {concurrency}, "
                 f"{total:,} requests (warm-up included); wall-clock times per request, inflated by the "
                 "profiler\n   (socket.send includes being preempted by nginx, which its send wakes)"
             )
@@ -669,13 +484,35 @@ def _short_path(filename: str) -> str:
     return filename
 
 
+def cpu_description() -> str:
+    """The CPU's model and cache sizes (what decides whether a working set fits), from /proc and /sys."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    caches = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        with contextlib.suppress(OSError):
+            kind = (index / "type").read_text().strip()
+            if kind != "Instruction":
+                shared = (index / "shared_cpu_list").read_text().strip()
+                caches.append(f"L{(index / 'level').read_text().strip()} {(index / 'size').read_text().strip()}"
+                              f" (CPUs {shared})")  # fmt: skip
+    return f"{model}; " + (", ".join(caches) if caches else "cache sizes unknown")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line; run the child, or the whole benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds, fewer requests (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, fewer requests (a few minutes)")
     parser.add_argument("--rounds", type=int, help="rounds to record (default 5, 3 with --quick)")
     parser.add_argument("--clients", help=f"comma-separated subset of {','.join(ALL_CLIENTS)}")
     parser.add_argument("--only", choices=("small", "large"), help="just one of the two files")
+    parser.add_argument(
+        "--concurrency", help=f"comma-separated subset of {','.join(map(str, CONCURRENCIES))} (default: all)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the tasklets client afterwards")
     parser.add_argument(
         "--no-snapshot", action="store_true", help="children import tasklets from src/ as it is when they start"
@@ -687,10 +524,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup", type=int, default=WARMUP_REQUESTS, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--use", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        args.concurrency = int(args.concurrency)
         child_main(args)
         return 0
 
@@ -701,12 +540,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(clients) - set(ALL_CLIENTS)
     if unknown:
         parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
+    concurrencies = list(CONCURRENCIES) if not args.concurrency else [int(c) for c in args.concurrency.split(",")]
+    if set(concurrencies) - set(CONCURRENCIES):
+        parser.error(f"--concurrency: choose among {', '.join(map(str, CONCURRENCIES))}")
     names = {"small": (SMALL,), "large": (LARGE,), None: (SMALL, LARGE)}[args.only]
+    cells = [cell for cell in CELLS if cell[0] in names and cell[1] in concurrencies]
 
     import importlib.metadata as md
 
     versions = ", ".join(f"{p} {md.version(p)}" for p in ("aiohttp", "httpx", "httptools") if _installed(p))
     print(f"# tasklets HTTP client benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, {versions}")
+    print(f"# CPU: {cpu_description()}")
+    load_before = os.getloadavg()[0]
     files = {name: pattern_bytes(size, seed=size) for name, size in SIZES.items()}
     try:
         with nginx_server(files) as nginx, tempfile.TemporaryDirectory(prefix="tasklets-bench-src-") as snap:
@@ -720,12 +565,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"# nginx {nginx.version} pid {nginx.process.pid} on 127.0.0.1:{nginx.port} (one process)")
             bench = Bench(nginx, config, env)
             verdicts: list[Verdict] = []
-            for name in names:
-                cell = measure(bench, name, clients)
-                verdicts += report(cell, clients, config)
+            for name, concurrency, use, wanted in cells:
+                here = [c for c in clients if wanted is None or c in wanted]
+                if here:
+                    cell = measure(bench, name, concurrency, use, here)
+                    verdicts += report(cell, here, config)
+            print(f"\n# load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
             missed = summary(verdicts)
             if args.profile:
-                profile(bench, names)
+                profile(bench, names, concurrencies[0])
     except NginxUnavailable as exc:
         print(f"cannot run the benchmark: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,16 @@ def test_the_smallest_idle_buffer_that_fits_is_lent() -> None:
     assert buffers.borrow(1_000_000) is not small  # too small: a new one
 
 
+def test_of_equal_buffers_the_last_given_back_is_lent_first() -> None:
+    """The buffer given back last is the likeliest still in the CPU's caches."""
+    buffers = BodyBuffers()
+    first, second = buffers.borrow(1_000_000), buffers.borrow(1_000_000)
+    buffers.give_back(first)
+    buffers.give_back(second)
+    assert buffers.borrow(1_000_000) is second
+    assert buffers.borrow(1_000_000) is first
+
+
 def test_sizes_are_rounded_up_so_that_near_sizes_share_a_buffer() -> None:
     buffers = BodyBuffers()
     buffer = buffers.borrow(1_048_577)
