@@ -7,9 +7,18 @@ httptools where installed). Every error is a ``urllib.error.URLError``;
 
 from __future__ import annotations
 
-from ._client import Client, Timeout, default_client, urlopen_async
+from ._client import Client, Timeout, check_request, default_client, urlopen_async
 from ._headers import Headers
 from ._pool import PoolLimits
 from ._response import Response
 
-__all__ = ["Client", "Headers", "PoolLimits", "Response", "Timeout", "default_client", "urlopen_async"]
+__all__ = [
+    "Client",
+    "Headers",
+    "PoolLimits",
+    "Response",
+    "Timeout",
+    "check_request",
+    "default_client",
+    "urlopen_async",
+]

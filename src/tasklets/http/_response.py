@@ -21,7 +21,6 @@ each step, so a compression bomb read chunk by chunk stays in bounded memory.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -207,7 +206,7 @@ class Response:
     def _on_chunk_done(self, result: Future[bytes]) -> None:
         # A reader cancelled while it waited: close now, not when (if ever) more bytes arrive.
         if result.cancelled() and self._connection is not None:
-            if self._loop._thread_id == threading.get_ident():
+            if self._loop.is_loop_thread():
                 self.close()
             else:
                 self._loop.call_soon_threadsafe(self.close)

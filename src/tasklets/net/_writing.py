@@ -7,12 +7,10 @@ A mixin: ``Stream`` declares the slots; the methods here own the send queue
 from __future__ import annotations
 
 import socket
-from concurrent.futures._base import PENDING
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StreamClosed, StreamError, WriteBufferFull, WriteTimeout
 from .._future import Future, done_future, failed_future
-from .._loop import _get_ident
 from ._errors import translate_stream_error
 
 __all__ = ["WriteSide", "DEFAULT_HIGH_WATER"]
@@ -69,7 +67,7 @@ class WriteSide:
                 future of an earlier write has not resolved yet: wait for it.
             StreamClosed: the stream was closed.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.write, data)
         if self._closing or self._eof_pending:
             raise StreamClosed(
@@ -119,7 +117,7 @@ class WriteSide:
         It fails with :class:`WriteTimeout` when the peer takes none of the
         queued bytes for ``timeout`` seconds.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.drain)
         if self._write_error is not None:
             return failed_future(self._write_error)
@@ -138,7 +136,7 @@ class WriteSide:
         Raises:
             StreamError: on a TLS stream, which cannot half-close.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             self._hand_over(self.write_eof).result()
             return
         if self._tls is not None:
@@ -159,7 +157,7 @@ class WriteSide:
 
     def _drain_future(self) -> Future[None]:
         waiter = self._drain_waiter
-        if waiter is None or waiter._state is not PENDING:
+        if waiter is None or waiter.done():
             self._arm_write_timer()
             waiter = self._drain_waiter = Future()
             if self.timeout is not None:
@@ -190,14 +188,14 @@ class WriteSide:
     def _anyone_waits_on_queue(self) -> bool:
         """Whether a drain() or a write() future still waits for the queue (no list built: asked per write wait)."""
         waiter = self._drain_waiter
-        if waiter is not None and waiter._state is PENDING:
+        if waiter is not None and not waiter.done():
             return True
-        return any(flush._state is PENDING for flush in self._flush_waiters or ())
+        return any(not flush.done() for flush in self._flush_waiters or ())
 
     def _waiting_on_queue(self) -> list[Future[None]]:
         waiter = self._drain_waiter
-        waiting = [waiter] if waiter is not None and waiter._state is PENDING else []
-        waiting.extend(flush for flush in self._flush_waiters or () if flush._state is PENDING)
+        waiting = [waiter] if waiter is not None and not waiter.done() else []
+        waiting.extend(flush for flush in self._flush_waiters or () if not flush.done())
         return waiting
 
     def _drain_waiter_done(self, waiter: Future[Any]) -> None:
@@ -221,7 +219,7 @@ class WriteSide:
             waiter = self._drain_waiter
             if waiter is not None:
                 self._drain_waiter = None
-                if waiter._state is PENDING:
+                if not waiter.done():
                     waiter.set_result(None)
                 self._disarm_write_timer()
         if not wbuf:
@@ -231,7 +229,7 @@ class WriteSide:
             if waiters:
                 self._flush_waiters = None
                 for waiter in waiters:
-                    if waiter._state is PENDING:
+                    if not waiter.done():
                         waiter.set_result(None)
                 self._disarm_write_timer()
             if self._eof_pending:
@@ -277,10 +275,10 @@ class WriteSide:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        if waiter is not None and waiter._state is PENDING:
+        if waiter is not None and not waiter.done():
             waiter.set_exception(error)
         waiters = self._flush_waiters
         self._flush_waiters = None
         for waiter in waiters or ():
-            if waiter._state is PENDING:
+            if not waiter.done():
                 waiter.set_exception(error)
