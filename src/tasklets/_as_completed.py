@@ -8,9 +8,10 @@ decides how many requests to hand out, and when the iteration ends.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from ._combinators import SignalFuture, check_futures
 from ._exceptions import TimeoutError
@@ -20,8 +21,10 @@ from ._timers import Timer
 
 __all__ = ["as_completed", "AsCompleted"]
 
+T = TypeVar("T")
 
-class AsCompleted:
+
+class AsCompleted(Generic[T]):
     """The iterator :func:`as_completed` returns."""
 
     def __init__(self, fs: Iterable[Any], timeout: float | None) -> None:
@@ -36,21 +39,21 @@ class AsCompleted:
         if timeout is not None and self._left:
             self._timer = Timer(max(0.0, timeout), functools.partial(_expire, self._matcher, self._futures, timeout))
 
-    def __iter__(self) -> Iterator[SignalFuture[Any]]:
+    def __iter__(self) -> Iterator[SignalFuture[T]]:
         return self
 
-    def __next__(self) -> SignalFuture[Any]:
+    def __next__(self) -> SignalFuture[T]:
         """A signal future for the next input to complete (``.completed`` names it)."""
-        signal: SignalFuture[Any] = SignalFuture()
+        signal: SignalFuture[T] = SignalFuture()
         self._take(signal, StopIteration)
         return signal
 
-    def __aiter__(self) -> AsCompleted:
+    def __aiter__(self) -> AsCompleted[T]:
         return self
 
-    def __anext__(self) -> Future[Any]:
+    def __anext__(self) -> Future[concurrent.futures.Future[T]]:
         """Under ``async for``: the next *original* future to complete."""
-        waiter: Future[Any] = Future()
+        waiter: Future[concurrent.futures.Future[T]] = Future()
         self._take(waiter, StopAsyncIteration)
         return waiter
 
@@ -97,7 +100,13 @@ def _expire(matcher: Matcher, futures: list[Any], timeout: float) -> None:
     detach(futures, matcher.on_done)
 
 
-def as_completed(fs: Iterable[Any], timeout: float | None = None) -> AsCompleted:
+@overload
+def as_completed(fs: Iterable[concurrent.futures.Future[T]], timeout: float | None = None) -> AsCompleted[T]: ...
+@overload
+def as_completed(fs: Iterable[Any], timeout: float | None = None) -> AsCompleted[Any]: ...
+
+
+def as_completed(fs: Iterable[Any], timeout: float | None = None) -> AsCompleted[Any]:
     """Iterate over ``fs`` in the order they complete.
 
     As an ordinary iterator it yields one *signal future* per distinct input,

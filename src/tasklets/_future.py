@@ -167,7 +167,8 @@ class Future(concurrent.futures.Future[T]):
                 raise exc
             finally:
                 del exc  # break the frame -> traceback -> frame cycle
-        return self._result
+        result: T = self._result
+        return result
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The future's exception (None if it succeeded), blocking like ``result``."""

@@ -158,7 +158,7 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     source = UrlSource(args.urls, input_file, close_input=input_file is not sys.stdin)
     try:
         if args.dask is None:
-            status = run(fetch_all, source, options, reporter)
+            status: int = run(fetch_all, source, options, reporter)
         else:
             status = run_dask_fetch(args.dask, source, options, reporter)
     except DaskUnavailable as exc:

@@ -311,7 +311,8 @@ class Client:
             return (yield from self._exchange(loop, request, timeouts, context, None))
         inner = Task(self._exchange(loop, request, timeouts, context, deadline), loop=loop)
         try:
-            return (yield with_timeout(inner, max(0.0, deadline - loop.time())))
+            response: Response = yield with_timeout(inner, max(0.0, deadline - loop.time()))
+            return response
         except TimeoutError as exc:
             # with_timeout has only *requested* the cancellation of ``inner``: it may still be pending.
             if isinstance(exc, (HTTPConnectTimeout, HTTPReadTimeout)) or (inner.done() and not inner.cancelled()):

@@ -19,7 +19,8 @@ except ImportError:  # pragma: no cover - an h11 whose internals moved: trailers
     ReceiveBuffer = None  # type: ignore[assignment,misc]
 
 from .._exceptions import LocalProtocolError, RemoteProtocolError
-from ._protocol import DONE, ClientConnection, Data, Header, Limits
+from ._events import DONE
+from ._protocol import ClientConnection, Data, Header, Limits
 
 __all__ = ["H11ClientConnection"]
 
@@ -120,7 +121,7 @@ class H11ClientConnection(ClientConnection):
             raise RemoteProtocolError("more than one Content-Length field: the body length is ambiguous")
         if lengths and not lengths[0].rstrip(b" \t").isdigit():
             raise RemoteProtocolError(f"invalid Content-Length {lengths[0]!r}")
-        return event.status_code, event.reason, event.headers.raw_items()  # type: ignore[attr-defined]
+        return event.status_code, event.reason, event.headers.raw_items()
 
     def _skip_body(self) -> None:
         event = self._next_event("end")

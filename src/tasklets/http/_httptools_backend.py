@@ -29,7 +29,9 @@ from __future__ import annotations
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from .._exceptions import ProtocolError, RemoteProtocolError
-from ._protocol import _CHUNKED, DONE, RECV_BODY, ClientConnection, Data, Header, Limits
+from ._events import DONE, RECV_BODY
+from ._protocol import ClientConnection, Data, Header, Limits
+from ._request_side import _CHUNKED
 
 __all__ = ["HttptoolsClientConnection"]
 

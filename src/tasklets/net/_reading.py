@@ -7,11 +7,12 @@ read-side ones (``_buffer``, ``_waiter``, ``_reading``...).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import IncompleteReadError, InvalidStateError, LimitOverrunError, ReadTimeout, StreamClosed
 from .._future import Future, done_future, failed_future, read_outcome
+from .._loop import Loop
 from ._errors import translate_stream_error
 
 __all__ = ["ReadSide", "DEFAULT_LIMIT", "DEFAULT_READ_AHEAD"]
@@ -70,8 +71,8 @@ class ReadSide:
 
     if not TYPE_CHECKING:  # empty slots keep Stream dict-free; mypy would reject assigning Stream's slots here
         __slots__ = ()
-    _hand_over: Any
-    _loop: Any
+    _hand_over: Callable[..., Future[Any]]
+    _loop: Loop
     _recv: Any
     _recv_into: Any
     _into: memoryview | None
@@ -429,7 +430,9 @@ class ReadSide:
         cancelled). A cancelled read needs nothing either: the timer finds
         no read waiting and lapses.
         """
-        deadline = self._read_deadline = self._loop.time() + self.timeout
+        timeout = self.timeout
+        assert timeout is not None, "only a timed read arms the deadline"
+        deadline = self._read_deadline = self._loop.time() + timeout
         timer = self._read_timer
         if timer is None or timer.when > deadline:  # none armed, or armed too late (timeout shortened)
             if timer is not None:

@@ -188,7 +188,7 @@ class Server:
             stream.close()
 
     def _connection_done(self, connection: Future[None]) -> None:
-        self._connections.discard(connection)  # type: ignore[arg-type]
+        self._connections.discard(connection)  # type: ignore[arg-type,unused-ignore]
         if self._closing and not self._connections:
             self._resolve_closed()
 

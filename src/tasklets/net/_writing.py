@@ -7,10 +7,12 @@ A mixin: ``Stream`` declares the slots; the methods here own the send queue
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StreamClosed, StreamError, WriteBufferFull, WriteTimeout
 from .._future import Future, done_future, failed_future
+from .._loop import Loop
 from ._errors import translate_stream_error
 
 __all__ = ["WriteSide", "DEFAULT_HIGH_WATER"]
@@ -28,11 +30,11 @@ class WriteSide:
 
     if not TYPE_CHECKING:  # empty slots keep Stream dict-free; mypy would reject assigning Stream's slots here
         __slots__ = ()
-    _hand_over: Any
+    _hand_over: Callable[..., Future[Any]]
     _finish_close: Any
-    _loop: Any
+    _loop: Loop
     _send: Any
-    _sock: Any
+    _sock: socket.socket
     _wbuf: bytearray
     _writing: bool
     _write_error: BaseException | None
