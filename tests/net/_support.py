@@ -13,6 +13,7 @@ from typing import Any
 
 import tasklets
 from tasklets import Future, Loop
+from tasklets._clock import Clock
 from tasklets.testing import run_strict
 
 
@@ -21,9 +22,13 @@ def leftovers(loop: Loop) -> list[str]:
     return loop.statistics().describe()
 
 
-def run(fn: Callable[..., Any], /, *args: Any, timeout: float = 30.0) -> Any:
-    """Run ``fn(*args)`` as the main task of a fresh loop; fail if it leaves anything behind."""
-    return run_strict(fn, *args, timeout=timeout)
+def run(fn: Callable[..., Any], /, *args: Any, timeout: float = 30.0, clock: Clock | None = None) -> Any:
+    """Run ``fn(*args)`` as the main task of a fresh loop; fail if it leaves anything behind.
+
+    Timing tests pass a ``VirtualClock``: their windows are then exact
+    equalities on the loop's clock, whatever the load.
+    """
+    return run_strict(fn, *args, timeout=timeout, clock=clock)
 
 
 def open_fds() -> dict[int, str]:

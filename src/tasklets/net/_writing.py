@@ -246,9 +246,12 @@ class WriteSide:
             return
         # The timeout is between bytes, as for reads: a large queue that the
         # peer keeps taking may take longer than ``timeout`` to drain.
-        idle = self._loop.time() - self._write_progress
-        if idle < self.timeout:
-            self._write_timer = self._loop.call_later(self.timeout - idle, self._write_timed_out)
+        # Compared as a deadline, the sum the timer was armed with: ``now - progress < timeout``
+        # can hold at the very deadline (0.7 - 0.3 < 0.4 in floating point), re-arming the timer
+        # for the same instant forever on a clock that does not move on its own (a virtual one).
+        deadline = self._write_progress + self.timeout
+        if self._loop.time() < deadline:
+            self._write_timer = self._loop.call_at(deadline, self._write_timed_out)
             return
         self._drain_waiter = self._flush_waiters = None
         error = WriteTimeout(
