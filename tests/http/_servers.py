@@ -48,11 +48,12 @@ __all__ = ["HERE", "ExternalServer", "RawConnection", "RawServer", "StdlibServer
 # -- running client code -----------------------------------------------------------------------------
 
 
-def run(fn: Callable[..., Any], /, *args: Any, limit: float = 20.0, **kwargs: Any) -> Any:
+def run(fn: Callable[..., Any], /, *args: Any, limit: float = 20.0, clock: Any = None, **kwargs: Any) -> Any:
     """Run ``fn(*args, **kwargs)`` as the main task of a fresh loop, strictly (``tasklets.testing.run_strict``).
 
-    The test fails if the task takes more than ``limit`` seconds, or leaves a
-    task, timer or reader/writer registration behind.
+    The test fails if the task takes more than ``limit`` seconds (on the
+    loop's clock), or leaves a task, timer or reader/writer registration
+    behind. Timing tests pass a ``VirtualClock``.
     """
 
     def main() -> Generator[Any, Any, Any]:
@@ -60,7 +61,7 @@ def run(fn: Callable[..., Any], /, *args: Any, limit: float = 20.0, **kwargs: An
         inner = made if isinstance(made, tasklets.Future) else tasklets.Task(made)
         return (yield tasklets.with_timeout(inner, limit))
 
-    return run_strict(main)
+    return run_strict(main, clock=clock)
 
 
 def fetch(client: Client, url: str, *args: Any, **kwargs: Any) -> Generator[Any, Any, tuple[Response, bytes]]:
