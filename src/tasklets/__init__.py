@@ -9,7 +9,7 @@ cluster, and be combined with :func:`wait_first`, :func:`as_completed`,
 
 from __future__ import annotations
 
-from ._as_completed import as_completed, map_unordered
+from ._as_completed import as_completed
 from ._combinators import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -45,7 +45,8 @@ from ._exceptions import (
 )
 from ._future import Future
 from ._group import TaskGroup
-from ._loop import Handle, Loop, TimerHandle
+from ._loop import Handle, Loop, LoopStatistics, TimerHandle
+from ._map_unordered import map_unordered
 from ._runtime import run
 from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._task import Task, current_task, spawn, task
@@ -90,6 +91,7 @@ __all__ = [
     "InvalidStateError",
     "Lock",
     "Loop",
+    "LoopStatistics",
     "LoopError",
     "Queue",
     "QueueEmpty",

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures._base import PENDING
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ._exceptions import InvalidStateError, TimeoutError
 from ._future import Future, _allocate_lock, cancel_soon, copy_outcome, detach, is_future_like, read_outcome
@@ -89,6 +89,12 @@ def check_futures(fs: Iterable[Any], what: str) -> list[Any]:
     return futures
 
 
+@overload
+def wait_first(fs: Iterable[concurrent.futures.Future[T]]) -> SignalFuture[T]: ...
+@overload
+def wait_first(fs: Iterable[Any]) -> SignalFuture[Any]: ...
+
+
 def wait_first(fs: Iterable[Any]) -> SignalFuture[Any]:
     """A future with the outcome of whichever of ``fs`` completes first.
 
@@ -123,6 +129,12 @@ def wait_first(fs: Iterable[Any]) -> SignalFuture[Any]:
             detach((f,), on_done)  # the winner's detach may have run before this registration
             break
     return signal
+
+
+@overload
+def gather(fs: Iterable[concurrent.futures.Future[T]]) -> Future[list[T]]: ...
+@overload
+def gather(fs: Iterable[Any]) -> Future[list[Any]]: ...
 
 
 def gather(fs: Iterable[Any]) -> Future[list[Any]]:
@@ -186,9 +198,19 @@ def gather(fs: Iterable[Any]) -> Future[list[Any]]:
     return result
 
 
+@overload
+def wait(
+    fs: Iterable[concurrent.futures.Future[T]], timeout: float | None = None, return_when: str = ALL_COMPLETED
+) -> Future[concurrent.futures._base.DoneAndNotDoneFutures[T]]: ...
+@overload
 def wait(
     fs: Iterable[Any], timeout: float | None = None, return_when: str = ALL_COMPLETED
-) -> Future[concurrent.futures._base.DoneAndNotDoneFutures]:
+) -> Future[concurrent.futures._base.DoneAndNotDoneFutures[Any]]: ...
+
+
+def wait(
+    fs: Iterable[Any], timeout: float | None = None, return_when: str = ALL_COMPLETED
+) -> Future[concurrent.futures._base.DoneAndNotDoneFutures[Any]]:
     """A future of ``(done, not_done)`` sets, like ``concurrent.futures.wait``.
 
     Args:
@@ -242,6 +264,12 @@ def wait(
         if result.done():
             timer.cancel()
     return result
+
+
+@overload
+def with_timeout(future: concurrent.futures.Future[T], seconds: float) -> Future[T]: ...
+@overload
+def with_timeout(future: Any, seconds: float) -> Future[Any]: ...
 
 
 def with_timeout(future: Any, seconds: float) -> Future[Any]:
@@ -298,6 +326,12 @@ def sleep(seconds: float, result: T = None) -> Future[T]:  # type: ignore[assign
 
     future.add_done_callback(on_done)
     return future
+
+
+@overload
+def wrap_future(future: concurrent.futures.Future[T]) -> Future[T]: ...
+@overload
+def wrap_future(future: Any) -> Future[Any]: ...
 
 
 def wrap_future(future: Any) -> Future[Any]:

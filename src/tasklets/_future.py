@@ -167,7 +167,8 @@ class Future(concurrent.futures.Future[T]):
                 raise exc
             finally:
                 del exc  # break the frame -> traceback -> frame cycle
-        return self._result
+        result: T = self._result
+        return result
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The future's exception (None if it succeeded), blocking like ``result``."""
@@ -290,6 +291,77 @@ class Future(concurrent.futures.Future[T]):
                 except Exception:
                     logger.exception("exception calling callback for %r", self)
         return True
+
+    def _try_complete(
+        self,
+        value: Any,
+        exc: BaseException | None,
+        cancel: bool = False,
+        before: Callable[[], object] | None = None,
+    ) -> bool:
+        """Complete the future with an outcome of any kind, unless it is done already (then False).
+
+        The one completion step for code that completes futures of its own
+        kind on behalf of others (the matcher of ``as_completed``): the check,
+        ``before()`` and the outcome happen under the future's lock, so a
+        future cancelled from another thread a moment ago is left as it is
+        and ``before()`` does not run; blocked waiters are woken and the
+        callbacks run outside the lock, as ``set_result`` does.
+
+        Args:
+            value: the result (when ``exc`` is None and ``cancel`` is false).
+            exc: the exception to complete with, or None.
+            cancel: cancel the future instead.
+            before: what must be visible together with the outcome (the
+                input a signal future carries).
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            state = self._state
+            if state is not PENDING and state is not RUNNING:
+                return False
+            if before is not None:
+                before()
+            if cancel:
+                self._state = CANCELLED_AND_NOTIFIED
+                how = "add_cancelled"
+            elif exc is not None:
+                self._exception = exc
+                self._state = FINISHED
+                how = "add_exception"
+            else:
+                self._result = value
+                self._state = FINISHED
+                how = "add_result"
+            if self._blocking is not None:
+                self._blocking.wake(self, how)
+            callbacks = self._callbacks
+            self._callbacks = None
+        finally:
+            lock.release()
+        if callbacks:
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:
+                    logger.exception("exception calling callback for %r", self)
+        return True
+
+    def _complete_unseen(self, value: Any, exc: BaseException | None = None, cancel: bool = False) -> None:
+        """Complete a future nobody else can see yet: no lock, no waiters, no callbacks to run.
+
+        The fast path of code that hands out futures born done (``done_future``,
+        the signals of an iteration whose inputs finished before it got to them).
+        """
+        if cancel:
+            self._state = CANCELLED_AND_NOTIFIED
+        elif exc is not None:
+            self._exception = exc
+            self._state = FINISHED
+        else:
+            self._result = value
+            self._state = FINISHED
 
     # Stricter than typeshed's ``BaseException | None`` on purpose: set_exception(None)
     # would finish the future with a None *result*.

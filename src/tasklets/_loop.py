@@ -44,13 +44,14 @@ from typing import TYPE_CHECKING, Any
 from . import _context
 from ._clock import Clock, SystemClock
 from ._exceptions import LoopError
+from ._loop_statistics import LoopStatistics
 from ._poller import make_poller
 
 if TYPE_CHECKING:
     from ._future import Future
     from ._task import Task
 
-__all__ = ["Loop", "Handle", "TimerHandle"]
+__all__ = ["Loop", "LoopStatistics", "Handle", "TimerHandle"]
 
 logger = logging.getLogger("tasklets")
 
@@ -406,6 +407,40 @@ class Loop:
     def is_closed(self) -> bool:
         """Whether ``close()`` was called."""
         return self._closed
+
+    def is_loop_thread(self) -> bool:
+        """Whether the calling thread is the one running this loop right now."""
+        return self._thread_id == _get_ident()
+
+    def is_foreign_thread(self) -> bool:
+        """Whether another thread runs this loop right now.
+
+        Then what is meant for the loop must be handed over with
+        ``call_soon_threadsafe``. An idle loop is nobody's: the caller may
+        act on it directly (it is neither foreign nor the loop thread).
+        """
+        thread_id = self._thread_id
+        return thread_id is not None and thread_id != _get_ident()
+
+    def statistics(self) -> LoopStatistics:
+        """What the loop holds now: its tasks not yet done, descriptor registrations, armed timers.
+
+        A snapshot for tests and monitoring (a finished test expects all three
+        empty); read it on the loop's thread, or while the loop is idle, for a
+        consistent view. The loop's own wake-up socket is not counted.
+        """
+        waker = self._waker_read.fileno() if not self._closed else -1
+        registrations = {
+            fd: tuple(handle for handle in pair if handle is not None)
+            for fd, pair in self._io_handlers.items()
+            if fd != waker
+        }
+        return LoopStatistics(
+            tasks=tuple(task for task in self._tasks if not task.done()),
+            registrations=registrations,
+            timers=tuple(entry[2] for entry in self._timers if not entry[2]._cancelled),
+            ready=len(self._ready),
+        )
 
     def close(self) -> None:
         """Release the poller, the waker and signal handlers; the loop cannot run again."""

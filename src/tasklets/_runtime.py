@@ -125,13 +125,13 @@ def _cancel_leftover_tasks(loop: Loop) -> None:
     """
     deadline = loop.time() + LEFTOVER_GRACE
     for _ in range(3):
-        leftovers = [t for t in loop._tasks if not t.done()]
+        leftovers = list(loop.statistics().tasks)
         if not leftovers:
             return
         for leftover in leftovers:
             leftover.cancel()
         loop.run_until_complete(Task(_wait_inside(leftovers, deadline - loop.time()), loop=loop))
-    stubborn = [t for t in loop._tasks if not t.done()]
+    stubborn = loop.statistics().tasks
     if stubborn:
         logger.warning(
             "run(): %d task(s) still running after being cancelled, abandoned with the loop: %s",

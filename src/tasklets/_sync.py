@@ -32,7 +32,7 @@ from collections import deque
 from typing import Any, Generic, TypeVar
 
 from ._exceptions import InvalidStateError
-from ._future import _DONE_STATES, Future, done_future
+from ._future import Future, done_future
 
 __all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]
 
@@ -55,9 +55,9 @@ def _drop_cancelled(waiters: deque[Any], pairs: bool = False) -> int:
     served waiter has already left the queue, so a done one was cancelled.
     """
     if pairs:
-        live = [entry for entry in waiters if entry[0]._state not in _DONE_STATES]
+        live = [entry for entry in waiters if not entry[0].done()]
     else:
-        live = [waiter for waiter in waiters if waiter._state not in _DONE_STATES]
+        live = [waiter for waiter in waiters if not waiter.done()]
     if len(live) < len(waiters):
         waiters.clear()
         waiters.extend(live)

@@ -390,7 +390,7 @@ def _forget_callback(future: _CfFuture[Any], fn: Callable[..., Any]) -> None:
     An abandoned wait leaves nothing behind on a long-lived future, and a thread
     pool's future with no other callback can then be cancelled at once.
     """
-    with future._condition:  # type: ignore[attr-defined]
+    with future._condition:
         try:
             future._done_callbacks.remove(fn)  # type: ignore[attr-defined]
         except ValueError:
@@ -481,6 +481,18 @@ def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) ->
 
     start_task.__tasklets_task__ = True  # type: ignore[attr-defined]
     return start_task
+
+
+@overload
+def spawn(fn: Callable[..., Task[T]], /, *args: Any, name: str | None = None, **kwargs: Any) -> Task[T]: ...
+@overload
+def spawn(
+    fn: Callable[..., Generator[Any, Any, T]], /, *args: Any, name: str | None = None, **kwargs: Any
+) -> Task[T]: ...
+@overload
+def spawn(
+    fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, name: str | None = None, **kwargs: Any
+) -> Task[T]: ...
 
 
 def spawn(fn: Callable[..., Any], /, *args: Any, name: str | None = None, **kwargs: Any) -> Task[Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._loop import Loop, TimerHandle, _get_ident
+from ._loop import Loop, TimerHandle
 from ._where import loop_for_caller
 
 
@@ -23,7 +23,7 @@ class Timer:
         self._loop = loop = loop or loop_for_caller()
         self._cancelled = False
         self._handle: TimerHandle | None = None
-        if loop._thread_id == _get_ident():
+        if loop.is_loop_thread():
             self._handle = loop.call_later(delay, callback)
         else:
             when = loop.time() + delay  # measured now, not when the loop gets to it
@@ -37,7 +37,7 @@ class Timer:
         """Stop the timer; harmless if it already fired. Callable from any thread."""
         self._cancelled = True
         loop = self._loop
-        if loop._thread_id == _get_ident() or loop._thread_id is None:
+        if not loop.is_foreign_thread():
             if self._handle is not None:
                 self._handle.cancel()
                 self._handle = None

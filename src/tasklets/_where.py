@@ -18,17 +18,60 @@ import atexit
 import concurrent.futures
 import os
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import _context
 from ._exceptions import LoopError
 from ._loop import Loop
 
-__all__ = ["current_loop", "default_loop", "default_executor", "loop_for_caller"]
+__all__ = ["current_loop", "default_loop", "default_executor", "loop_for_caller", "work_in_threads"]
+
+T = TypeVar("T")
 
 _default_loop: Loop | None = None
 _default_thread: threading.Thread | None = None
 _default_lock = threading.Lock()
-_default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_default_executor: _CountingExecutor | None = None
+
+
+class _CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The default thread pool, counting the work handed to it and not yet done.
+
+    A virtual clock must not jump past a deadline while a thread is still
+    working on what the loop waits for (a name lookup, a foreign future's
+    cancel): ``work_in_threads()`` tells it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._finished = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: object) -> None:
+        with self._count_lock:
+            self._in_flight -= 1
+            self._finished += 1
+
+
+def work_in_threads() -> tuple[int, int]:
+    """``(in flight, finished so far)`` of the work handed to the default thread pool."""
+    executor = _default_executor
+    if executor is None:
+        return 0, 0
+    return executor._in_flight, executor._finished
 
 
 def current_loop() -> Loop:
@@ -64,14 +107,14 @@ def default_loop() -> Loop:
         return _default_loop
 
 
-def default_executor() -> concurrent.futures.ThreadPoolExecutor:
+def default_executor() -> _CountingExecutor:
     """The thread pool behind ``to_thread`` and name resolution, made on first use."""
     global _default_executor
     executor = _default_executor
     if executor is None:
         with _default_lock:
             if _default_executor is None:
-                _default_executor = concurrent.futures.ThreadPoolExecutor(
+                _default_executor = _CountingExecutor(
                     max_workers=min(64, (os.cpu_count() or 1) + 16), thread_name_prefix="tasklets-worker"
                 )
             executor = _default_executor

@@ -107,7 +107,7 @@ def run_task(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
 def _dask_task_watch() -> Callable[[], bool] | None:
     """Inside a Dask task, a function telling whether the scheduler still wants it; else None."""
     try:
-        from distributed.worker import get_worker, thread_state
+        from distributed.worker import get_worker, thread_state  # type: ignore[attr-defined]
     except ImportError:
         return None
     key = getattr(thread_state, "key", None)

@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 
 import tasklets
-from tasklets.testing import VirtualClock
+from tasklets.testing import VirtualClock, run_strict
 
 
 def _run_virtual(fn: Any, /, *args: Any) -> Any:
-    return tasklets.run(fn, *args, clock=VirtualClock())
+    return run_strict(fn, *args, clock=VirtualClock())
 
 
 @pytest.fixture
 def vrun() -> Callable[..., Any]:
-    """``tasklets.run`` on a virtual clock: timers fire at once, in order."""
+    """A strict run on a virtual clock: timers fire at once, in order; a test that leaves anything behind fails."""
     return _run_virtual
 
 

@@ -418,3 +418,32 @@ class TestCrossThreadCompletion:
         assert len(done) == 500
         assert not not_done
         assert [f.result(timeout=0) for f in futures] == list(range(500))
+
+
+class TestCompletionStep:
+    """``_try_complete``: the one step that completes a future for someone else, unless it is done."""
+
+    def test_it_completes_runs_callbacks_and_wakes_blocked_waiters(self) -> None:
+        future: Future[int] = Future()
+        seen: list[object] = []
+        future.add_done_callback(lambda f: seen.append(f.result()))
+        waiter = threading.Thread(target=lambda: seen.append(("blocked", future.result(10))))
+        waiter.start()
+        assert future._try_complete(7, None, before=lambda: seen.append("before"))
+        waiter.join(10)
+        assert seen[0] == "before" and 7 in seen and ("blocked", 7) in seen
+
+    def test_a_future_cancelled_meanwhile_is_left_alone_and_before_does_not_run(self) -> None:
+        future: Future[int] = Future()
+        future.cancel()
+        ran: list[str] = []
+        assert not future._try_complete(7, None, before=lambda: ran.append("before"))
+        assert future.cancelled() and ran == []
+
+    def test_it_completes_with_an_exception_or_a_cancellation(self) -> None:
+        failed: Future[int] = Future()
+        assert failed._try_complete(None, ValueError("no"))
+        assert isinstance(failed.exception(0), ValueError)
+        cancelled: Future[int] = Future()
+        assert cancelled._try_complete(None, None, cancel=True)
+        assert cancelled.cancelled()

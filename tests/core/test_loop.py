@@ -521,3 +521,53 @@ class TestDebugMode:
 
         tasklets.run(main, clock=VirtualClock(), debug=True)
         assert order == ["a", "b", "c"]
+
+
+class TestSeams:
+    """What other layers and tests may ask of a loop: whose thread this is, and what it holds."""
+
+    def test_an_idle_loop_is_nobodys_thread(self, loop: Loop) -> None:
+        assert not loop.is_loop_thread() and not loop.is_foreign_thread()
+
+    def test_the_running_thread_is_the_loop_thread_and_any_other_is_foreign(self, loop: Loop) -> None:
+        seen: Future[tuple[bool, bool, bool, bool]] = Future()
+
+        def on_loop() -> None:
+            from_other: cf.Future[tuple[bool, bool]] = cf.Future()
+            thread = threading.Thread(
+                target=lambda: from_other.set_result((loop.is_loop_thread(), loop.is_foreign_thread()))
+            )
+            thread.start()
+            thread.join(10)
+            seen.set_result((loop.is_loop_thread(), loop.is_foreign_thread(), *from_other.result(0)))
+
+        loop.call_soon(on_loop)
+        assert _run_until(loop, seen) == (True, False, False, True)
+
+    def test_statistics_count_tasks_registrations_and_armed_timers(self, loop: Loop) -> None:
+        assert loop.statistics().is_empty()  # its own waker is not counted
+        reader, writer = socket.socketpair()
+        try:
+            loop.add_reader(reader.fileno(), lambda: None)
+            timer = loop.call_later(5, lambda: None)
+            cancelled = loop.call_later(6, lambda: None)
+            cancelled.cancel()
+            release: Future[None] = Future()
+
+            def waits():
+                yield release
+
+            task = tasklets.Task(waits(), loop=loop)
+            stats = loop.statistics()
+            assert stats.tasks == (task,)
+            assert list(stats.registrations) == [reader.fileno()]
+            assert stats.timers == (timer,)
+            assert not stats.is_empty() and len(stats.describe()) == 3
+            release.set_result(None)
+            _run_until(loop, task)
+            loop.remove_reader(reader.fileno())
+            timer.cancel()
+            assert loop.statistics().is_empty() and loop.statistics().describe() == []
+        finally:
+            reader.close()
+            writer.close()

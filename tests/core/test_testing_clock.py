@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
 
 import tasklets
 from tasklets import Future
-from tasklets.testing import VirtualClock
+from tasklets.testing import LeftBehind, VirtualClock, run_strict, stream_pair
 
 
 class TestVirtualClock:
@@ -95,3 +97,68 @@ class TestVirtualClock:
         loop.run_forever()
         loop.close()
         assert fired == [7200] and time.perf_counter() - started < 5
+
+
+class TestThreadsAndTheVirtualClock:
+    """The clock holds still while the default thread pool works for the loop."""
+
+    def test_a_timeout_does_not_expire_while_a_thread_is_about_to_answer(self) -> None:
+        def slow() -> str:
+            time.sleep(0.05)  # real work a thread does; the loop is idle meanwhile
+            return "answered"
+
+        def main():
+            return (yield tasklets.with_timeout(tasklets.to_thread(slow), 10)), tasklets.current_loop().time()
+
+        assert tasklets.run(main, clock=VirtualClock()) == ("answered", 0.0)
+
+    def test_a_thread_blocked_for_good_holds_the_clock_no_longer_than_its_grace(self) -> None:
+        release = threading.Event()
+
+        def main():
+            blocked = tasklets.to_thread(release.wait, 30)
+            try:
+                yield tasklets.with_timeout(blocked, 10)
+            except tasklets.TimeoutError:
+                return tasklets.current_loop().time()
+            finally:
+                release.set()
+
+        assert tasklets.run(main, clock=VirtualClock(thread_grace=0.05)) == 10.0
+
+
+class TestRunStrict:
+    """tasklets.testing.run_strict fails a test on what it leaves behind."""
+
+    def test_a_leftover_task_timer_and_registration_fail_the_test_by_name(self) -> None:
+        a, b = socket.socketpair()
+
+        def forgotten():
+            yield Future()
+
+        def main():
+            loop = tasklets.current_loop()
+            tasklets.Task(forgotten(), name="forgotten")
+            loop.call_later(60, lambda: None)
+            loop.add_reader(a.fileno(), lambda: None)
+            yield None
+
+        try:
+            with pytest.raises(LeftBehind, match=r"forgotten.*registrations.*armed timers"):
+                run_strict(main, clock=VirtualClock())
+        finally:
+            a.close()
+            b.close()
+
+    def test_a_clean_test_returns_its_result(self) -> None:
+        def main():
+            left, right = stream_pair(loop=tasklets.current_loop())
+            yield left.write(b"ping")
+            got = yield right.read_exactly(4)
+            left.close()
+            right.close()
+            yield left.wait_closed()
+            yield right.wait_closed()
+            return got
+
+        assert run_strict(main, clock=VirtualClock(), check_descriptors=True) == b"ping"

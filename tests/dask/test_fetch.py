@@ -277,8 +277,10 @@ class TestCommandLineOnACluster:
         path = f"/unreachable-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         # The command line has no setting for it: the wait is CONNECT_TIMEOUT (10 s) of _dask_fetch.
-        done = _run_cli("fetch", "--dask", address, server.url(path), timeout=BOUND * 2)
-        assert time.monotonic() - started < 15
+        done = _run_cli("fetch", "--dask", address, server.url(path), timeout=BOUND * 3)
+        # The message below names the 10 s that fired; this only says nothing waited far longer
+        # (a loaded machine takes seconds just to import Dask: no tighter wall-clock bound).
+        assert time.monotonic() - started < BOUND * 3
         assert done.returncode == 1
         assert done.stderr.splitlines() == [
             f"tasklets fetch: cannot reach the Dask scheduler at {address!r}: "
@@ -317,7 +319,7 @@ class TestCommandLineOnACluster:
                 for process in tree:
                     os.kill(process.pid, signal.SIGINT)
             child.process.send_signal(signal.SIGINT)
-            child.process.wait(BOUND)
+            child.process.wait(BOUND * 3)  # a local cluster's shutdown takes seconds on a loaded machine
             # The workers are gone when the command is, at once: none left running. (Checked before reading
             # the pipes to their end, which also waits for any process that inherited them.)
             left = [command_lines[p.pid] for p in tree if "resource_tracker" not in command_lines[p.pid] and _alive(p)]
@@ -332,7 +334,7 @@ class TestCommandLineOnACluster:
             assert match and match[1] and (match[2], match[4], match[5]) == ("2", "2", "0"), rest
             assert server.held[gate] == 2  # no batch was sent again after Ctrl-C
             # multiprocessing's resource tracker ends on its own once its pipe closes: bounded wait.
-            deadline = time.monotonic() + BOUND
+            deadline = time.monotonic() + BOUND * 3
             while any(_alive(p) for p in tree):
                 assert time.monotonic() < deadline, [command_lines[p.pid] for p in tree if _alive(p)]
                 time.sleep(0.01)

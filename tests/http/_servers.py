@@ -35,6 +35,7 @@ from _asgi_app import pattern
 
 import tasklets
 from tasklets.http import Client, Response
+from tasklets.testing import run_strict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,15 +48,20 @@ __all__ = ["HERE", "ExternalServer", "RawConnection", "RawServer", "StdlibServer
 # -- running client code -----------------------------------------------------------------------------
 
 
-def run(fn: Callable[..., Any], /, *args: Any, limit: float = 20.0, **kwargs: Any) -> Any:
-    """``tasklets.run(fn, *args, **kwargs)``, failing with TimeoutError if it takes more than ``limit`` seconds."""
+def run(fn: Callable[..., Any], /, *args: Any, limit: float = 20.0, clock: Any = None, **kwargs: Any) -> Any:
+    """Run ``fn(*args, **kwargs)`` as the main task of a fresh loop, strictly (``tasklets.testing.run_strict``).
+
+    The test fails if the task takes more than ``limit`` seconds (on the
+    loop's clock), or leaves a task, timer or reader/writer registration
+    behind. Timing tests pass a ``VirtualClock``.
+    """
 
     def main() -> Generator[Any, Any, Any]:
         made = fn(*args, **kwargs)
         inner = made if isinstance(made, tasklets.Future) else tasklets.Task(made)
         return (yield tasklets.with_timeout(inner, limit))
 
-    return tasklets.run(main)
+    return run_strict(main, clock=clock)
 
 
 def fetch(client: Client, url: str, *args: Any, **kwargs: Any) -> Generator[Any, Any, tuple[Response, bytes]]:

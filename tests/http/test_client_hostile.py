@@ -35,9 +35,14 @@ from tasklets._exceptions import (
 from tasklets.http import Client, Timeout
 from tasklets.http._headers import Headers
 from tasklets.http._response import MAX_DECODED_CHUNK, Response
+from tasklets.testing import VirtualClock
 
-#: Every hostile exchange must end within this many seconds.
+#: Real seconds a hostile exchange may take before the test gives up on it (a hang guard, far
+#: above any exchange's duration: whether a failure came in time is checked on the virtual clock).
 BOUND = 5.0
+HANG = 60.0
+#: Real seconds of idleness before a virtual clock jumps: a scripted server thread answers well within it.
+AUTOJUMP = 0.1
 
 
 @pytest.fixture(params=["httptools", "h11"])
@@ -72,24 +77,30 @@ def expect_failure(
     match: str | None = None,
     *,
     pool: tuple[int, int] = (0, 0),
+    at: float | None = None,
     **kw: Any,
 ) -> Any:
-    """Request ``url``, read the body; assert ``error`` within BOUND seconds and ``pool`` (open, idle) after.
+    """Request ``url``, read the body; assert ``error`` and ``pool`` (open, idle) after.
 
     An empty pool by default; (1, 1) where the failure came after a whole
-    exchange whose healthy connection is kept for the next request.
+    exchange whose healthy connection is kept for the next request. With
+    ``at``, the exchange runs on a virtual clock and must fail exactly ``at``
+    seconds into it (0: at once, before any timeout could have fired).
     """
 
     def main() -> Any:
+        loop = tasklets.current_loop()
+        started = loop.time()
         try:
             yield from fetch(client, url, **kw)
         except error as exc:
-            return exc, _pool_counts(client)
+            return exc, _pool_counts(client), loop.time() - started
         raise AssertionError(f"{url} did not fail with {error.__name__}")
 
-    start = time.monotonic()
-    exc, counts = run(main)
-    assert time.monotonic() - start < BOUND
+    clock = None if at is None else VirtualClock(autojump_threshold=AUTOJUMP)
+    exc, counts, took = run(main, limit=HANG, clock=clock)
+    if at is not None:
+        assert took == pytest.approx(at), f"failed {took} s into the exchange, not {at} s"
     assert counts == pool, f"the failed exchange left (open, idle) connections {counts} in the pool, not {pool}"
     origin = "/".join(url.split("/", 3)[:3])
     assert origin in str(exc), f"the message does not name the URL: {exc}"
@@ -554,19 +565,15 @@ def test_read_timeout_when_the_server_never_answers(client: Client) -> None:
         conn.hold()
 
     with RawServer(script) as server:
-        start = time.monotonic()
-        expect_failure(client, f"{server.url}/", HTTPReadTimeout, timeout=Timeout(connect=2, read=0.2))
-        assert 0.2 <= time.monotonic() - start < 2
+        expect_failure(client, f"{server.url}/", HTTPReadTimeout, timeout=Timeout(connect=2, read=0.2), at=0.2)
 
 
 def test_connect_timeout_when_the_tls_handshake_never_comes(client: Client) -> None:
     from tasklets._exceptions import HTTPConnectTimeout
 
     with RawServer(lambda conn: conn.hold()) as server:
-        start = time.monotonic()
         url = f"https://127.0.0.1:{server.port}/"
-        expect_failure(client, url, HTTPConnectTimeout, timeout=Timeout(connect=0.2, read=5))
-        assert 0.2 <= time.monotonic() - start < 2
+        expect_failure(client, url, HTTPConnectTimeout, timeout=Timeout(connect=0.2, read=5), at=0.2)
 
 
 def test_a_server_that_never_reads_the_request_body(client: Client) -> None:
@@ -600,9 +607,8 @@ def test_connect_timeout_when_the_listener_backlog_is_full(client: Client) -> No
                     filler.connect(("127.0.0.1", port))
                 except BlockingIOError:
                     pass
-            start = time.monotonic()
-            exc = expect_failure(client, f"http://127.0.0.1:{port}/", HTTPConnectTimeout, timeout=Timeout(connect=0.2))
-            assert 0.2 <= time.monotonic() - start < 2
+            url = f"http://127.0.0.1:{port}/"
+            exc = expect_failure(client, url, HTTPConnectTimeout, timeout=Timeout(connect=0.2), at=0.2)
             assert isinstance(exc, TimeoutError)
         finally:
             for filler in fillers:
@@ -615,10 +621,8 @@ def test_read_timeout_on_a_server_trickling_one_byte_per_second(client: Client) 
             conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
             conn.trickle(b"x" * 100, 1.0)
 
-    with RawServer(script) as server:
-        start = time.monotonic()
-        expect_failure(client, f"{server.url}/", HTTPReadTimeout, timeout=Timeout(connect=2, read=0.3))
-        assert time.monotonic() - start < 2
+    with RawServer(script) as server:  # a byte a (real) second: the clock jumps to the read timeout meanwhile
+        expect_failure(client, f"{server.url}/", HTTPReadTimeout, timeout=Timeout(connect=2, read=0.3), at=0.3)
 
 
 @pytest.mark.parametrize("where", ["head", "body"])
@@ -634,7 +638,7 @@ def test_total_timeout_on_a_server_trickling_a_byte_every_tenth_of_a_second(clie
     with RawServer(script) as server:
         start = time.monotonic()
         expect_failure(client, f"{server.url}/", TotalTimeout, timeout=Timeout(connect=2, read=0.5, total=0.6))
-        assert 0.6 <= time.monotonic() - start < 2.5
+        assert 0.6 <= time.monotonic() - start < 6.0  # the pace is real: 10 times the unloaded duration at most
 
 
 def test_an_early_response_to_an_unfinished_request_body_is_returned(client: Client) -> None:
@@ -891,12 +895,11 @@ def test_a_body_declared_over_the_read_limit_is_refused_before_it_is_read(client
         try:
             yield from response.read(limit=LARGE - 1)
         except BodyTooLarge as exc:
-            return exc, _pool_counts(client)
+            return exc, _pool_counts(client), tasklets.current_loop().time()
 
     with RawServer(script) as server:
-        start = time.monotonic()
-        exc, counts = run(main)
-        assert time.monotonic() - start < 1
+        exc, counts, when = run(main, clock=VirtualClock(autojump_threshold=AUTOJUMP))
+    assert when == 0  # refused at once: no timeout had to fire first
     assert str(LARGE - 1) in str(exc)
     assert counts == (0, 0)
 
@@ -911,10 +914,8 @@ def test_a_large_body_that_stalls_times_out(client: Client, timeout: Timeout, er
             conn.send(_large_head() + _large_body()[:200_000])
             conn.hold()
 
-    with RawServer(script) as server:
-        start = time.monotonic()
-        expect_failure(client, f"{server.url}/", error, timeout=timeout)
-        assert time.monotonic() - start < 2
+    with RawServer(script) as server:  # the rest never comes: the clock jumps to the deadline
+        expect_failure(client, f"{server.url}/", error, timeout=timeout, at=timeout.total or timeout.read)
 
 
 def test_cancelling_a_task_reading_a_large_body_closes_the_connection(client: Client) -> None:

@@ -8,7 +8,7 @@ import urllib.error
 import pytest
 
 from tasklets._exceptions import LocalProtocolError, ProtocolError, RemoteDisconnected, RemoteProtocolError
-from tasklets.http import _protocol
+from tasklets.http import Headers, _protocol, check_request
 from tasklets.http._protocol import (
     ClientConnection,
     Data,
@@ -824,3 +824,12 @@ def test_take_body_refuses_a_negative_count(backend: str) -> None:
     conn = _receiving_a_body(backend, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
     with pytest.raises(ValueError, match="count >= 0"):
         conn.take_body(-1)
+
+
+def test_check_request_is_public_and_refuses_what_the_client_would() -> None:
+    """The CLI checks its --header options with the client's own check: one rule, one place."""
+    check_request("GET", Headers([("X-Ok", "fine")]))
+    with pytest.raises(LocalProtocolError, match="invalid method"):
+        check_request("GE T", Headers())
+    with pytest.raises(LocalProtocolError):
+        check_request("GET", Headers([("X-Bad", "a\r\nInjected: yes")]))

@@ -12,75 +12,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tasklets
-from tasklets import Future, Loop, Task
+from tasklets import Future, Loop
+from tasklets._clock import Clock
+from tasklets.testing import run_strict
 
 
 def leftovers(loop: Loop) -> list[str]:
     """What a loop still holds that a finished test should have released."""
-    found = []
-    tasks = [t for t in loop._tasks if not t.done()]
-    if tasks:
-        found.append(f"pending tasks: {tasks!r}")
-    waker = loop._waker_read.fileno()
-    fds = {fd: pair for fd, pair in loop._io_handlers.items() if fd != waker}
-    if fds:
-        found.append(f"reader/writer registrations: {fds!r}")
-    timers = [entry[2] for entry in loop._timers if not entry[2]._cancelled]
-    if timers:
-        found.append(f"armed timers: {timers!r}")
-    return found
+    return loop.statistics().describe()
 
 
-def run(fn: Callable[..., Any], /, *args: Any, timeout: float = 30.0) -> Any:
+def run(fn: Callable[..., Any], /, *args: Any, timeout: float = 30.0, clock: Clock | None = None) -> Any:
     """Run ``fn(*args)`` as the main task of a fresh loop; fail if it leaves anything behind.
 
-    Unlike ``tasklets.run``, leftover tasks are not cancelled quietly: a task,
-    timer or reader/writer registration still present when the main task has
-    finished fails the test.
+    Timing tests pass a ``VirtualClock``: their windows are then exact
+    equalities on the loop's clock, whatever the load.
     """
-    loop = Loop()
-    holder: dict[str, Task[Any]] = {}
-
-    def start() -> None:
-        made = fn(*args)
-        main = made if isinstance(made, Task) else Task(made, loop=loop, name="test-main")
-        holder["main"] = main
-        main.add_done_callback(lambda _: loop.stop())
-
-    def give_up() -> None:
-        main = holder.get("main")
-        if main is not None:
-            main.cancel("test timed out")
-
-    loop.call_soon(start)
-    watchdog = loop.call_later(timeout, give_up)
-    try:
-        loop.run_forever()
-        watchdog.cancel()
-        main = holder["main"]
-        result = main.result()
-        # Let callbacks that the last step enqueued (a close finishing) run.
-        for _ in range(3):
-            if not loop._ready:
-                break
-            loop.call_soon(loop.stop)
-            loop.run_forever()
-        left = leftovers(loop)
-        assert not left, "the test left behind " + "; ".join(left)
-        return result
-    finally:
-        watchdog.cancel()
-        for task in list(loop._tasks):
-            task.cancel()
-        for _ in range(5):
-            if not loop._tasks:
-                break
-            loop.call_later(0.01, loop.stop)
-            loop.run_forever()
-        for fd in [fd for fd in loop._io_handlers if fd != loop._waker_read.fileno()]:
-            loop.remove_reader(fd)
-            loop.remove_writer(fd)
-        loop.close()
+    return run_strict(fn, *args, timeout=timeout, clock=clock)
 
 
 def open_fds() -> dict[int, str]:

@@ -14,12 +14,17 @@ import pytest
 
 import tasklets
 from tasklets import Future
+from tasklets.testing import VirtualClock
 
 from ._support import RawPeer, read_all, recv_exactly, run
 
 
 def with_peer(
-    script: Callable[[socket.socket], Any], body: Callable[[tasklets.Stream, RawPeer], Any], **options: Any
+    script: Callable[[socket.socket], Any],
+    body: Callable[[tasklets.Stream, RawPeer], Any],
+    *,
+    clock: Any = None,
+    **options: Any,
 ) -> Any:
     """Connect a stream (with ``open_connection`` ``options``) to a raw peer running ``script``; run ``body``."""
     peer = RawPeer().serve(script)
@@ -33,7 +38,7 @@ def with_peer(
             yield stream.wait_closed()
 
     try:
-        return run(main)
+        return run(main, clock=clock)
     finally:
         peer.close()
 
@@ -333,7 +338,11 @@ def _slow_but_steady_reader(conn: socket.socket) -> str:
 
 
 def with_stalled_peer(body: Callable[[tasklets.Stream], Any], **options: Any) -> Any:
-    """Run ``body(stream)`` against a peer that reads nothing; then drop the queue and let the peer go."""
+    """Run ``body(stream)`` against a peer that reads nothing; then drop the queue and let the peer go.
+
+    The peer stays silent, so the run is on a virtual clock: timeouts fire at
+    their exact deadlines, with no real waiting.
+    """
     stop: Future[None] = Future()
 
     def script(conn: socket.socket) -> None:
@@ -347,7 +356,7 @@ def with_stalled_peer(body: Callable[[tasklets.Stream], Any], **options: Any) ->
             stop.set_result(None)
             yield peer.done
 
-    return with_peer(script, main, **options)
+    return with_peer(script, main, clock=VirtualClock(), **options)
 
 
 def test_drain_times_out_when_the_peer_stalls() -> None:
@@ -358,7 +367,7 @@ def test_drain_times_out_when_the_peer_stalls() -> None:
         start = stream.loop.time()
         with pytest.raises(tasklets.WriteTimeout) as caught:
             yield tasklets.with_timeout(stream.drain(), 5)  # a TimeoutError, but no WriteTimeout, after 5 s
-        assert stream.loop.time() - start >= 0.09
+        assert stream.loop.time() - start == pytest.approx(0.1)
         assert isinstance(caught.value, tasklets.TimeoutError)
         assert stream._write_timer is None
 
@@ -387,7 +396,7 @@ def test_a_drain_after_a_cancelled_one_gets_the_whole_timeout() -> None:
         start = stream.loop.time()
         with pytest.raises(tasklets.WriteTimeout):
             yield tasklets.with_timeout(stream.drain(), 5)
-        assert stream.loop.time() - start >= 0.35  # ...but the new drain's count started afresh
+        assert stream.loop.time() - start == pytest.approx(0.4)  # ...but the new drain's count started afresh
 
     with_stalled_peer(body, high_water=2 * _TOO_MUCH)
 

@@ -353,7 +353,7 @@ def connect(target: DaskTarget) -> Iterator[Any]:
     with contextlib.ExitStack() as stack:
         if target.local_workers is not None:
             cluster = stack.enter_context(
-                LocalCluster(
+                LocalCluster(  # type: ignore[no-untyped-call]  # distributed's constructor is unannotated
                     n_workers=target.local_workers,
                     threads_per_worker=LOCAL_THREADS_PER_WORKER,
                     processes=True,
@@ -366,10 +366,10 @@ def connect(target: DaskTarget) -> Iterator[Any]:
                     preload=[__name__],  # see dask_setup
                 )
             )
-            client = stack.enter_context(DaskClient(cluster))
+            client = stack.enter_context(DaskClient(cluster))  # type: ignore[no-untyped-call]
         else:
             try:
-                client = stack.enter_context(DaskClient(target.address, timeout=CONNECT_TIMEOUT))
+                client = stack.enter_context(DaskClient(target.address, timeout=CONNECT_TIMEOUT))  # type: ignore[no-untyped-call]
             except (OSError, TimeoutError, ValueError) as exc:
                 raise DaskUnavailable(f"cannot reach the Dask scheduler at {target.address!r}: {exc}") from None
         yield client

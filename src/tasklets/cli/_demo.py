@@ -107,7 +107,8 @@ def load_url_async(client: Client, url: str) -> Generator[Any, Any, bytes]:
     """The seed's tasklet: open the URL, read the whole page."""
     response = yield client.urlopen(url, timeout=10)
     with response:
-        return (yield from response.read())
+        body: bytes = yield from response.read()
+        return body
 
 
 @task
@@ -138,7 +139,8 @@ def _describe(exc: BaseException) -> str:
 
 def _load_url_blocking(opener: urllib.request.OpenerDirector, url: str) -> bytes:
     with opener.open(url, timeout=10) as response:
-        return response.read()
+        body: bytes = response.read()
+        return body
 
 
 def thread_pool_example(urls: list[str], out: TextIO) -> int:

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 
 from .._exceptions import LocalProtocolError
 from .._runtime import run
-from ..http import Headers
-from ..http._client import _check_request
+from ..http import Headers, check_request
 from ._dask_fetch import DaskTarget, DaskUnavailable, parse_dask_target, run_dask_fetch
 from ._demo import run_demo
 from ._fetch import FetchOptions, UrlSource, fetch_all, stdin_or_file
@@ -40,7 +39,7 @@ def _header(text: str) -> tuple[str, str]:
     if not _TOKEN.fullmatch(name):
         raise argparse.ArgumentTypeError(f"bad header name {name!r}: letters, digits and -!#$%&'*+.^_`|~ only")
     try:  # the client's own check, or it would refuse the header at every request: each URL failed
-        _check_request("GET", Headers([(name, value)]))
+        check_request("GET", Headers([(name, value)]))
     except LocalProtocolError as exc:
         raise argparse.ArgumentTypeError(f"bad header {text!r}: {exc}") from None
     return name, value
@@ -159,7 +158,7 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     source = UrlSource(args.urls, input_file, close_input=input_file is not sys.stdin)
     try:
         if args.dask is None:
-            status = run(fetch_all, source, options, reporter)
+            status: int = run(fetch_all, source, options, reporter)
         else:
             status = run_dask_fetch(args.dask, source, options, reporter)
     except DaskUnavailable as exc:

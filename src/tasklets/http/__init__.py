@@ -7,10 +7,20 @@ httptools where installed). Every error is a ``urllib.error.URLError``;
 
 from __future__ import annotations
 
-from ._client import Client, Timeout, default_client, urlopen_async
+from ._client import Client, Timeout, check_request, default_client, urlopen_async
 from ._headers import Headers
 from ._pool import PoolLimits
 from ._response import Response
 from ._retry import Retry
 
-__all__ = ["Client", "Headers", "PoolLimits", "Response", "Retry", "Timeout", "default_client", "urlopen_async"]
+__all__ = [
+    "Client",
+    "Headers",
+    "PoolLimits",
+    "Response",
+    "Retry",
+    "Timeout",
+    "check_request",
+    "default_client",
+    "urlopen_async",
+]

@@ -57,7 +57,7 @@ from ._redirects import REDIRECT_STATUSES, next_hop
 from ._response import Response
 from ._url import URL, Origin, parse_url
 
-__all__ = ["Client", "Timeout", "urlopen_async", "default_client"]
+__all__ = ["Client", "Timeout", "check_request", "urlopen_async", "default_client"]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 #: How much of an error response's body is read before HTTPError is raised.
@@ -247,7 +247,7 @@ class Client:
         method = (method or ("POST" if data is not None else "GET")).upper()
         parsed = parse_url(url)
         try:
-            _check_request(method, all_headers)
+            check_request(method, all_headers)
         except LocalProtocolError as exc:
             name_the_url(exc, f"{method} {url}")
             raise
@@ -311,7 +311,8 @@ class Client:
             return (yield from self._exchange(loop, request, timeouts, context, None))
         inner = Task(self._exchange(loop, request, timeouts, context, deadline), loop=loop)
         try:
-            return (yield with_timeout(inner, max(0.0, deadline - loop.time())))
+            response: Response = yield with_timeout(inner, max(0.0, deadline - loop.time()))
+            return response
         except TimeoutError as exc:
             # with_timeout has only *requested* the cancellation of ``inner``: it may still be pending.
             if isinstance(exc, (HTTPConnectTimeout, HTTPReadTimeout)) or (inner.done() and not inner.cancelled()):
@@ -350,8 +351,7 @@ class Client:
             try:
                 head = yield from conn.send(request.method, target, headers, request.body)
             except BaseException as exc:
-                conn.close()
-                pool._release(conn, False)
+                conn.discard()
                 if not isinstance(exc, (RemoteDisconnected, StreamError)):
                     name_the_url(exc, f"{request.method} {request.url}")  # a protocol error: name the URL
                     raise  # a protocol error, a cancellation...: nothing to translate or retry
@@ -462,8 +462,15 @@ def _pool_key(origin: Origin, proxy: Proxy | None, context: _ssl.SSLContext | No
     return key
 
 
-def _check_request(method: str, headers: Headers) -> None:
-    """Refuse an invalid method or header (CR/LF injection...) before a connection is opened."""
+def check_request(method: str, headers: Headers) -> None:
+    """Refuse an invalid method or header (CR/LF injection...) before a connection is opened.
+
+    The client checks every request with it; a command line checks its
+    ``--header`` options with it, so they fail once, up front.
+
+    Raises:
+        LocalProtocolError: ``method`` is no token, or a header name or value is invalid.
+    """
     try:
         raw = method.encode("ascii")
     except UnicodeEncodeError:

@@ -442,6 +442,10 @@ class HTTPConnection:
             self._in_body = False
             self._release(False)
 
+    def discard(self) -> None:
+        """Close the connection and send it home to its pool as unusable (a request failed on it)."""
+        self._release(False)
+
     def _release(self, reusable: bool) -> None:
         if not reusable:
             self.close()

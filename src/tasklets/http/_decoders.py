@@ -127,7 +127,8 @@ class BrotliDecoder:
         # Only a full buffer stops it short of what its input gives (can_accept_more_data()
         # says True once the input is all taken in, even with output still to come).
         self._full = len(out) >= limit
-        return out
+        decoded: bytes = out
+        return decoded
 
     def has_pending(self) -> bool:
         if self._tail or self._full:
@@ -167,7 +168,8 @@ class ZstdDecoder:
                 if not data:
                     return b""
                 decompressor = self._decompressor = self._new_frame()
-            return decompressor.decompress(data, max_size)
+            decoded: bytes = decompressor.decompress(data, max_size)
+            return decoded
         except self._module.ZstdError as exc:
             raise DecodingError(f"corrupt zstd body: {exc}") from exc
 

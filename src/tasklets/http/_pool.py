@@ -22,7 +22,7 @@ import functools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .._combinators import with_timeout
 from .._exceptions import PoolTimeout
@@ -185,7 +185,7 @@ class ConnectionPool:
             if isinstance(decision, Open):
                 self._count(origin, +1)  # the slot is taken while connecting
                 try:
-                    conn = yield connect(self._release)
+                    conn = cast(HTTPConnection, (yield connect(self._release)))
                 except BaseException:
                     self._count(origin, -1)
                     self._wake_one()

@@ -226,7 +226,7 @@ class Response:
     def _on_chunk_done(self, result: Future[bytes]) -> None:
         # A reader cancelled while it waited: close now, not when (if ever) more bytes arrive.
         if result.cancelled() and self._connection is not None:
-            if self._loop._thread_id == threading.get_ident():
+            if self._loop.is_loop_thread():
                 self.close()
             else:
                 self._loop.call_soon_threadsafe(self.close)

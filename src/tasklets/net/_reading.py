@@ -7,13 +7,12 @@ read-side ones (``_buffer``, ``_waiter``, ``_reading``...).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from concurrent.futures._base import FINISHED, PENDING
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import IncompleteReadError, InvalidStateError, LimitOverrunError, ReadTimeout, StreamClosed
-from .._future import Future, done_future, failed_future
-from .._loop import _get_ident
+from .._future import Future, done_future, failed_future, read_outcome
+from .._loop import Loop
 from ._errors import translate_stream_error
 
 __all__ = ["ReadSide", "DEFAULT_LIMIT", "DEFAULT_READ_AHEAD"]
@@ -72,8 +71,8 @@ class ReadSide:
 
     if not TYPE_CHECKING:  # empty slots keep Stream dict-free; mypy would reject assigning Stream's slots here
         __slots__ = ()
-    _hand_over: Any
-    _loop: Any
+    _hand_over: Callable[..., Future[Any]]
+    _loop: Loop
     _recv: Any
     _recv_into: Any
     _into: memoryview | None
@@ -115,7 +114,7 @@ class ReadSide:
             RuntimeError: another read is still pending (raised at once).
             ValueError: ``max_bytes`` is not positive.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.read, max_bytes)
         if max_bytes <= 0:
             raise ValueError(f"read() needs a positive max_bytes, got {max_bytes!r}")
@@ -189,7 +188,7 @@ class ReadSide:
             RuntimeError: another read is still pending (raised at once).
             TypeError, ValueError: a read-only or an empty buffer.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.read_into, buffer)
         view = memoryview(buffer)
         if view.readonly:
@@ -238,7 +237,7 @@ class ReadSide:
             (carrying the ``partial`` bytes, which are consumed) when the peer
             closes its side first.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.read_exactly, n)
         if n < 0:
             raise ValueError(f"read_exactly() needs n >= 0, got {n!r}")
@@ -265,7 +264,7 @@ class ReadSide:
             without a separator (they stay buffered), and with
             :class:`IncompleteReadError` when the peer closes its side first.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.read_until, separator, limit)
         if not separator:
             raise ValueError("read_until() needs a non-empty separator")
@@ -300,7 +299,8 @@ class ReadSide:
                     f"the chunk future {future!r} was not awaited before the next one was asked for; "
                     "write 'chunk = yield future' in the loop body"
                 )
-            if future._state is FINISHED and future._exception is None and not future._result:
+            value, exc, _ = read_outcome(future)
+            if exc is None and not value:
                 return
 
     def __aiter__(self) -> Any:
@@ -316,7 +316,7 @@ class ReadSide:
 
     def _check_no_read_waits(self) -> None:
         waiter = self._waiter
-        if waiter is not None and waiter._state is PENDING:
+        if waiter is not None and not waiter.done():
             raise RuntimeError(f"another read is already waiting on {self!r}; wait for it first")
 
     def _check_can_read(self) -> None:
@@ -430,7 +430,9 @@ class ReadSide:
         cancelled). A cancelled read needs nothing either: the timer finds
         no read waiting and lapses.
         """
-        deadline = self._read_deadline = self._loop.time() + self.timeout
+        timeout = self.timeout
+        assert timeout is not None, "only a timed read arms the deadline"
+        deadline = self._read_deadline = self._loop.time() + timeout
         timer = self._read_timer
         if timer is None or timer.when > deadline:  # none armed, or armed too late (timeout shortened)
             if timer is not None:
@@ -439,7 +441,7 @@ class ReadSide:
 
     def _on_readable(self) -> None:
         waiter = self._waiter
-        if waiter is not None and self._kind == _ANY and waiter._state is PENDING and not self._buffer:
+        if waiter is not None and self._kind == _ANY and not waiter.done() and not self._buffer:
             # The hot path: hand the bytes straight to the waiting read.
             try:
                 data = self._recv(self._arg)
@@ -454,7 +456,7 @@ class ReadSide:
             if not waiter._try_set_result(data):  # cancelled from another thread just now: keep the bytes
                 self._buffer[:0] = data
             return
-        if waiter is not None and self._kind == _INTO and waiter._state is PENDING and not self._buffer:
+        if waiter is not None and self._kind == _INTO and not waiter.done() and not self._buffer:
             view = self._into
             assert view is not None
             try:
@@ -470,7 +472,7 @@ class ReadSide:
             if not waiter._try_set_result(count):  # cancelled from another thread just now: keep the bytes
                 self._buffer[:0] = view[:count]
             return
-        if waiter is not None and waiter._state is not PENDING:
+        if waiter is not None and waiter.done():
             self._drop_waiter()
             waiter = None
         if waiter is None:
@@ -513,16 +515,17 @@ class ReadSide:
         waiter = self._waiter
         into = self._into  # what read_into() filled, if that is what waited (its result is a count)
         self._waiter = self._into = None
-        if waiter is None or waiter._state is not PENDING:
+        if waiter is None or waiter.done():
             return
+        value, exc, _ = read_outcome(outcome)
         try:
-            if outcome._exception is not None:
-                waiter.set_exception(outcome._exception)
+            if exc is not None:
+                waiter.set_exception(exc)
             else:
-                waiter.set_result(outcome._result)
+                waiter.set_result(value)
         except InvalidStateError:  # cancelled from another thread just now: keep the bytes
-            if outcome._exception is None and outcome._result:
-                self._buffer[:0] = outcome._result if into is None else into[: outcome._result]
+            if exc is None and value:
+                self._buffer[:0] = value if into is None else into[:value]
 
     def _drop_waiter(self) -> None:
         self._waiter = self._into = None
@@ -530,7 +533,7 @@ class ReadSide:
     def _read_deadline_passed(self) -> None:
         self._read_timer = None
         waiter = self._waiter
-        if waiter is None or waiter._state is not PENDING or self.timeout is None:
+        if waiter is None or waiter.done() or self.timeout is None:
             return  # the read it was armed for is over (or timeouts were turned off); the next timed one arms again
         if self._loop.time() < self._read_deadline:  # a later read: its deadline is further on
             self._read_timer = self._loop.call_at(self._read_deadline, self._read_deadline_passed)

@@ -33,7 +33,7 @@ from typing import Any
 from .._combinators import to_thread
 from .._exceptions import Cancelled, NameResolutionError
 from .._future import Future
-from .._loop import Loop, TimerHandle, _get_ident
+from .._loop import Loop, TimerHandle
 from .._task import Task
 from .._where import loop_for_caller
 from ._stream import DEFAULT_HIGH_WATER, Stream
@@ -188,7 +188,7 @@ class Server:
             stream.close()
 
     def _connection_done(self, connection: Future[None]) -> None:
-        self._connections.discard(connection)  # type: ignore[arg-type]
+        self._connections.discard(connection)  # type: ignore[arg-type,unused-ignore]
         if self._closing and not self._connections:
             self._resolve_closed()
 
@@ -201,7 +201,7 @@ class Server:
             cancel_handlers: also cancel the handlers of the open connections
                 (otherwise they run to their end).
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             self._loop.call_soon_threadsafe(lambda: self.close(cancel_handlers=cancel_handlers))
             return
         if not self._closing:

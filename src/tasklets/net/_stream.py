@@ -53,12 +53,11 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Callable
-from concurrent.futures._base import PENDING
 from typing import Any
 
 from .._exceptions import StreamClosed
 from .._future import Future, copy_outcome, done_future, failed_future
-from .._loop import Loop, TimerHandle, _get_ident
+from .._loop import Loop, TimerHandle
 from ._reading import DEFAULT_LIMIT, DEFAULT_READ_AHEAD, ReadSide
 from ._tls import start_tls
 from ._writing import DEFAULT_HIGH_WATER, WriteSide
@@ -264,7 +263,7 @@ class Stream(ReadSide, WriteSide):
         Returns:
             The future of :meth:`wait_closed`.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.close)
         closed = self.wait_closed()
         if self._closing:
@@ -292,7 +291,7 @@ class Stream(ReadSide, WriteSide):
 
     def abort(self) -> None:
         """Close the socket at once, dropping queued bytes; pending waits fail with :class:`StreamClosed`."""
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             self._hand_over(self.abort)
             return
         if self._closed:
@@ -346,7 +345,7 @@ class Stream(ReadSide, WriteSide):
             self._discard_unread()
         self._sock.close()
         closed = self._closed_future
-        if closed is not None and closed._state is PENDING:
+        if closed is not None and not closed.done():
             closed.set_result(None)
 
     def _discard_unread(self) -> None:
@@ -408,7 +407,7 @@ class Stream(ReadSide, WriteSide):
 
             A handshake that fails, times out or is cancelled aborts the stream.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(
                 functools.partial(
                     self.start_tls, ssl, server_side=server_side, server_hostname=server_hostname, timeout=timeout

@@ -7,12 +7,12 @@ A mixin: ``Stream`` declares the slots; the methods here own the send queue
 from __future__ import annotations
 
 import socket
-from concurrent.futures._base import PENDING
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StreamClosed, StreamError, WriteBufferFull, WriteTimeout
 from .._future import Future, done_future, failed_future
-from .._loop import _get_ident
+from .._loop import Loop
 from ._errors import translate_stream_error
 
 __all__ = ["WriteSide", "DEFAULT_HIGH_WATER"]
@@ -30,11 +30,11 @@ class WriteSide:
 
     if not TYPE_CHECKING:  # empty slots keep Stream dict-free; mypy would reject assigning Stream's slots here
         __slots__ = ()
-    _hand_over: Any
+    _hand_over: Callable[..., Future[Any]]
     _finish_close: Any
-    _loop: Any
+    _loop: Loop
     _send: Any
-    _sock: Any
+    _sock: socket.socket
     _wbuf: bytearray
     _writing: bool
     _write_error: BaseException | None
@@ -69,7 +69,7 @@ class WriteSide:
                 future of an earlier write has not resolved yet: wait for it.
             StreamClosed: the stream was closed.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.write, data)
         if self._closing or self._eof_pending:
             raise StreamClosed(
@@ -119,7 +119,7 @@ class WriteSide:
         It fails with :class:`WriteTimeout` when the peer takes none of the
         queued bytes for ``timeout`` seconds.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             return self._hand_over(self.drain)
         if self._write_error is not None:
             return failed_future(self._write_error)
@@ -138,7 +138,7 @@ class WriteSide:
         Raises:
             StreamError: on a TLS stream, which cannot half-close.
         """
-        if self._loop._thread_id != _get_ident() and self._loop._thread_id is not None:
+        if self._loop.is_foreign_thread():
             self._hand_over(self.write_eof).result()
             return
         if self._tls is not None:
@@ -159,7 +159,7 @@ class WriteSide:
 
     def _drain_future(self) -> Future[None]:
         waiter = self._drain_waiter
-        if waiter is None or waiter._state is not PENDING:
+        if waiter is None or waiter.done():
             self._arm_write_timer()
             waiter = self._drain_waiter = Future()
             if self.timeout is not None:
@@ -190,14 +190,14 @@ class WriteSide:
     def _anyone_waits_on_queue(self) -> bool:
         """Whether a drain() or a write() future still waits for the queue (no list built: asked per write wait)."""
         waiter = self._drain_waiter
-        if waiter is not None and waiter._state is PENDING:
+        if waiter is not None and not waiter.done():
             return True
-        return any(flush._state is PENDING for flush in self._flush_waiters or ())
+        return any(not flush.done() for flush in self._flush_waiters or ())
 
     def _waiting_on_queue(self) -> list[Future[None]]:
         waiter = self._drain_waiter
-        waiting = [waiter] if waiter is not None and waiter._state is PENDING else []
-        waiting.extend(flush for flush in self._flush_waiters or () if flush._state is PENDING)
+        waiting = [waiter] if waiter is not None and not waiter.done() else []
+        waiting.extend(flush for flush in self._flush_waiters or () if not flush.done())
         return waiting
 
     def _drain_waiter_done(self, waiter: Future[Any]) -> None:
@@ -221,7 +221,7 @@ class WriteSide:
             waiter = self._drain_waiter
             if waiter is not None:
                 self._drain_waiter = None
-                if waiter._state is PENDING:
+                if not waiter.done():
                     waiter.set_result(None)
                 self._disarm_write_timer()
         if not wbuf:
@@ -231,7 +231,7 @@ class WriteSide:
             if waiters:
                 self._flush_waiters = None
                 for waiter in waiters:
-                    if waiter._state is PENDING:
+                    if not waiter.done():
                         waiter.set_result(None)
                 self._disarm_write_timer()
             if self._eof_pending:
@@ -246,9 +246,12 @@ class WriteSide:
             return
         # The timeout is between bytes, as for reads: a large queue that the
         # peer keeps taking may take longer than ``timeout`` to drain.
-        idle = self._loop.time() - self._write_progress
-        if idle < self.timeout:
-            self._write_timer = self._loop.call_later(self.timeout - idle, self._write_timed_out)
+        # Compared as a deadline, the sum the timer was armed with: ``now - progress < timeout``
+        # can hold at the very deadline (0.7 - 0.3 < 0.4 in floating point), re-arming the timer
+        # for the same instant forever on a clock that does not move on its own (a virtual one).
+        deadline = self._write_progress + self.timeout
+        if self._loop.time() < deadline:
+            self._write_timer = self._loop.call_at(deadline, self._write_timed_out)
             return
         self._drain_waiter = self._flush_waiters = None
         error = WriteTimeout(
@@ -277,10 +280,10 @@ class WriteSide:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        if waiter is not None and waiter._state is PENDING:
+        if waiter is not None and not waiter.done():
             waiter.set_exception(error)
         waiters = self._flush_waiters
         self._flush_waiters = None
         for waiter in waiters or ():
-            if waiter._state is PENDING:
+            if not waiter.done():
                 waiter.set_exception(error)
