@@ -309,7 +309,7 @@ class HTTPConnection:
             event = events.popleft()
             if isinstance(event, protocol.Data):
                 if event.data:
-                    return event.data  # type: ignore[no-any-return]
+                    return event.data
                 continue
             if isinstance(event, protocol.EndOfMessage):
                 self._message_complete()

@@ -85,7 +85,7 @@ class H11ClientConnection(ClientConnection):
             raise RemoteProtocolError("more than one Content-Length field: the body length is ambiguous")
         if lengths and not lengths[0].rstrip(b" \t").isdigit():
             raise RemoteProtocolError(f"invalid Content-Length {lengths[0]!r}")
-        return event.status_code, event.reason, event.headers.raw_items()  # type: ignore[attr-defined]
+        return event.status_code, event.reason, event.headers.raw_items()
 
     def _skip_body(self) -> None:
         event = self._next_event("end")

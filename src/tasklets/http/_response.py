@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import io
-import threading
 from collections.abc import Generator
 from typing import Any
 
