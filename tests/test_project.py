@@ -381,8 +381,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
                 "_NONE",
                 "_REQ_DONE",
                 "_REQ_IDLE",
-                "_TOKEN_CHARS",
-                "_UNTIL_EOF",
+                                "_UNTIL_EOF",
                 "_tokens",
             )
         ),
