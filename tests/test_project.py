@@ -215,7 +215,14 @@ def test_core_depends_on_the_standard_library_only() -> None:
 # libraries, the standard library's pure helpers and its own siblings, never
 # sockets, the loop or the client above it.
 SANS_IO_MODULES = (
-    "_protocol", "_policy", "_head", "_chunked", "_events", "_request_side", "_h11_backend", "_httptools_backend"
+    "_protocol",
+    "_policy",
+    "_head",
+    "_chunked",
+    "_events",
+    "_request_side",
+    "_h11_backend",
+    "_httptools_backend",
 )
 SANS_IO_SIBLINGS = {*SANS_IO_MODULES, "_exceptions"}
 IO_MODULES = {"socket", "ssl", "select", "selectors", "asyncio", "threading", "concurrent", "subprocess"}
@@ -381,7 +388,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
                 "_NONE",
                 "_REQ_DONE",
                 "_REQ_IDLE",
-                                "_UNTIL_EOF",
+                "_UNTIL_EOF",
                 "_tokens",
             )
         ),
