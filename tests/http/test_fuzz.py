@@ -42,6 +42,8 @@ BACKENDS = ("h11", "httptools")
 SANS_IO_CASES = int(os.environ.get("TASKLETS_FUZZ_CASES", "3000"))
 SOCKET_CASES = int(os.environ.get("TASKLETS_FUZZ_SOCKET_CASES", "300"))
 FIRST_SEED = int(os.environ.get("TASKLETS_FUZZ_SEED", "0"))
+#: A campaign reports its progress every so many cases.
+PROGRESS_EVERY = 10_000
 #: A campaign stops at this many failing cases, and reports them all.
 MAX_FAILURES = 20
 #: Byte-by-byte feeding covers this many bytes of each response (its head and framing); the rest goes in one piece.
@@ -108,6 +110,9 @@ def test_sans_io() -> None:
             failures.append(f"seed {seed}: a valid response was misread: {outcomes}")
         if len(failures) >= MAX_FAILURES:
             break
+        if (seed - FIRST_SEED + 1) % PROGRESS_EVERY == 0:  # a campaign's progress (seen with -s)
+            done = seed - FIRST_SEED + 1
+            print(f"\n  ... {done} cases, {len(failures)} failing, {time.monotonic() - start:.0f} s", flush=True)
     print(f"\nfuzz, sans-IO: {seed - FIRST_SEED + 1} cases, {modes} feeds, {time.monotonic() - start:.1f} s")
     assert not failures, f"{len(failures)} failing cases:\n" + "\n".join(failures)
 

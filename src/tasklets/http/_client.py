@@ -6,7 +6,8 @@ Theory of operation
 runs one request chain: pick a connection from the pool, send, read up to
 the response head, then either follow a redirect (the pure ``next_hop``
 decides), raise :class:`HTTPError` for a status >= 400 (its body read first,
-up to a limit, so ``err.read()`` works as in urllib), or return the
+up to a limit, so ``err.read()`` works as in urllib; a body that could not be
+read, corrupt or over the limit, raises the error met there), or return the
 :class:`Response`, whose body the caller then reads.
 
 An idempotent request that fails on a *reused* keep-alive connection before
