@@ -18,7 +18,7 @@ ENCODINGS = ("gzip", "deflate", "br", "zstd")
 def encode(encoding: str, data: bytes, *, level: int | None = None) -> bytes:
     """``data`` in ``encoding``; also ``x-gzip`` and ``raw-deflate`` (deflate without the zlib wrapper)."""
     if encoding in ("gzip", "x-gzip"):
-        return gzip.compress(data, 6 if level is None else level)
+        return gzip.compress(data, 6 if level is None else level, mtime=0)  # the same bytes on every call
     if encoding in ("deflate", "raw-deflate"):
         wbits = -15 if encoding == "raw-deflate" else 15
         compressor = zlib.compressobj(6 if level is None else level, zlib.DEFLATED, wbits)

@@ -423,6 +423,8 @@ class HTTPConnection:
                 result.set_exception(exc)
                 return
             chunk = self._queued_chunk()
+            if chunk is None and not data:
+                chunk = b""  # EOF, and the parser had nothing to say: nothing more can come
             if chunk is not None:
                 result.set_result(chunk)
                 return

@@ -84,6 +84,10 @@ from ._request_side import (
 
 __all__ = ["ClientConnection"]
 
+# TRANSITIONS for _move, several times a response: keyed by the state's value and
+# searched by identity, since an Enum member's hash is a Python-level call.
+_ALLOWED: dict[str, tuple[State, ...]] = {state._value_: tuple(moves) for state, moves in TRANSITIONS.items()}
+
 _VERSIONS = {b"1.1": 11, b"1.0": 10}
 
 
@@ -141,7 +145,7 @@ class ClientConnection(RequestSide):
 
     def _move(self, to: State) -> None:
         """Go to state ``to`` if TRANSITIONS allows it from the current one; else say which move was refused."""
-        if to not in TRANSITIONS[self.state]:
+        if to not in _ALLOWED[self.state._value_]:
             allowed = ", ".join(sorted(state.name for state in TRANSITIONS[self.state])) or "none"
             raise LocalProtocolError(
                 f"the response side cannot go from {self.state.name} to {to.name} (from {self.state.name}: {allowed})"
