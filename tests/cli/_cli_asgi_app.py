@@ -14,7 +14,7 @@ Routes (all GET):
 * ``/headers``: the request's headers, as JSON;
 * ``/hold/KEY``: held until ``/release``; the most held at once is kept;
 * ``/release``: lets every held request (and those to come) finish;
-* ``/log``: every request so far as JSON ``[path, monotonic time, Range or null]``
+* ``/log``: every request so far as JSON ``[path, monotonic time, Range or null, Host]``
   (``/log`` and ``/release`` excluded), and the most ``/hold`` requests at once.
 """
 
@@ -32,7 +32,7 @@ def pattern(size: int) -> bytes:
     return (block * (size // len(block) + 1))[:size]
 
 
-_log: list[tuple[str, float, str | None]] = []
+_log: list[tuple[str, float, str | None, str]] = []
 _flaky: dict[str, int] = {}
 _held = {"now": 0, "peak": 0}
 _released: asyncio.Event | None = None
@@ -62,7 +62,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
     parts = path.strip("/").split("/")
     if path not in ("/log", "/release"):
-        _log.append((path, time.monotonic(), headers.get("range")))
+        _log.append((path, time.monotonic(), headers.get("range"), headers.get("host", "")))
     extra = [("Retry-After", query["retry_after"])] if "retry_after" in query else []
     if parts[0] == "bytes":
         size = int(parts[1])

@@ -30,6 +30,30 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _tail(log: str) -> str:
+    with open(log, "rb") as f:
+        return f.read().decode(errors="replace")[-2000:]
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, name: str, log: str) -> None:
+    """Poll connect until ``process`` listens on ``port`` (bounded); its log in the error if it never does."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}: {_tail(log)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not listen in {BOUND} s: {_tail(log)}")
+        try:
+            process.wait(0.05)  # the poll interval; returns at once if the process died
+        except subprocess.TimeoutExpired:
+            pass
+
+
 class RealServer:
     """``kind`` (``"uvicorn"`` or ``"hypercorn"``) serving the test app; TLS with ``certfile`` and ``keyfile``."""
 
@@ -52,43 +76,25 @@ class RealServer:
         env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
         with open(log, "wb") as out:
             self.process = subprocess.Popen([sys.executable, *command], cwd=HERE, stdout=out, stderr=out, env=env)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + BOUND
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.process.returncode}: {self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-                return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.kind} did not listen in {BOUND} s: {self.output()}")
-            try:
-                self.process.wait(0.05)  # the poll interval; returns at once if the server died
-            except subprocess.TimeoutExpired:
-                pass
+        wait_listening(self.process, self.port, kind, log)
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def output(self) -> str:
-        with open(self.log, "rb") as f:
-            return f.read().decode(errors="replace")[-2000:]
+        return _tail(self.log)
 
     def _get(self, path: str) -> Any:
         url = f"http://127.0.0.1:{self.port}{path}"
         with _NO_PROXY.open(url, timeout=BOUND) as response:
             return json.loads(response.read()) if path == "/log" else response.read()
 
-    def requests(self) -> list[tuple[str, float, str | None]]:
-        """What the server was asked so far: (path, its monotonic time, its Range header)."""
+    def requests(self) -> list[tuple[str, float, str | None, str]]:
+        """What the server was asked so far: (path, its monotonic time, its Range header, its Host header)."""
         return [tuple(r) for r in self._get("/log")["requests"]]  # type: ignore[misc]
 
     def paths(self) -> list[str]:
-        return [path for path, _, _ in self.requests()]
+        return [request[0] for request in self.requests()]
 
     def held(self) -> tuple[int, int]:
         """``/hold`` requests held now, and the most at once."""

@@ -19,6 +19,7 @@ run asks for the rest with ``Range``.
 
 from __future__ import annotations
 
+import http
 import os
 import random
 import re
@@ -314,7 +315,7 @@ def _failure(url: str, exc: BaseException, attempts: int, started: float) -> Res
             0,
             _ms(started),
             "HTTPError",
-            f"{exc.code} {exc.msg}",
+            f"{exc.code} {_reason(exc.code, exc.msg)}".rstrip(),
             final_url=exc.url,
             redirects=None,
             content_type=headers.get("Content-Type") if headers is not None else None,
@@ -332,6 +333,16 @@ def _failure(url: str, exc: BaseException, attempts: int, started: float) -> Res
         attempts=attempts,
         error_class=type(exc).__name__,
     )
+
+
+def _reason(status: int, reason: str | None) -> str:
+    """The reason phrase sent, or the standard one when the server sent none (hypercorn, HTTP/2 gateways)."""
+    if reason:
+        return reason
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _redirects(response: Any) -> int | None:
