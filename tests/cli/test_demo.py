@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import subprocess
 import sys
 
 import pytest
 
-from tasklets.cli._demo import PAGES
+from tasklets.cli._demo import LOAD_DELAY, LOAD_PAGES, PAGES
 
 from ._cli_support import BOUND, cli_env, first_line_then_hang_up, run_cli
 
@@ -51,7 +52,19 @@ def test_demo_prints_pages_in_completion_order_in_both_sections(proxied: bool, r
         # The failures come back at once, before any page that is made to wait.
         first_delayed = min(i for i, line in enumerate(section) if "/page/tiny" not in line and LOADED.match(line))
         assert all(i < first_delayed for i, line in enumerate(section) if BROKE.match(line)), section
-    assert re.search(r"^tasklets: [\d.]+ s on one thread; thread pool: [\d.]+ s on \d+ threads\.$", done.stdout, re.M)
+    rows = re.findall(r"^  (.+?)  +([\d.]+) s +(\d+) +([\d.]+) MiB$", done.stdout, re.M)
+    workers = concurrent.futures.ThreadPoolExecutor()._max_workers
+    assert [name for name, *_ in rows] == [
+        "tasklets, one thread",
+        f"thread pool, default size ({workers})",
+        f"thread pool, a thread per page ({LOAD_PAGES})",
+    ]
+    threads = [int(count) for _, _, count, _ in rows]
+    assert threads == [1, workers + 1, LOAD_PAGES + 1]  # the pools' threads and the main thread
+    walls = [float(wall) for _, wall, _, _ in rows]
+    # The default pool queues the pages: at least the pages' delay times the rounds it needs (a lower bound).
+    assert walls[1] >= LOAD_DELAY * (LOAD_PAGES // workers) * 0.9
+    assert all(float(memory) >= 0 for *_, memory in rows)
 
 
 def test_demo_exits_1_when_pages_that_are_served_fail_to_load() -> None:
