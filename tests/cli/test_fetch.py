@@ -606,6 +606,34 @@ def test_ctrl_c_cancels_requests_in_flight_prints_the_summary_and_leaves_no_part
     assert sorted(os.listdir(out)) == sorted(safe_file_name(u) for u in urls[:2])  # no partial file
 
 
+def test_with_continue_ctrl_c_keeps_the_partial_files_and_the_next_run_finishes_them(
+    server: Server, tmp_path: Path, live
+) -> None:
+    urls = [server.url(f"/slow/{n}") for n in range(2)]
+    parts = {url: tmp_path / f"{safe_file_name(url)}.part" for url in urls}
+    child = live("fetch", "-o", str(tmp_path), "--continue", *urls)
+    server.wait_slow(2)  # half of each body sent; the client writes what it gets
+    halves = {url: len(slow_body(url.removeprefix(server.base))) // 2 for url in urls}
+    deadline = time.monotonic() + BOUND
+    while any(not p.exists() or p.stat().st_size < halves[u] for u, p in parts.items()):
+        assert time.monotonic() < deadline, sorted(os.listdir(tmp_path))
+        time.sleep(0.01)
+    child.process.send_signal(signal.SIGINT)
+    status, _ = child.finish()
+    assert status == 130, child.stderr
+    assert {u: p.stat().st_size for u, p in parts.items()} == halves  # kept, with what had arrived
+
+    # The next run asks for the rest; this server ignores Range (200), so each file starts over, whole.
+    server.release()
+    done = run_cli("fetch", "--json", "-o", str(tmp_path), "--continue", *urls)
+    assert done.returncode == 0, done.stderr
+    for url in urls:
+        assert (tmp_path / safe_file_name(url)).read_bytes() == slow_body(url.removeprefix(server.base))
+        assert not parts[url].exists()
+    ranges = [headers.get("Range") for path, headers in server.requests[2:]]
+    assert sorted(ranges) == sorted(f"bytes={halves[u]}-" for u in urls)
+
+
 def test_ctrl_c_with_json_keeps_stdout_json_lines_and_the_summary_on_stderr(server: Server, live) -> None:
     held = 4
     quick = [server.url("/bytes/1000"), server.url("/bytes/2000")]

@@ -292,7 +292,7 @@ class Fetcher:
             mode = "ab"
         else:  # a 200: the server ignored Range, and sends the whole body
             mode, offset = "wb", 0
-        with open(part, mode) as file:
+        with open(part, mode, buffering=0) as file:  # on disk as it comes: a crash keeps what arrived
             try:
                 return (yield from self._write(response, file))
             except BodyTooLarge:
