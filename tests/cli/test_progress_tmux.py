@@ -162,3 +162,47 @@ def test_with_stdout_in_a_file_the_progress_shows_on_stderr(server: Server, term
     text = results.read_text()
     assert "\x1b" not in text and "\r" not in text and "in flight" not in text
     assert len([json.loads(line) for line in text.splitlines()]) == 8
+
+
+def test_no_progress_on_a_terminal_draws_nothing(server: Server, terminal: Terminal) -> None:
+    slow = [server.url(f"/slow/{n}") for n in range(2)]
+    terminal.start(_shell("fetch", "--no-progress", server.url("/bytes/5"), *slow))
+    terminal.wait_for(lambda s: "Loaded 5 bytes" in s, "the quick page's line")
+    server.wait_slow(2)  # two requests held: a progress line would be drawn now, ten times a second
+    screen = terminal.screen()
+    assert "in flight" not in screen and "req/s" not in screen
+    server.release()
+    final = terminal.wait_for(lambda s: "EXIT=" in s, "the end")
+    assert "EXIT=0" in final and "in flight" not in final
+
+
+def test_progress_forced_without_a_terminal_goes_to_stderr_only(server: Server, tmp_path) -> None:
+    import subprocess
+
+    from ._cli_support import cli_env
+
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        child = subprocess.Popen(
+            command("fetch", "--progress", server.url("/bytes/5"), server.url("/slow/0")),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=cli_env(),
+        )
+        try:
+            server.wait_slow(1)
+            deadline = time.monotonic() + BOUND
+            while "in flight 1" not in err.read_text():  # drawn ten times a second while the request is held
+                assert time.monotonic() < deadline, err.read_text()
+                time.sleep(0.02)
+            server.release()
+            stdout, _ = child.communicate(timeout=BOUND)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    assert child.returncode == 0
+    assert "\x1b" not in stdout and "in flight" not in stdout  # stdout: the lines and the summary only
+    assert stdout.count("Loaded ") == 2
+    assert b"\r\x1b[K" in err.read_bytes()  # drawn and erased in place

@@ -267,7 +267,10 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:  # what the client would refuse at every request (a bad proxy, an unreadable CA file) is bad usage
         options.client().close()
     except (OSError, ValueError, ssl.SSLError) as exc:
-        which = "--cacert" if args.cacert is not None and not isinstance(exc, ValueError) else "--proxy"
+        if args.cacert is not None and not isinstance(exc, ValueError):
+            which = "--cacert"
+        else:
+            which = "--proxy" if args.proxy is not None else "the proxy settings of the environment"
         parser.error(f"{which}: {getattr(exc, 'strerror', None) or exc}")
     created = False
     if args.output is not None and not os.path.isdir(args.output):
