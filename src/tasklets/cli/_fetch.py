@@ -317,7 +317,7 @@ def _failure(url: str, exc: BaseException, attempts: int, started: float) -> Res
             "HTTPError",
             f"{exc.code} {_reason(exc.code, exc.msg)}".rstrip(),
             final_url=exc.url,
-            redirects=None,
+            redirects=_redirects(exc.response) if exc.response is not None else None,
             content_type=headers.get("Content-Type") if headers is not None else None,
             attempts=attempts,
             error_class="HTTPError",
