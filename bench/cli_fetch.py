@@ -6,6 +6,7 @@ Usage::
     python bench/cli_fetch.py --quick      # 3,000 URLs (30,000 for memory), 2 rounds: about 3 minutes
     python bench/cli_fetch.py --rounds 3 --urls 20000
     python bench/cli_fetch.py --git-ref HEAD   # measure the committed tasklets, not src/ as it is now
+    python bench/cli_fetch.py --skip curl --skip tasklets-10x --rounds 7   # tasklets against the threads, closely
 
 What it measures
 ----------------
@@ -308,17 +309,20 @@ def report(contenders: dict[str, Contender]) -> int:
         ("curl-batched", "(reference) faster than xargs -n 100 curl", 1.0),
         ("tasklets-polite", "(reference) vs the default --per-host 8", 1.0),
     ):
+        if name not in contenders:
+            continue
         values = ratios(ours, contenders[name], lambda s: s.wall)
         verdicts.append((label, f"wall ratio <= {target:.2f}", describe(values), statistics.median(values) <= target))
-    memory = ratios(contenders["tasklets-10x"], ours, lambda s: s.rss_kib)
-    verdicts.append(
-        (
-            f"memory flat ({contenders['tasklets-10x'].count:,} vs {ours.count:,} URLs)",
-            f"RSS ratio <= {MEMORY_TARGET}",
-            describe(memory),
-            statistics.median(memory) <= MEMORY_TARGET,
+    if "tasklets-10x" in contenders:
+        memory = ratios(contenders["tasklets-10x"], ours, lambda s: s.rss_kib)
+        verdicts.append(
+            (
+                f"memory flat ({contenders['tasklets-10x'].count:,} vs {ours.count:,} URLs)",
+                f"RSS ratio <= {MEMORY_TARGET}",
+                describe(memory),
+                statistics.median(memory) <= MEMORY_TARGET,
+            )
         )
-    )
     print(f"{'target':<46} {'criterion':<18} {'median [range]':>20}  verdict")
     for label, criterion, value, ok in verdicts:
         print(f"{label:<46} {criterion:<18} {value:>20}  {'PASS' if ok else 'MISS'}")
@@ -332,6 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="recorded rounds (3; 2, the least, with --quick)")
     parser.add_argument("--git-ref", metavar="REF", help="snapshot src/tasklets of this commit (git archive)")
     parser.add_argument("--tasklets-from", type=Path, metavar="DIR", help="snapshot this package directory")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["curl", "curl-batched", "threads", "tasklets-polite", "tasklets-10x"],
+        help="leave a contender out (repeat for more): more rounds of the others in the same time",
+    )
     args = parser.parse_args(argv)
     count = args.urls or (3_000 if args.quick else 10_000)
     rounds = max(2, args.rounds or (2 if args.quick else 3))
@@ -355,7 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             with nginx_server({FILE_NAME: pattern_bytes(FILE_SIZE)}) as nginx:
                 print(f"# nginx {nginx.version} on 127.0.0.1:{nginx.port}, one {FILE_SIZE}-byte file")
                 print(f"# {count:,} URLs per sample, concurrency {CONCURRENCY}, {rounds} rounds after a warm-up")
-                contenders = make_contenders(env, work, nginx, count, count * 10)
+                contenders = [
+                    c for c in make_contenders(env, work, nginx, count, count * 10) if c.name not in args.skip
+                ]
                 out = work / "out"
                 out.mkdir()
                 warm_listing = write_urls(work / "urls-warm.txt", nginx, WARMUP_URLS)

@@ -26,6 +26,7 @@ import re
 import ssl
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,6 @@ from .._runtime import current_loop
 from .._sync import Semaphore
 from .._task import Task
 from ..http import Client, PoolLimits, Retry, Timeout
-from ..http._url import parse_url
 from ._names import safe_file_name
 from ._pace import Pacer
 from ._report import Result
@@ -368,8 +368,8 @@ def _size(path: str) -> int:
 
 def _host(url: str) -> str:
     try:
-        return parse_url(url).origin.host
-    except Exception:  # an invalid URL fails at its request: it is paced with the others meanwhile
+        return (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:  # an invalid URL fails at its request: it is paced with the others meanwhile
         return ""
 
 
