@@ -763,3 +763,33 @@ def test_a_stdout_that_cannot_be_written_ends_the_run_with_one_line(
         assert SUMMARY.match(lines[0]) and len(lines) == 2, lines
     else:
         assert len(lines) == 1, lines
+
+
+def test_results_written_to_a_file_reach_it_while_the_run_goes_on(server: Server, tmp_path: Path) -> None:
+    # A regular file is flushed a few times a second, not at every line: `tail -f` still follows it.
+    results = tmp_path / "results.txt"
+    with open(results, "w") as out:
+        child = subprocess.Popen(
+            command("fetch", server.url("/bytes/1"), server.url("/bytes/2"), server.url("/slow/0")),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+        )
+    try:
+        server.wait_slow(1)
+        deadline = time.monotonic() + BOUND
+        while results.read_text().count("Loaded ") < 2:  # the held request keeps the run going meanwhile
+            assert time.monotonic() < deadline, results.read_text()
+            time.sleep(0.02)
+        assert child.poll() is None
+        server.release()
+        assert child.wait(BOUND) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(BOUND)
+        assert child.stderr is not None
+        child.stderr.close()
+    loaded, _, summary = parse(results.read_text())
+    assert len(loaded) == 3
+    check_summary(summary, count=3, failed=0)
