@@ -34,9 +34,9 @@ from typing import Any
 from .._combinators import sleep
 from .._exceptions import BodyTooLarge, ConnectFailed, HTTPError
 from .._future import Future
-from .._runtime import current_loop
 from .._sync import Semaphore
 from .._task import Task
+from .._where import current_loop
 from ..http import Client, PoolLimits, Retry, Timeout
 from ._names import safe_file_name
 from ._pace import Pacer
