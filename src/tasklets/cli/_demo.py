@@ -31,6 +31,7 @@ import contextlib
 import http.server
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -287,8 +288,6 @@ def _peak_rss() -> int:
                     return int(line.split()[1])
     except OSError:
         pass
-    import resource
-
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
