@@ -340,7 +340,7 @@ def wrap_future(future: Any) -> Future[Any]:
     Generator tasks can ``yield`` any future directly; ``async def`` tasks
     need ``await``, which the stdlib's and Dask's futures do not support:
     ``await wrap_future(executor.submit(fn))``. Cancelling the wrapper
-    cancels ``future`` (through :func:`cancel_soon`).
+    cancels ``future`` too (a foreign future whose ``cancel()`` may block, from a thread of the pool).
     """
     if isinstance(future, Future):
         return future

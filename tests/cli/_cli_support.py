@@ -252,7 +252,9 @@ def first_line_then_hang_up(*args: str) -> tuple[bytes, int, str]:
     return line, child.returncode, stderr
 
 
-def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = BOUND * 2
+) -> subprocess.CompletedProcess[str]:
     """Run ``tasklets ARGS...`` to its end, with pipes (no terminal); its CompletedProcess.
 
     ``env`` adds to (or overrides) :func:`cli_env`.
@@ -265,7 +267,7 @@ def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> s
         encoding="utf-8",
         errors="surrogateescape",
         env={**cli_env(), **(env or {})},
-        timeout=BOUND * 2,
+        timeout=timeout,
         check=False,
     )
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from tasklets.cli import main
-from tasklets.cli._fetch import MAX_LINE
 from tasklets.cli._names import safe_file_name
+from tasklets.cli._report import JSON_FIELDS
+from tasklets.cli._source import MAX_LINE
 
 from ._cli_support import (
     BOUND,
@@ -149,11 +150,14 @@ def test_invalid_urls_in_a_file_are_failures_never_a_crash(server: Server, tmp_p
 
 
 def test_headers_are_sent_and_failures_retried(server: Server) -> None:
-    done = run_cli("fetch", "-H", "X-Test: one two", "--retries", "2", server.url("/status/500"), server.url("/echo"))
+    busy = server.url("/status/503")
+    done = run_cli(
+        "fetch", "-H", "X-Test: one two", "--retries", "2", "--retry-backoff", "0", busy, server.url("/echo")
+    )
     assert done.returncode == 1
     _, broke, _ = parse(done.stdout)
-    assert broke == {server.url("/status/500"): ("HTTPError", "500 Internal Server Error")}
-    assert server.paths().count("/status/500") == 3  # the first try and two retries
+    assert broke == {busy: ("HTTPError", "503 Service Unavailable, after 3 attempts")}
+    assert server.paths().count("/status/503") == 3  # the first try and two retries
     assert all(headers.get("X-Test") == "one two" for _, headers in server.requests)
 
 
@@ -162,7 +166,7 @@ def test_a_network_failure_is_tried_once_plus_the_retries(
     closing_listener: ClosingListener, options: list[str], attempts: int
 ) -> None:
     # Every connection to the listener is accepted and closed unread: each attempt is one connection, counted.
-    done = run_cli("fetch", *options, closing_listener.url)
+    done = run_cli("fetch", *options, "--retry-backoff", "0", closing_listener.url)
     assert done.returncode == 1, done.stderr
     _, broke, summary = parse(done.stdout)
     assert list(broke) == [closing_listener.url]
@@ -170,17 +174,32 @@ def test_a_network_failure_is_tried_once_plus_the_retries(
     assert closing_listener.stop() == attempts  # every connection made before the child exited is counted
 
 
-def test_a_4xx_is_not_retried_a_5xx_is(server: Server) -> None:
+def test_a_4xx_and_a_500_are_not_retried_the_busy_statuses_are(server: Server) -> None:
+    busy = [server.url(f"/status/{code}") for code in (429, 502, 503, 504)]
     missing, broken = server.url("/status/404"), server.url("/status/500")
-    done = run_cli("fetch", "--retries", "2", missing, broken)
+    done = run_cli("fetch", "--retries", "2", "--retry-backoff", "0", missing, broken, *busy)
     assert done.returncode == 1, done.stderr
     _, broke, _ = parse(done.stdout)
-    assert broke == {
-        missing: ("HTTPError", "404 Not Found"),
-        broken: ("HTTPError", "500 Internal Server Error"),
-    }
-    assert server.paths().count("/status/500") == 3  # retries are on in this run...
-    assert server.paths().count("/status/404") == 1  # ...and a client error is final
+    assert broke[missing] == ("HTTPError", "404 Not Found")
+    assert broke[broken] == ("HTTPError", "500 Internal Server Error")  # a server bug: the same next time
+    assert {url: broke[url][1].endswith(", after 3 attempts") for url in busy} == dict.fromkeys(busy, True)
+    paths = Counter(server.paths())
+    assert paths == {"/status/404": 1, "/status/500": 1, **{f"/status/{c}": 3 for c in (429, 502, 503, 504)}}
+
+
+def test_retry_on_chooses_the_statuses(server: Server) -> None:
+    done = run_cli(
+        "fetch",
+        "--retries",
+        "1",
+        "--retry-on",
+        "500,404",
+        "--retry-backoff",
+        "0",
+        *(server.url(f"/status/{code}") for code in (404, 500, 503)),
+    )
+    assert done.returncode == 1, done.stderr
+    assert Counter(server.paths()) == {"/status/404": 2, "/status/500": 2, "/status/503": 1}
 
 
 #: Runs ``python -m tasklets ARGS...`` with every ``Client.urlopen`` call (one per attempt: ``fetch_one`` calls it
@@ -202,10 +221,10 @@ runpy.run_module("tasklets", run_name="__main__", alter_sys=True)
 
 def test_an_invalid_url_is_not_retried(server: Server, tmp_path: Path) -> None:
     invalid = ["not a url", "http://", "bogus://example.invalid/x", "http://127.0.0.1:99999/", "http://[::1"]
-    broken = server.url("/status/500")  # retried: shows that the log counts every attempt
+    broken = server.url("/status/503")  # retried: shows that the log counts every attempt
     log = tmp_path / "attempts.jsonl"
     done = subprocess.run(
-        [sys.executable, "-c", _COUNTING_LAUNCHER, "fetch", "--retries", "2", *invalid, broken],
+        [sys.executable, "-c", _COUNTING_LAUNCHER, "fetch", "--retries", "2", "--retry-backoff", "0", *invalid, broken],
         capture_output=True,
         text=True,
         env={**cli_env(), "TASKLETS_TEST_ATTEMPTS": str(log)},
@@ -226,7 +245,7 @@ def test_an_invalid_url_is_not_retried(server: Server, tmp_path: Path) -> None:
     check_summary(summary, count=len(invalid) + 1, failed=len(invalid) + 1)
     attempts = Counter(json.loads(line) for line in log.read_text(encoding="utf-8").splitlines())
     assert attempts == {**dict.fromkeys(invalid, 1), broken: 3}
-    assert server.paths() == ["/status/500"] * 3
+    assert server.paths() == ["/status/503"] * 3
 
 
 def test_by_default_a_5xx_is_tried_once(server: Server) -> None:
@@ -263,10 +282,23 @@ def test_a_huge_concurrency_costs_only_the_workers_the_urls_need(server: Server)
     check_summary(summary, count=3, failed=0)
 
 
+def test_the_default_per_host_limit_is_8(server: Server, live) -> None:
+    # Twenty held requests to one host: 8 of them reach the server, and no more, until the server lets them finish.
+    urls = [server.url(f"/slow/{n}") for n in range(20)]
+    child = live("fetch", *urls)
+    server.wait_slow(8)
+    assert server.slow_peak == 8
+    server.release()
+    status, rest = child.finish()
+    assert status == 0, child.stderr
+    check_summary(parse("\n".join(rest))[2], count=20, failed=0)
+    assert server.slow_peak == 8
+
+
 def test_the_default_concurrency_is_64(server: Server, live) -> None:
     # A hundred held requests: 64 of them reach the server, and no more, until the server lets them finish.
     urls = [server.url(f"/slow/{n}") for n in range(100)]
-    child = live("fetch", *urls)
+    child = live("fetch", "--per-host", "1000", *urls)
     server.wait_slow(64)
     assert server.slow_peak == 64  # 64 held, and never more so far: nothing is released yet
     server.release()
@@ -447,10 +479,15 @@ def test_json_lines_parse_back(server: Server, refused_url: str) -> None:
     records = [json.loads(line) for line in done.stdout.splitlines()]  # stdout holds JSON lines and nothing else
     assert sorted(r["url"] for r in records) == sorted(urls)
     for record in records:
-        assert set(record) == {"url", "status", "bytes", "ms", "error"}
+        assert list(record) == list(JSON_FIELDS)
         assert isinstance(record["ms"], (int, float)) and record["ms"] >= 0
     by_url = {r["url"]: r for r in records}
-    assert by_url[urls[0]] | {"ms": 0} == {"url": urls[0], "status": 200, "bytes": 42, "ms": 0, "error": None}
+    assert {k: by_url[urls[0]][k] for k in ("url", "status", "bytes", "error")} == {
+        "url": urls[0],
+        "status": 200,
+        "bytes": 42,
+        "error": None,
+    }
     assert by_url[urls[1]]["status"] == 404 and by_url[urls[1]]["error"] == "HTTPError: 404 Not Found"
     assert by_url[urls[2]]["status"] is None and by_url[urls[2]]["error"].startswith("ConnectionRefused: ")
     assert by_url[urls[3]]["status"] is None and by_url[urls[3]]["error"].startswith("UnsupportedScheme: ")
@@ -473,7 +510,20 @@ BAD_USAGE = [
     ["--timeout", "0", "URL"],
     ["--timeout", "nan", "URL"],
     ["--retries", "-1", "URL"],
-    ["-o", "/nonexistent/dir", "URL"],
+    ["-o", "/proc/version/dir", "URL"],  # cannot be created: /proc/version is a file
+    ["--continue", "URL"],
+    ["--no-clobber", "URL"],
+    ["--retry-on", "200,abc", "URL"],
+    ["--retry-on", "600", "URL"],
+    ["--rate", "0", "URL"],
+    ["--rate-per-host", "-1", "URL"],
+    ["--per-host", "0", "URL"],
+    ["--max-size", "lots", "URL"],
+    ["--cacert", "/nonexistent/ca.pem", "URL"],
+    ["--cacert", "/proc/version", "URL"],
+    ["--cacert", "/proc/version", "--insecure", "URL"],
+    ["--proxy", "ftp://proxy.invalid:21", "URL"],
+    ["-A", "bad\r\nagent", "URL"],
     ["-i", "/nonexistent/file", "URL"],
     ["--progress", "--no-progress", "URL"],
     ["--no-such-option", "URL"],
@@ -556,6 +606,34 @@ def test_ctrl_c_cancels_requests_in_flight_prints_the_summary_and_leaves_no_part
     assert sorted(os.listdir(out)) == sorted(safe_file_name(u) for u in urls[:2])  # no partial file
 
 
+def test_with_continue_ctrl_c_keeps_the_partial_files_and_the_next_run_finishes_them(
+    server: Server, tmp_path: Path, live
+) -> None:
+    urls = [server.url(f"/slow/{n}") for n in range(2)]
+    parts = {url: tmp_path / f"{safe_file_name(url)}.part" for url in urls}
+    child = live("fetch", "-o", str(tmp_path), "--continue", *urls)
+    server.wait_slow(2)  # half of each body sent; the client writes what it gets
+    halves = {url: len(slow_body(url.removeprefix(server.base))) // 2 for url in urls}
+    deadline = time.monotonic() + BOUND
+    while any(not p.exists() or p.stat().st_size < halves[u] for u, p in parts.items()):
+        assert time.monotonic() < deadline, sorted(os.listdir(tmp_path))
+        time.sleep(0.01)
+    child.process.send_signal(signal.SIGINT)
+    status, _ = child.finish()
+    assert status == 130, child.stderr
+    assert {u: p.stat().st_size for u, p in parts.items()} == halves  # kept, with what had arrived
+
+    # The next run asks for the rest; this server ignores Range (200), so each file starts over, whole.
+    server.release()
+    done = run_cli("fetch", "--json", "-o", str(tmp_path), "--continue", *urls)
+    assert done.returncode == 0, done.stderr
+    for url in urls:
+        assert (tmp_path / safe_file_name(url)).read_bytes() == slow_body(url.removeprefix(server.base))
+        assert not parts[url].exists()
+    ranges = [headers.get("Range") for path, headers in server.requests[2:]]
+    assert sorted(ranges) == sorted(f"bytes={halves[u]}-" for u in urls)
+
+
 def test_ctrl_c_with_json_keeps_stdout_json_lines_and_the_summary_on_stderr(server: Server, live) -> None:
     held = 4
     quick = [server.url("/bytes/1000"), server.url("/bytes/2000")]
@@ -569,7 +647,7 @@ def test_ctrl_c_with_json_keeps_stdout_json_lines_and_the_summary_on_stderr(serv
     records = first + [json.loads(line) for line in rest]  # every line of stdout is a JSON object
     assert sorted(r["url"] for r in records) == sorted(quick)  # the requests cut short are not reported
     for record in records:
-        assert set(record) == {"url", "status", "bytes", "ms", "error"}
+        assert list(record) == list(JSON_FIELDS)
         assert (record["status"], record["error"]) == (200, None)
     stderr = [line for line in child.stderr if line is not None]  # None: the end of the stream
     assert "Traceback" not in "\n".join(stderr)
@@ -604,39 +682,6 @@ def test_without_a_terminal_there_is_no_bar_and_no_escape_codes(server: Server) 
     loaded, broke, summary = parse(done.stdout)
     assert len(loaded) + len(broke) == 30
     check_summary(summary, count=30, failed=1)
-
-
-#: A ``rich`` that cannot be imported, as when the extra is not installed; it leaves a mark that it was tried.
-_NO_RICH = """
-import os
-with open(os.environ["TASKLETS_TEST_RICH_TRIED"], "a") as mark:
-    mark.write("tried\\n")
-raise ModuleNotFoundError("No module named 'rich'", name="rich")  # what a missing package raises
-"""
-
-
-def test_progress_without_rich_falls_back_to_plain_lines(server: Server, tmp_path: Path) -> None:
-    shadow = tmp_path / "no-rich"
-    shadow.mkdir()
-    (shadow / "rich.py").write_text(_NO_RICH)
-    mark = tmp_path / "rich-tried"
-    env = {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")])),
-        "TASKLETS_TEST_RICH_TRIED": str(mark),
-    }
-    urls = [server.url("/bytes/10"), server.url("/bytes/20")]
-    done = run_cli("fetch", "--progress", *urls, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    assert mark.exists()  # --progress did reach for rich, and went on without it
-    assert "\x1b" not in done.stdout and "\r" not in done.stdout
-    loaded, broke, summary = parse(done.stdout)
-    assert (loaded, broke) == ({urls[0]: 10, urls[1]: 20}, {})
-    check_summary(summary, count=2, failed=0)
-    assert len(summary) == 1  # the lines and the summary only (rich's bar, stopped, leaves an empty line)
-
-
-# -- timeouts and a reader that goes away ----------------------------------------------------------------------------
 
 
 def test_a_request_that_outlives_the_timeout_is_that_urls_failure(server: Server) -> None:
@@ -718,3 +763,33 @@ def test_a_stdout_that_cannot_be_written_ends_the_run_with_one_line(
         assert SUMMARY.match(lines[0]) and len(lines) == 2, lines
     else:
         assert len(lines) == 1, lines
+
+
+def test_results_written_to_a_file_reach_it_while_the_run_goes_on(server: Server, tmp_path: Path) -> None:
+    # A regular file is flushed a few times a second, not at every line: `tail -f` still follows it.
+    results = tmp_path / "results.txt"
+    with open(results, "w") as out:
+        child = subprocess.Popen(
+            command("fetch", server.url("/bytes/1"), server.url("/bytes/2"), server.url("/slow/0")),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+        )
+    try:
+        server.wait_slow(1)
+        deadline = time.monotonic() + BOUND
+        while results.read_text().count("Loaded ") < 2:  # the held request keeps the run going meanwhile
+            assert time.monotonic() < deadline, results.read_text()
+            time.sleep(0.02)
+        assert child.poll() is None
+        server.release()
+        assert child.wait(BOUND) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(BOUND)
+        assert child.stderr is not None
+        child.stderr.close()
+    loaded, _, summary = parse(results.read_text())
+    assert len(loaded) == 3
+    check_summary(summary, count=3, failed=0)

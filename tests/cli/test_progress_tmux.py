@@ -9,6 +9,7 @@ reads the final screen. The tmux server is killed in a ``finally``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -75,13 +76,25 @@ def _shell(*args: str) -> str:
     return f"trap 'true' INT; {run}; echo EXIT=$?; exec sleep {int(BOUND * 3)}"
 
 
-BAR = re.compile(r"fetch .* \d:\d\d:\d\d done (\d+)  failed (\d+)  in flight (\d+)  (\d+) req/s  .*/s")
+BAR = re.compile(
+    r"fetch  (?:(\d+)/(\d+) \(\d+%\)  )?done (\d+)  failed (\d+)  in flight (\d+)  [\d.]+ (?:bytes|KiB|MiB|GiB)"
+    r"  (\d+) req/s  [\d.]+ \S+/s  \d:\d\d:\d\d(?:  ETA (\d:\d\d:\d\d))?"
+)
 
 
 def _bar(screen: str) -> tuple[int, int, int] | None:
+    """The progress line's (done, failed, in flight), if it is on the screen."""
     for line in screen.splitlines():
         if match := BAR.search(line):
-            return int(match[1]), int(match[2]), int(match[3])
+            return int(match[3]), int(match[4]), int(match[5])
+    return None
+
+
+def _bar_total(screen: str) -> tuple[int, int, str | None] | None:
+    """The progress line's (URLs done, total, ETA), when it shows a total."""
+    for line in screen.splitlines():
+        if (match := BAR.search(line)) and match[1] is not None:
+            return int(match[1]), int(match[2]), match[7]
     return None
 
 
@@ -94,7 +107,8 @@ def test_the_bar_shows_counts_in_flight_then_gives_way_to_the_summary(server: Se
         return _bar(screen) == (3, 1, 4) and screen.count("Loaded ") == 3 and "Something broke for" in screen
 
     screen = terminal.wait_for(settled, "done 3, failed 1, in flight 4, and their lines")
-    assert re.search(r"in flight 4  \d+ req/s", screen)
+    assert re.search(r"in flight 4  [\d.]+ \w+  \d+ req/s", screen)
+    assert _bar_total(screen) is not None and _bar_total(screen)[:2] == (4, 8)  # type: ignore[index]
     assert screen.index("Something broke for") < screen.index("fetch ")  # the bar is below the lines
     server.wait_slow(4)
     assert _bar(terminal.screen()) == (3, 1, 4)  # the held requests stay in flight
@@ -121,3 +135,74 @@ def test_ctrl_c_in_the_terminal_stops_with_a_summary(server: Server, terminal: T
     assert "in flight" not in final
     assert re.search(r"^Interrupted: 1 URLs in [\d.]+ s \(\d+ requests/s\): 1 loaded, 0 failed", final, re.M)
     assert server.slow_seen == 3  # no new request after Ctrl-C
+
+
+def test_with_stdout_in_a_file_the_progress_shows_on_stderr(server: Server, terminal: Terminal, tmp_path) -> None:
+    results = tmp_path / "results.jsonl"
+    url_file = tmp_path / "urls.txt"
+    slow = [server.url(f"/slow/{n}") for n in range(3)]
+    quick = [server.url(f"/bytes/{n}") for n in range(1, 6)]
+    url_file.write_text("# a comment, not a URL\n\n" + "\n".join(quick + slow) + "\n")
+    run = shlex.join(["env", "-u", "COLUMNS", "-u", "LINES", *command("fetch", "--json", "-i", str(url_file))])
+    terminal.start(f"{run} > {shlex.quote(str(results))}; echo EXIT=$?; exec sleep {int(BOUND * 3)}")
+
+    # The total comes from counting the file (comments and blank lines are not URLs); 5 of 8 done, 3 held.
+    screen = terminal.wait_for(lambda s: _bar(s) == (5, 0, 3) and _bar_total(s) is not None, "5 done of 8")
+    done, total, eta = _bar_total(screen)  # type: ignore[misc]
+    assert (done, total) == (5, 8)
+    assert eta is not None  # a rate and a total: an estimate
+    server.wait_slow(3)
+    assert "{" not in screen  # the JSON lines went to the file, not to the terminal
+
+    server.release()
+    final = terminal.wait_for(lambda s: "EXIT=" in s, "the end")
+    assert "EXIT=0" in final
+    assert "in flight" not in final  # the progress line is erased at the end
+    assert re.search(r"^8 URLs in [\d.]+ s \(\d+ requests/s\): 8 loaded, 0 failed", final, re.M)  # on stderr
+    text = results.read_text()
+    assert "\x1b" not in text and "\r" not in text and "in flight" not in text
+    assert len([json.loads(line) for line in text.splitlines()]) == 8
+
+
+def test_no_progress_on_a_terminal_draws_nothing(server: Server, terminal: Terminal) -> None:
+    slow = [server.url(f"/slow/{n}") for n in range(2)]
+    terminal.start(_shell("fetch", "--no-progress", server.url("/bytes/5"), *slow))
+    terminal.wait_for(lambda s: "Loaded 5 bytes" in s, "the quick page's line")
+    server.wait_slow(2)  # two requests held: a progress line would be drawn now, ten times a second
+    screen = terminal.screen()
+    assert "in flight" not in screen and "req/s" not in screen
+    server.release()
+    final = terminal.wait_for(lambda s: "EXIT=" in s, "the end")
+    assert "EXIT=0" in final and "in flight" not in final
+
+
+def test_progress_forced_without_a_terminal_goes_to_stderr_only(server: Server, tmp_path) -> None:
+    import subprocess
+
+    from ._cli_support import cli_env
+
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        child = subprocess.Popen(
+            command("fetch", "--progress", server.url("/bytes/5"), server.url("/slow/0")),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=cli_env(),
+        )
+        try:
+            server.wait_slow(1)
+            deadline = time.monotonic() + BOUND
+            while "in flight 1" not in err.read_text():  # drawn ten times a second while the request is held
+                assert time.monotonic() < deadline, err.read_text()
+                time.sleep(0.02)
+            server.release()
+            stdout, _ = child.communicate(timeout=BOUND)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    assert child.returncode == 0
+    assert "\x1b" not in stdout and "in flight" not in stdout  # stdout: the lines and the summary only
+    assert stdout.count("Loaded ") == 2
+    assert b"\r\x1b[K" in err.read_bytes()  # drawn and erased in place

@@ -42,10 +42,10 @@ from cli._cli_support import LiveChild, cli_env, command  # noqa: E402
 from tasklets.cli._dask_fetch import parse_dask_target, run_dask_fetch  # noqa: E402
 from tasklets.cli._fetch import FetchOptions, UrlSource, fetch_all  # noqa: E402
 from tasklets.cli._names import safe_file_name  # noqa: E402
-from tasklets.cli._report import PlainReporter, Summary  # noqa: E402
+from tasklets.cli._report import Reporter, Summary  # noqa: E402
 
 
-class PeakReporter(PlainReporter):
+class PeakReporter(Reporter):
     """The plain reporter, into memory, remembering the most URLs ever in flight."""
 
     def __init__(self, *, as_json: bool) -> None:

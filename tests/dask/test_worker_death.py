@@ -42,7 +42,7 @@ from _dask_support import (  # noqa: E402
 
 from tasklets.cli._dask_fetch import run_dask_fetch  # noqa: E402
 from tasklets.cli._fetch import FetchOptions, UrlSource  # noqa: E402
-from tasklets.cli._report import PlainReporter, Summary  # noqa: E402
+from tasklets.cli._report import Reporter, Summary  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def _fetch_with_a_kill(client: Any, server: Server, marker: Path, *, count: int,
 
     urls = [server.url(f"/n/{i}") for i in range(count)]
     out = io.StringIO()
-    reporter = PlainReporter(Summary(), as_json=True, out=out, err=out)
+    reporter = Reporter(Summary(), as_json=True, out=out, err=out)
     status = run_dask_fetch(
         None,  # type: ignore[arg-type]
         UrlSource(urls, None),
@@ -122,7 +122,7 @@ def test_a_batch_that_kills_every_worker_is_reported_failed_once(dask_client, se
     count, batch, poison = 200, 20, 105
     urls = [server.url(f"/n/{i}") for i in range(count)]
     out = io.StringIO()
-    reporter = PlainReporter(Summary(), as_json=True, out=out, err=out)
+    reporter = Reporter(Summary(), as_json=True, out=out, err=out)
     status = run_dask_fetch(
         None,  # type: ignore[arg-type]
         UrlSource(urls, None),

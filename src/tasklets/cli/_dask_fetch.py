@@ -68,9 +68,10 @@ from .._runtime import run
 from .._sync import Semaphore
 from .._task import Task
 from ..dask import run_task
-from ..http import Client, PoolLimits, Timeout
-from ._fetch import FetchOptions, UrlSource, fetch_one
+from ..http import Client
+from ._fetch import Fetcher, FetchOptions
 from ._report import Result
+from ._source import UrlSource
 
 __all__ = [
     "BATCH_ATTEMPTS",
@@ -137,18 +138,21 @@ def parse_dask_target(text: str) -> DaskTarget:
 
 # One HTTP client (one keep-alive pool) per worker process and fetch settings,
 # used only on the process's default loop: shared by the batches running there.
-_process_clients: dict[tuple[int, float | None], Client] = {}
+_process_clients: dict[tuple[Any, ...], Client] = {}
 
 
 def _process_client(options: FetchOptions) -> Client:
-    concurrency = max(options.concurrency, 1)
-    key = (concurrency, options.timeout)
+    key = (
+        options.concurrency,
+        options.per_host,
+        options.timeout,
+        options.proxy,
+        options.cacert,
+        options.insecure,
+    )
     client = _process_clients.get(key)
     if client is None:
-        client = _process_clients[key] = Client(
-            limits=PoolLimits(max_connections=concurrency, max_per_host=concurrency),
-            timeout=Timeout(connect=options.timeout, read=options.timeout, total=None, pool=None),
-        )
+        client = _process_clients[key] = options.client()
     return client
 
 
@@ -165,13 +169,13 @@ def fetch_batch(urls: list[str], options: FetchOptions) -> list[Result]:
 
 
 def _fetch_batch(urls: list[str], options: FetchOptions) -> Generator[Any, Any, list[Result]]:
-    client = _process_client(options)
+    fetch = Fetcher(_process_client(options), options).fetch
     results: list[Result] = []
     todo = iter(urls)  # shared by the fetchers: each URL is taken once
 
     def fetcher() -> Generator[Any, Any, None]:
         for url in todo:
-            results.append((yield from fetch_one(client, url, options)))
+            results.append((yield from fetch(url)))
 
     fetchers = [Task(fetcher(), name="dask batch fetcher") for _ in range(min(max(options.concurrency, 1), len(urls)))]
     try:

@@ -7,7 +7,16 @@ at a port where nothing listens. The seed's example then loads them all with
 tasklets, printing each page as it finishes loading, in that order and not
 the order requested. The same job runs again with a
 ``concurrent.futures.ThreadPoolExecutor`` and ``urllib``, and both times are
-shown. No network is needed; it takes a few seconds.
+shown.
+
+Then the comparison that makes the point: :data:`LOAD_PAGES` pages that each
+take :data:`LOAD_DELAY` seconds to answer, fetched all at once by tasklets on
+one thread, by a thread pool sized as a user sizes one (the default
+``ThreadPoolExecutor()``), and by a pool with a thread per request. Each runs
+in a fresh process of its own, which reports its wall time, the threads it
+ran and its peak memory (RSS, above what the idle interpreter took), so
+that one's memory does not hide in another's. No network is needed; it takes
+a few seconds.
 
 Both halves ignore ``http_proxy`` and its kin: the pages are on this machine,
 and a proxy (one that cannot reach our loopback, or one that is not there)
@@ -18,8 +27,13 @@ loaded did not, in either half.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import http.server
+import json
+import os
+import resource
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -32,9 +46,14 @@ from typing import Any, TextIO
 from .._as_completed import as_completed
 from .._runtime import run
 from .._task import task
-from ..http import Client
+from ..http import Client, PoolLimits
 
-__all__ = ["run_demo", "demo_urls"]
+__all__ = ["LOAD_DELAY", "LOAD_PAGES", "run_demo", "demo_urls"]
+
+#: The comparison: this many pages, each answered after this many seconds, of this size.
+LOAD_PAGES = 100
+LOAD_DELAY = 0.1
+LOAD_SIZE = 16 * 1024
 
 #: (path, size in bytes, delay in seconds): the requests go out in this order.
 PAGES = [
@@ -53,6 +72,8 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # the standard library's name
         page = self.pages.get(self.path)
+        if page is None and self.path.startswith("/load/"):
+            page = (LOAD_SIZE, LOAD_DELAY)
         if page is None:
             body = b"no such page\n"
             self.send_response(404)
@@ -162,31 +183,152 @@ def thread_pool_example(urls: list[str], out: TextIO) -> int:
 
 
 def run_demo(out: TextIO) -> int:
-    """Run both versions against the local pages; return the exit status."""
-    with demo_urls() as urls:
+    """Run both versions against the local pages, then the comparison; return the exit status."""
+    default_workers = concurrent.futures.ThreadPoolExecutor()._max_workers  # what ThreadPoolExecutor() takes
+    with demo_urls() as urls, contextlib.ExitStack() as children:
+        base = urls[0].rsplit("/page/", 1)[0]
+        load = [f"{base}/load/{n}" for n in range(LOAD_PAGES)]
+        runs = [
+            ("tasklets, one thread", "tasklets", 0),
+            (f"thread pool, default size ({default_workers})", "threads", default_workers),
+            (f"thread pool, a thread per page ({LOAD_PAGES})", "threads", LOAD_PAGES),
+        ]
+        started = [(name, _start_child(how, load, workers)) for name, how, workers in runs]
+        for _, child in started:
+            children.callback(_stop, child)
         print("Requesting, in this order:", file=out)
         for url in urls:
             print(f"  {url}", file=out)
         print("\ntasklets: each page is handled the moment it has loaded", file=out)
-        started = time.perf_counter()
         client = Client(proxies=None)  # no proxy: see the module's docstring
         try:
             tasklets_loaded = run(example, client, urls, out)
         finally:
             client.close()
-        tasklets_time = time.perf_counter() - started
 
         print("\nconcurrent.futures.ThreadPoolExecutor + urllib, the same job", file=out)
-        started = time.perf_counter()
         threads_loaded = thread_pool_example(urls, out)
-        threads_time = time.perf_counter() - started
 
+        print(
+            f"\nNow {LOAD_PAGES} pages that each take {LOAD_DELAY} s to answer, fetched by a fresh process each way:",
+            file=out,
+        )
+        out.flush()
+        rows = [(name, _measure(child, name)) for name, child in started]
+    print(f"  {'':<38} {'wall':>8} {'threads':>8} {'memory':>10}", file=out)
+    for name, figures in rows:
+        print(
+            f"  {name:<38} {figures['wall']:>6.2f} s {figures['threads']:>8} {figures['memory'] / 1024:>6.1f} MiB",
+            file=out,
+        )
     print(
-        f"\ntasklets: {tasklets_time:.2f} s on one thread; thread pool: {threads_time:.2f} s on {len(urls)} threads.\n"
-        "Both finish when the slowest page does; tasklets needs no thread per request.",
+        "  (memory: peak RSS above the idle interpreter's)\n"
+        "A pool sized as usual queues the pages behind its few threads; one sized to the job\n"
+        "needs a thread, and its stack, per request in flight. tasklets runs them all on one.",
         file=out,
     )
+    failed = [name for name, figures in rows if figures["loaded"] != LOAD_PAGES]
+    if failed:
+        print(f"tasklets demo: not every page loaded in: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return _status(tasklets_loaded, threads_loaded)
+
+
+_CHILD = "import sys; from tasklets.cli._demo import _load_child; _load_child(sys.argv[1:])"
+
+
+def _start_child(how: str, urls: list[str], workers: int) -> subprocess.Popen[str]:
+    """Start :func:`_load_child` in a fresh interpreter; it imports, then waits for :func:`_measure` to say go.
+
+    Started early, the three interpreters load while the first part of the
+    demo runs; each then fetches alone, the others idle.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, how, str(workers), *urls],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")},
+    )
+
+
+def _measure(child: subprocess.Popen[str], name: str) -> dict[str, Any]:
+    """Let ``child`` go; its figures (wall, threads, memory in KiB, pages loaded)."""
+    try:
+        stdout, stderr = child.communicate("go\n", timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        child.kill()
+        child.communicate()
+        stdout, stderr = "", str(exc)
+    try:
+        return json.loads(stdout.splitlines()[-1])  # type: ignore[no-any-return]
+    except (IndexError, ValueError):
+        print(f"tasklets demo: the run of {name} failed: {stderr.strip()[-500:]}", file=sys.stderr)
+        return {"wall": 0.0, "threads": 0, "memory": 0, "loaded": 0}
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    """End a child that did not run (the demo stopped early: ``| head``, Ctrl-C)."""
+    if child.poll() is None:
+        child.kill()
+    child.communicate()
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in KiB.
+
+    Linux's ``VmHWM`` belongs to this program's image; ``ru_maxrss`` would do
+    elsewhere, but on Linux it survives ``exec`` and starts at the parent's.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _load_child(argv: list[str]) -> None:
+    """In the child: fetch every URL the asked way; print the figures as one JSON line."""
+    how, workers, urls = argv[0], int(argv[1]), argv[2:]
+    if not sys.stdin.readline():  # the demo ended before our turn
+        return
+    idle = _peak_rss()
+    peak_threads = [threading.active_count()]
+    started = time.perf_counter()
+    if how == "tasklets":
+        client = Client(proxies=None, limits=PoolLimits(max_connections=len(urls), max_per_host=len(urls)))
+
+        def fetch_all() -> Generator[Any, Any, int]:
+            loaded = 0
+            for done in as_completed([load_url_async(client, url) for url in urls]):
+                try:
+                    yield done
+                    loaded += 1
+                except Exception:
+                    pass
+            peak_threads[0] = max(peak_threads[0], threading.active_count())
+            return loaded
+
+        try:
+            loaded = run(fetch_all)
+        finally:
+            client.close()
+    else:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        loaded = 0
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:
+            futures = [executor.submit(_load_url_blocking, opener, url) for url in urls]
+            for future in concurrent.futures.as_completed(futures):
+                peak_threads[0] = max(peak_threads[0], threading.active_count())
+                if future.exception() is None:
+                    loaded += 1
+    wall = time.perf_counter() - started
+    figures = {"wall": wall, "threads": peak_threads[0], "memory": _peak_rss() - idle, "loaded": loaded}
+    print(json.dumps(figures))
 
 
 def _status(tasklets_loaded: int, threads_loaded: int) -> int:

@@ -1,243 +1,107 @@
 """``tasklets fetch``: many URLs at once, each reported the moment it completes.
 
-The URL stream (arguments, then a file or stdin) is read by a
-:class:`UrlSource` in a thread of its own, never on the loop: stdin may be a
-pipe fed slowly or a terminal, and a fetch that completes meanwhile is still
-reported at once, and Ctrl-C still works. Worker tasks take URLs from it,
-started as URLs arrive and never more than ``concurrency`` (nor more than the
-URLs seen: ``-c 1000000`` over three URLs costs three tasks), so at most that
-many fetches run, and the source reads only a bounded number of URLs ahead:
-memory stays flat whatever the number of URLs.
+Worker tasks take URLs from a :class:`~._source.UrlSource`, started as URLs
+arrive and never more than ``concurrency`` (nor more than the URLs seen:
+``-c 1000000`` over three URLs costs three tasks), so at most that many
+fetches run, while the pool holds at most ``per_host`` connections to any one
+host (a list of 10,000 URLs on one server does not open 64 connections to it
+unless asked). Starts are paced when ``--rate`` or ``--rate-per-host`` asks
+(:mod:`._pace`), and failures retried as the library's
+:class:`~tasklets.http.Retry` policy decides.
 
 A fetch never raises: every failure, an invalid URL included, becomes a
-:class:`Result` of that URL. So does an input line over :data:`MAX_LINE`
-bytes (a binary file given by mistake, a line with no newline): it is
-reported as one failed URL and skipped to its end, so that no line takes more
-memory than that. A UTF-8 byte order mark at the start of the input is
-dropped. With ``-o DIR`` a body is streamed into a hidden temporary file in
-DIR and renamed into place only once complete, so an interrupted or failed
-fetch leaves no partial file behind.
+:class:`Result` of that URL. With ``-o DIR`` a body is streamed into a hidden
+temporary file in DIR and renamed into place only once complete, so an
+interrupted or failed fetch leaves no partial file behind; with
+``--continue`` it goes to ``NAME.part`` instead, kept on failure, and the next
+run asks for the rest with ``Range``.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
+import http
 import os
-import sys
+import random
+import re
+import ssl
 import tempfile
-import threading
 import time
-from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+import urllib.parse
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
-from .._exceptions import ConnectFailed, HTTPError, InvalidStateError, InvalidURL
+from .._combinators import sleep
+from .._exceptions import BodyTooLarge, ConnectFailed, HTTPError
 from .._future import Future
 from .._sync import Semaphore
 from .._task import Task
-from ..http import Client, PoolLimits, Timeout
+from .._where import current_loop
+from ..http import Client, PoolLimits, Retry, Timeout
 from ._names import safe_file_name
+from ._pace import Pacer
 from ._report import Result
+from ._source import MAX_LINE, OverlongLine, UrlSource
 
-__all__ = ["MAX_LINE", "FetchOptions", "OverlongLine", "UrlSource", "fetch_all", "fetch_one"]
+__all__ = ["DEFAULT_PER_HOST", "FetchOptions", "Fetcher", "fetch_all", "fetch_one"]
 
-# Failures worth another try: the network's, and the server's 5xx.
-_NOT_RETRIED = (InvalidURL,)
-
-#: The longest input line taken for a URL, in bytes (far beyond any URL a server accepts).
-MAX_LINE = 64 * 1024
-#: Bytes read from the input at a time.
-_CHUNK = 64 * 1024
-#: Bytes of an overlong line shown in its report.
-_SHOWN = 100
-
-
-class OverlongLine(str):
-    """An input line over :data:`MAX_LINE` bytes, as its start: the "URL" of a ``LineTooLong`` failure.
-
-    A ``str``, so that it travels the way of every URL (the source, a Dask
-    batch) until :func:`fetch_one` turns it into its failure.
-    """
-
-    __slots__ = ()
+#: Connections to one host at most, unless ``--per-host`` says otherwise (what browsers allow, and then some).
+DEFAULT_PER_HOST = 8
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read, not changed: the only way to read it (at import, before any thread of ours writes a file)
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)")
 
 
 @dataclass
 class FetchOptions:
-    """What ``tasklets fetch`` was asked to do."""
+    """What ``tasklets fetch`` was asked to do (plain data: it travels to Dask workers)."""
 
     concurrency: int = 64
     timeout: float | None = 30.0
     output_dir: str | None = None
     retries: int = 0
+    retry_on: frozenset[int] | None = None
+    retry_backoff: float = 0.5
     headers: list[tuple[str, str]] = field(default_factory=list)
+    per_host: int = DEFAULT_PER_HOST
+    rate: float | None = None
+    rate_per_host: float | None = None
+    max_size: int | None = None
+    proxy: str | None = None
+    cacert: str | None = None
+    insecure: bool = False
+    resume: bool = False
+    no_clobber: bool = False
 
+    def retry_policy(self) -> Retry:
+        """The library's retry policy, as ``--retries``, ``--retry-on`` and ``--retry-backoff`` set it."""
+        if self.retry_on is None:
+            return Retry(self.retries, backoff_factor=self.retry_backoff)
+        return Retry(self.retries, backoff_factor=self.retry_backoff, statuses=self.retry_on)
 
-class UrlSource:
-    """The URLs to fetch: the arguments, then the lines of ``input_file``, read in a thread.
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context ``--cacert`` or ``--insecure`` asks for; None for the default (verification on)."""
+        if self.insecure:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if self.cacert is not None:
+            return ssl.create_default_context(cafile=self.cacert)
+        return None
 
-    :meth:`get` never blocks the loop: it returns a URL at once when one is
-    ready, ``None`` once the input is exhausted, or else a future of either.
-    A daemon thread reads the file (straight from its descriptor, so that a
-    read pending at exit holds no lock of ``sys.stdin``), keeping at most
-    ``ahead`` URLs ready. Blank lines and lines starting with ``#`` are
-    skipped; bytes that are not UTF-8 are replaced (the URL then fails alone).
-    With ``close_input``, the file is closed once read.
-    """
-
-    def __init__(
-        self, arguments: Iterable[str], input_file: TextIO | None, *, close_input: bool = False, ahead: int = 1024
-    ) -> None:
-        self._ready: deque[str] = deque(arguments)
-        self._waiters: deque[Future[str | None]] = deque()
-        self._cond = threading.Condition()
-        self._ahead = ahead
-        self._finished = input_file is None
-        self._closed = False
-        self._close_input = close_input
-        #: What went wrong reading the input, if anything (the URLs read before are fetched).
-        self.error: OSError | None = None
-        if input_file is not None:
-            threading.Thread(target=self._read, args=(input_file,), name="tasklets-fetch-input", daemon=True).start()
-
-    def get(self) -> str | Future[str | None] | None:
-        """The next URL, ``None`` at the end (or once closed), or a future of one of those. Called on the loop."""
-        with self._cond:
-            if self._closed:
-                return None
-            if self._ready:
-                url = self._ready.popleft()
-                self._cond.notify()
-                return url
-            if self._finished:
-                return None
-            waiter: Future[str | None] = Future()
-            self._waiters.append(waiter)
-            return waiter
-
-    def get_ready(self) -> str | None:
-        """A URL already read, or None (none yet, the end, or closed): never a wait. Called on the loop."""
-        with self._cond:
-            if self._ready and not self._closed:
-                url = self._ready.popleft()
-                self._cond.notify()
-                return url
-            return None
-
-    def close(self) -> None:
-        """Stop: no more URLs, not even those read already; the thread ends at its next line, the waits end."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._end_waits()
-
-    def _read(self, input_file: TextIO) -> None:
-        try:
-            for url in _url_lines(input_file):
-                with self._cond:
-                    while len(self._ready) >= self._ahead and not self._waiters and not self._closed:
-                        self._cond.wait()
-                    if self._closed:
-                        return
-                    waiter = self._waiters.popleft() if self._waiters else None
-                    if waiter is None:
-                        self._ready.append(url)
-                if waiter is not None:
-                    with contextlib.suppress(InvalidStateError):  # cancelled: we are stopping anyway
-                        waiter.set_result(url)
-        except (OSError, ValueError) as exc:  # ValueError: a closed file
-            self.error = exc if isinstance(exc, OSError) else OSError(str(exc))
-        finally:
-            with self._cond:
-                self._finished = True
-            self._end_waits()
-            if self._close_input:
-                input_file.close()
-
-    def _end_waits(self) -> None:
-        with self._cond:
-            waiters = list(self._waiters)
-            self._waiters.clear()
-        for waiter in waiters:
-            with contextlib.suppress(InvalidStateError):
-                waiter.set_result(None)
-
-
-def _url_lines(input_file: TextIO) -> Iterator[str]:
-    """The URLs of a file, one per line, read as they come (overlong lines included, as :class:`OverlongLine`)."""
-    for line in _lines(_without_bom(_chunks(input_file))):
-        url = line if isinstance(line, OverlongLine) else line.strip()
-        if url and not url.startswith("#"):
-            yield url
-
-
-def _chunks(input_file: TextIO) -> Iterator[bytes]:
-    """The file's bytes as they come: from its descriptor, or encoded back from a stream without one."""
-    try:
-        fd = input_file.fileno()
-    except (AttributeError, OSError, ValueError):  # io.StringIO, say
-        fd = None
-    if fd is None:
-        while text := input_file.read(_CHUNK):
-            yield text.encode("utf-8", "surrogatepass")
-    else:
-        while chunk := os.read(fd, _CHUNK):  # what is there, at once: a pipe fed slowly is not waited on
-            yield chunk
-
-
-def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The stream without the UTF-8 byte order mark that some editors write first (the first URL would fail).
-
-    Waits for no more than the mark's three bytes: a slow pipe's first URL is not held back.
-    """
-    chunks = iter(chunks)
-    head = b""
-    for chunk in chunks:
-        head += chunk
-        if len(head) >= len(codecs.BOM_UTF8) or not codecs.BOM_UTF8.startswith(head):
-            break
-    if head:
-        yield head.removeprefix(codecs.BOM_UTF8)
-    yield from chunks
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """The lines of a byte stream, decoded; a line over :data:`MAX_LINE` bytes as one :class:`OverlongLine`.
-
-    Linear in the input: each chunk is split once, and only the unfinished
-    line is kept between chunks (a line in a thousand chunks costs what it
-    costs in one). Past :data:`MAX_LINE` bytes a line is reported and the rest
-    of it dropped as it comes, up to its newline: memory stays bounded.
-    """
-    pending = bytearray()  # the unfinished line
-    skipping = False  # in a line already reported as overlong
-    for chunk in chunks:
-        *ended, rest = chunk.split(b"\n")
-        for piece in ended:
-            if not skipping:
-                if pending:
-                    pending += piece
-                    piece = bytes(pending)
-                yield _decoded(piece)
-            pending.clear()
-            skipping = False
-        if not skipping:
-            pending += rest
-            if len(pending) > MAX_LINE:
-                yield _decoded(pending)
-                pending.clear()
-                skipping = True
-    if pending:
-        yield _decoded(pending)
-
-
-def _decoded(line: bytes | bytearray) -> str:
-    """A line as text: bytes that are not UTF-8 are replaced (the URL then fails alone)."""
-    if len(line) > MAX_LINE:
-        return OverlongLine(line[:_SHOWN].decode("utf-8", "replace").strip() + "...")
-    return line.decode("utf-8", "replace")
+    def client(self) -> Client:
+        """A client configured as asked: limits, timeouts, TLS, proxy."""
+        concurrency = max(self.concurrency, 1)
+        proxies: str | dict[str, str] | None = "env"
+        if self.proxy is not None:
+            proxies = {"http": self.proxy, "https": self.proxy}
+        return Client(
+            limits=PoolLimits(max_connections=concurrency, max_per_host=min(max(self.per_host, 1), concurrency)),
+            timeout=Timeout(connect=self.timeout, read=self.timeout, total=None, pool=None),
+            context=self.tls_context(),
+            proxies=proxies,
+        )
 
 
 def error_kind(exc: BaseException) -> str:
@@ -248,56 +112,269 @@ def error_kind(exc: BaseException) -> str:
     return name[4:] if name in ("HTTPConnectTimeout", "HTTPReadTimeout") else name
 
 
-def fetch_one(client: Client, url: str, options: FetchOptions) -> Generator[Any, Any, Result]:
-    """Fetch ``url`` (retrying as asked); the outcome as a :class:`Result`, never an exception."""
-    if isinstance(url, OverlongLine):
-        return Result(url, None, 0, 0.0, "LineTooLong", f"line too long (over {MAX_LINE} bytes): skipped")
-    started = time.perf_counter()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            response = yield client.urlopen(url, headers=dict(options.headers) or None)
+class _StartOver(Exception):
+    """The server did not resume where the partial file ends: fetch the whole body again (not a failure)."""
+
+
+@dataclass(slots=True)
+class _Fetched:
+    response: Any
+    size: int
+    path: str | None
+
+
+class Fetcher:
+    """Fetches URLs with one client, one retry policy and the run's pacing.
+
+    Args:
+        client: the client to fetch with.
+        options: what the user asked for.
+        received: called with the size of each chunk of body as it arrives (for the progress line).
+    """
+
+    def __init__(self, client: Client, options: FetchOptions, *, received: Callable[[int], None] | None = None) -> None:
+        self.client = client
+        self.options = options
+        self.policy = options.retry_policy()
+        self.received = received
+        self._pacers = [
+            (Pacer(rate), per_host)
+            for rate, per_host in ((options.rate, False), (options.rate_per_host, True))
+            if rate is not None
+        ]
+
+    def fetch(self, url: str) -> Generator[Any, Any, Result]:
+        """Fetch ``url`` (paced, retried as asked); the outcome as a :class:`Result`, never an exception."""
+        if isinstance(url, OverlongLine):
+            message = f"line too long (over {MAX_LINE} bytes): skipped"
+            return Result(url, error_kind="LineTooLong", error=message, error_class="LineTooLong", redirects=None)
+        started = time.perf_counter()
+        final = None
+        if self.options.output_dir is not None:
+            final = os.path.join(self.options.output_dir, safe_file_name(url))
+            if (self.options.no_clobber or self.options.resume) and os.path.exists(final):
+                return Result(url, skipped=f"{final!r} exists", path=final, attempts=0, redirects=None)
+        attempt = 0
+        while True:
+            attempt += 1
+            yield from self._pace(url)
+            try:
+                fetched = yield from self._attempt(url, final)
+            except Exception as exc:  # every failure is this URL's result, or a retry
+                delay = self.policy.next_delay(
+                    attempt=attempt, method="GET", error=exc, now=time.time(), random=random.random()
+                )
+                if delay is not None:
+                    if delay > 0:
+                        yield sleep(delay)
+                    continue
+                return _failure(url, exc, attempt, started)
+            response = fetched.response
+            return Result(
+                url,
+                response.status,
+                fetched.size,
+                _ms(started),
+                final_url=response.url,
+                redirects=_redirects(response),
+                content_type=response.headers.get("Content-Type"),
+                path=fetched.path,
+                attempts=attempt,
+            )
+
+    def _pace(self, url: str) -> Generator[Any, Any, None]:
+        if not self._pacers:
+            return
+        now = current_loop().time()
+        host = _host(url)
+        wait = max(pacer.reserve(host if per_host else "", now) for pacer, per_host in self._pacers)
+        if wait > 0:
+            yield sleep(wait)
+
+    def _attempt(self, url: str, final: str | None) -> Generator[Any, Any, _Fetched]:
+        options = self.options
+        headers = dict(options.headers)
+        part = None
+        if final is not None and options.resume:
+            part = final + ".part"
+            headers["Accept-Encoding"] = "identity"  # byte offsets of the representation itself
+        for _ in range(2):  # a second time only when the server would not resume
+            offset = _size(part) if part is not None else 0
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+            else:
+                headers.pop("Range", None)
+            try:
+                response = yield self.client.urlopen(url, headers=headers or None)
+            except HTTPError as exc:
+                if part is not None and offset and exc.code == 416:
+                    exc.close()
+                    if _complete_length(exc.headers) == offset:  # the part was whole: the last run ended at its end
+                        os.replace(part, final)  # type: ignore[arg-type]
+                        return _Fetched(exc, 0, final)
+                    os.unlink(part)
+                    continue
+                raise
             with response:
-                if options.output_dir is not None:
-                    size = yield from _save(response, options.output_dir, url)
-                else:
-                    size = 0
-                    for wait_for_chunk in response.read():
-                        size += len((yield wait_for_chunk))
-            return Result(url, response.status, size, (time.perf_counter() - started) * 1000)
-        except HTTPError as exc:
-            if exc.code >= 500 and attempt <= options.retries:
-                continue
-            return Result(url, exc.code, 0, _ms(started), "HTTPError", f"{exc.code} {exc.msg}")
-        except _NOT_RETRIED as exc:
-            return Result(url, None, 0, _ms(started), error_kind(exc), str(exc))
-        except Exception as exc:  # every failure is this URL's result
-            if attempt <= options.retries:
-                continue
-            return Result(url, None, 0, _ms(started), error_kind(exc), str(exc) or repr(exc))
+                self._check_declared_size(response)
+                if final is None:
+                    size = yield from self._drain(response)
+                    return _Fetched(response, size, None)
+                if part is None:
+                    size = yield from self._save(response, final)
+                    return _Fetched(response, size, final)
+                try:
+                    size = yield from self._resume(response, part, offset)
+                except _StartOver:
+                    os.unlink(part)
+                    continue
+                os.replace(part, final)
+                return _Fetched(response, size, final)
+        raise _StartOver(f"{url}: the server would not resume, nor send the whole body")
+
+    def _check_declared_size(self, response: Any) -> None:
+        limit = self.options.max_size
+        if limit is None or response.headers.get("Content-Encoding") not in (None, "identity"):
+            return
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"the body of {response.url} is {declared} bytes, over the --max-size of {limit} bytes")
+
+    def _drain(self, response: Any) -> Generator[Any, Any, int]:
+        size = 0
+        limit = self.options.max_size
+        for wait_for_chunk in response.read():
+            chunk = yield wait_for_chunk
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise BodyTooLarge(f"the body of {response.url} is over the --max-size of {limit} bytes")
+            if self.received is not None:
+                self.received(len(chunk))
+        return size
+
+    def _write(self, response: Any, file: Any) -> Generator[Any, Any, int]:
+        size = 0
+        limit = self.options.max_size
+        for wait_for_chunk in response.read():
+            chunk = yield wait_for_chunk
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise BodyTooLarge(f"the body of {response.url} is over the --max-size of {limit} bytes")
+            file.write(chunk)
+            if self.received is not None:
+                self.received(len(chunk))
+        return size
+
+    def _save(self, response: Any, final: str) -> Generator[Any, Any, int]:
+        """Stream the body into a hidden file next to ``final``; renamed into place only once complete."""
+        fd, partial = tempfile.mkstemp(dir=os.path.dirname(final) or ".", prefix=".partial-")
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 is for secrets: a download gets what open() would give
+            with os.fdopen(fd, "wb") as file:
+                size = yield from self._write(response, file)
+            os.replace(partial, final)
+        except BaseException:
+            os.unlink(partial)
+            raise
+        return size
+
+    def _resume(self, response: Any, part: str, offset: int) -> Generator[Any, Any, int]:
+        """Stream the body into ``part``: appended when the server resumed at ``offset``, from scratch otherwise.
+
+        What this attempt wrote stays on failure or interruption (the next
+        run resumes from it), except past ``--max-size``, where the part is
+        cut back to what it was.
+        """
+        if response.status == 206:
+            match = _CONTENT_RANGE.fullmatch((response.headers.get("Content-Range") or "").strip())
+            if not offset or match is None or match[1] is None or int(match[1]) != offset:
+                raise _StartOver()
+            mode = "ab"
+        else:  # a 200: the server ignored Range, and sends the whole body
+            mode, offset = "wb", 0
+        with open(part, mode, buffering=0) as file:  # on disk as it comes: a crash keeps what arrived
+            try:
+                return (yield from self._write(response, file))
+            except BodyTooLarge:
+                file.truncate(offset)
+                raise
+
+
+def fetch_one(client: Client, url: str, options: FetchOptions) -> Generator[Any, Any, Result]:
+    """Fetch ``url`` as :meth:`Fetcher.fetch` does, with a fetcher of its own."""
+    return (yield from Fetcher(client, options).fetch(url))
+
+
+def _failure(url: str, exc: BaseException, attempts: int, started: float) -> Result:
+    if isinstance(exc, HTTPError):
+        headers = exc.headers
+        exc.close()
+        return Result(
+            url,
+            exc.code,
+            0,
+            _ms(started),
+            "HTTPError",
+            f"{exc.code} {_reason(exc.code, exc.msg)}".rstrip(),
+            final_url=exc.url,
+            redirects=_redirects(exc.response) if exc.response is not None else None,
+            content_type=headers.get("Content-Type") if headers is not None else None,
+            attempts=attempts,
+            error_class="HTTPError",
+        )
+    return Result(
+        url,
+        None,
+        0,
+        _ms(started),
+        error_kind(exc),
+        str(exc) or repr(exc),
+        redirects=None,
+        attempts=attempts,
+        error_class=type(exc).__name__,
+    )
+
+
+def _reason(status: int, reason: str | None) -> str:
+    """The reason phrase sent, or the standard one when the server sent none (hypercorn, HTTP/2 gateways)."""
+    if reason:
+        return reason
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _redirects(response: Any) -> int | None:
+    """The redirects followed to ``response``; None if the client does not say (a response with no history)."""
+    history = getattr(response, "history", None)
+    return None if history is None else len(history)
+
+
+def _complete_length(headers: Any) -> int | None:
+    """The complete length a 416's ``Content-Range: bytes */LENGTH`` gives, or None."""
+    match = _CONTENT_RANGE.fullmatch(((headers.get("Content-Range") if headers is not None else None) or "").strip())
+    if match is None or not match[2].isdigit():
+        return None
+    return int(match[2])
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _host(url: str) -> str:
+    try:
+        return (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:  # an invalid URL fails at its request: it is paced with the others meanwhile
+        return ""
 
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _save(response: Any, directory: str, url: str) -> Generator[Any, Any, int]:
-    """Stream the body into ``directory``; the file appears only once it is complete."""
-    final = os.path.join(directory, safe_file_name(url))
-    fd, partial = tempfile.mkstemp(dir=directory, prefix=".partial-")
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as file:
-            for wait_for_chunk in response.read():
-                chunk = yield wait_for_chunk
-                file.write(chunk)
-                size += len(chunk)
-        os.replace(partial, final)
-    except BaseException:
-        os.unlink(partial)
-        raise
-    return size
 
 
 def fetch_all(source: UrlSource, options: FetchOptions, reporter: Any) -> Generator[Any, Any, int]:
@@ -311,10 +388,8 @@ def fetch_all(source: UrlSource, options: FetchOptions, reporter: Any) -> Genera
     never more than ``concurrency`` fetch at once.
     """
     concurrency = max(options.concurrency, 1)
-    client = Client(
-        limits=PoolLimits(max_connections=concurrency, max_per_host=concurrency),
-        timeout=Timeout(connect=options.timeout, read=options.timeout, total=None, pool=None),
-    )
+    client = options.client()
+    fetcher = Fetcher(client, options, received=reporter.received)
     slots = Semaphore(concurrency)
     workers: set[Task[None]] = set()
     failures: list[BaseException] = []  # of the workers themselves (a reporter that broke, say)
@@ -323,7 +398,7 @@ def fetch_all(source: UrlSource, options: FetchOptions, reporter: Any) -> Genera
         try:
             while url is not None:
                 reporter.started(url)
-                reporter.result((yield from fetch_one(client, url, options)))
+                reporter.result((yield from fetcher.fetch(url)))
                 if reporter.output_closed:  # nobody reads the results any more: no more URLs
                     source.close()
                     return
@@ -359,12 +434,3 @@ def fetch_all(source: UrlSource, options: FetchOptions, reporter: Any) -> Genera
             each.cancel()
         client.close()
     return 1 if reporter.summary.failed else 0
-
-
-def stdin_or_file(name: str | None) -> TextIO | None:
-    """``-i -`` is stdin; ``-i FILE`` opens the file (streamed, never read whole)."""
-    if name is None:
-        return None
-    if name == "-":
-        return sys.stdin
-    return open(name, encoding="utf-8", errors="replace")  # closed by UrlSource once read

@@ -1,23 +1,52 @@
 """What ``tasklets fetch`` prints: one line per URL as it completes, and a summary.
 
-Three reporters share one interface: plain lines, JSON lines (``--json``,
-for scripts: one object per URL on stdout, the summary on stderr), and, on a
-terminal, either of those above a live progress bar drawn by ``rich`` (an
-optional extra: without it, or without a terminal, there is no bar).
+Plain lines or JSON lines (``--json``, for scripts: one object per URL on
+stdout, the summary on stderr); ``--quiet`` keeps only the failures and the
+summary. On a terminal, a progress line on stderr (:mod:`._progress`) shows
+the counts, bytes, rate and, when the number of URLs is known, an ETA.
 Nothing is kept per URL beyond the line printed, so memory stays flat over
 millions of URLs.
+
+Every human line goes through :func:`~._terminal.printable`: a reason
+phrase, an error message or a URL may carry escape sequences from a server,
+and none reaches the terminal raw. JSON escapes control characters itself.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-__all__ = ["Result", "Summary", "make_reporter"]
+from ._progress import ProgressLine
+from ._terminal import printable
+
+__all__ = ["JSON_FIELDS", "Result", "Summary", "make_reporter"]
+
+#: Seconds between flushes of results written to a regular file.
+_FILE_FLUSH_INTERVAL = 0.2
+
+#: The keys of every ``--json`` line, in order (docs/cli.md documents each; a test checks both).
+JSON_FIELDS = (
+    "url",
+    "final_url",
+    "redirects",
+    "status",
+    "content_type",
+    "bytes",
+    "path",
+    "ms",
+    "attempts",
+    "skipped",
+    "error",
+    "error_class",
+    "error_message",
+)
 
 
 @dataclass(slots=True)
@@ -28,24 +57,50 @@ class Result:
     status: int | None = None
     size: int = 0
     ms: float = 0.0
+    #: A short name for the failure (the lower error's class for a failed connection: ConnectionRefused).
     error_kind: str | None = None
     error: str | None = None
+    final_url: str | None = None
+    redirects: int | None = None
+    content_type: str | None = None
+    path: str | None = None
+    attempts: int = 1
+    #: Why nothing was fetched although nothing failed (the file is there already), or None.
+    skipped: str | None = None
+    #: The exception's class, for scripts (``error_kind`` is the short name the human line shows).
+    error_class: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error_kind is None
 
     def line(self) -> str:
-        """The human line, in the seed's words."""
+        """The human line, in the seed's words (made printable by the writer)."""
+        if self.skipped is not None:
+            return f"Skipped {self.url!r}: {self.skipped}"
         if self.ok:
             return f"Loaded {self.size} bytes from {self.url!r} in {self.ms:.0f} ms"
-        return f"Something broke for {self.url!r} ({self.error_kind}: {self.error})"
+        tries = f", after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"Something broke for {self.url!r} ({self.error_kind}: {self.error}{tries})"
 
     def as_json(self) -> str:
         error = None if self.ok else f"{self.error_kind}: {self.error}"
-        return json.dumps(
-            {"url": self.url, "status": self.status, "bytes": self.size, "ms": round(self.ms, 1), "error": error}
-        )
+        record = {
+            "url": self.url,
+            "final_url": self.final_url,
+            "redirects": self.redirects,
+            "status": self.status,
+            "content_type": self.content_type,
+            "bytes": self.size,
+            "path": self.path,
+            "ms": round(self.ms, 1),
+            "attempts": self.attempts,
+            "skipped": self.skipped,
+            "error": error,
+            "error_class": None if self.ok else (self.error_class or self.error_kind),
+            "error_message": self.error,
+        }
+        return json.dumps(record)  # ensure_ascii: control characters and all non-ASCII escaped
 
 
 @dataclass
@@ -55,14 +110,22 @@ class Summary:
     started: float = field(default_factory=time.perf_counter)
     done: int = 0
     failed: int = 0
+    skipped: int = 0
     in_flight: int = 0
+    #: Body bytes of the URLs completed.
     bytes: int = 0
+    #: Body bytes received so far, those of the URLs in flight included (the progress line's).
+    streamed: int = 0
+    #: How many URLs there are, when known (a regular file's, counted): for the ETA.
+    total: int | None = None
     failures: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
 
     def add(self, result: Result) -> None:
         self.done += 1
         self.bytes += result.size
+        if result.skipped is not None:
+            self.skipped += 1
         if not result.ok:
             self.failed += 1
             self.failures[result.error_kind or "Error"] += 1
@@ -74,16 +137,38 @@ class Summary:
         wall = self.wall()
         rate = self.done / wall if wall > 0 else 0.0
         head = "Interrupted: " if self.interrupted else ""
+        skipped = f", {self.skipped} skipped" if self.skipped else ""
         lines = [
             f"{head}{self.done} URLs in {wall:.2f} s ({rate:.0f} requests/s): "
-            f"{self.done - self.failed} loaded, {self.failed} failed, {_human(self.bytes)} received"
+            f"{self.done - self.failed - self.skipped} loaded, {self.failed} failed{skipped}, "
+            f"{human_size(self.bytes)} received"
         ]
         for kind, count in self.failures.most_common():
             lines.append(f"  {count} x {kind}")
         return lines
 
+    def progress(self) -> str:
+        """The progress line: counts, bytes, rates and, with a known total, the share done and an ETA."""
+        wall = self.wall()
+        rate = self.done / wall if wall > 0 else 0.0
+        parts = ["fetch"]
+        if self.total:
+            parts.append(f"{self.done}/{self.total} ({100 * self.done // self.total}%)")
+        parts.append(f"done {self.done - self.failed}  failed {self.failed}  in flight {self.in_flight}")
+        parts.append(human_size(self.streamed))
+        parts.append(f"{rate:.0f} req/s  {human_size(int(self.streamed / wall) if wall > 0 else 0)}/s")
+        parts.append(_clock(wall))
+        if self.total and rate > 0 and self.done < self.total:
+            parts.append(f"ETA {_clock((self.total - self.done) / rate)}")
+        return "  ".join(parts)
 
-def _human(size: int) -> str:
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def human_size(size: int) -> str:
     value = float(size)
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
@@ -92,12 +177,20 @@ def _human(size: int) -> str:
     return f"{size} bytes"
 
 
-class PlainReporter:
-    """Lines on stdout (JSON lines with ``as_json``); the summary on stdout, or stderr for JSON."""
+class Reporter:
+    """Lines on stdout (JSON lines with ``as_json``); the summary on stdout, or stderr for JSON.
 
-    def __init__(self, summary: Summary, *, as_json: bool, out: TextIO, err: TextIO) -> None:
+    With ``quiet``, only the failures' lines (and the summary). With
+    ``progress``, a :class:`ProgressLine` on ``err``, the lines written
+    above it when ``out`` is the same terminal.
+    """
+
+    def __init__(
+        self, summary: Summary, *, as_json: bool, out: TextIO, err: TextIO, quiet: bool = False, progress: bool = False
+    ) -> None:
         self.summary = summary
         self.as_json = as_json
+        self.quiet = quiet
         self.out = out
         self.err = err
         #: Our output cannot be written any more (the reader went away, ``tasklets fetch ... | head``,
@@ -105,29 +198,65 @@ class PlainReporter:
         self.output_closed = False
         #: Why the output failed, when it was not a reader going away (a full disk, say): worth a word.
         self.output_error: OSError | None = None
+        self.progress = ProgressLine(err, summary.progress) if progress else None
+        self._out_on_terminal = progress and _isatty(out)
+        # A regular file is flushed a few times a second rather than at every line: nobody waits on
+        # each line there (a pipe's reader or a terminal does), and a write per URL is 4% of a fast run.
+        self._out_is_file = _is_regular_file(out)
+        self._flushed = time.monotonic()
 
     def started(self, url: str) -> None:
         self.summary.in_flight += 1
 
+    def received(self, size: int) -> None:
+        """``size`` more body bytes arrived (for the progress line's live count)."""
+        self.summary.streamed += size
+
+    def set_total(self, total: int) -> None:
+        """The number of URLs, once counted (called from any thread)."""
+        self.summary.total = total
+
     def result(self, result: Result) -> None:
         self.summary.in_flight -= 1
         self.summary.add(result)
-        if not self.output_closed:
-            self._write(self.out, (result.as_json() if self.as_json else result.line()) + "\n")
+        if self.output_closed or (self.quiet and result.ok):
+            return
+        text = result.as_json() if self.as_json else printable(result.line())
+        self._emit(self.out, text + "\n")
+
+    def message(self, text: str) -> None:
+        """A note for the user on stderr (made printable), above the progress line."""
+        self._emit(self.err, f"tasklets fetch: {printable(text)}\n")
 
     def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
         target = self.err if self.as_json else self.out
         if self.output_closed and target is self.out:
             return
-        self._write(target, "\n".join(self.summary.lines()) + "\n")
+        if target is not self.out and not self.output_closed:
+            self._write(self.out, "", final=True)  # the lines still buffered for a regular file
+        self._write(target, "\n".join(printable(line) for line in self.summary.lines()) + "\n", final=True)
 
-    def _write(self, stream: TextIO, text: str) -> None:
+    def _emit(self, stream: TextIO, text: str) -> None:
+        if self.progress is not None and (stream is self.err or self._out_on_terminal):
+            self.progress.above(lambda: self._write(stream, text))
+        else:
+            self._write(stream, text)
+
+    def _write(self, stream: TextIO, text: str, *, final: bool = False) -> None:
         """Write and flush ``text``: a stream that fails ends the output, never the run with a traceback."""
         try:
             stream.write(text)
+            if stream is self.out and self._out_is_file and not final:
+                now = time.monotonic()
+                if now - self._flushed < _FILE_FLUSH_INTERVAL:
+                    return
+                self._flushed = now
             stream.flush()
         except OSError as exc:
-            self._output_failed(exc)
+            if stream is self.out:
+                self._output_failed(exc)
 
     def _output_failed(self, exc: OSError) -> None:
         """Stop writing, and stop the run: nobody will see its results.
@@ -141,78 +270,32 @@ class PlainReporter:
             self.output_error = exc
 
 
-class RichReporter(PlainReporter):
-    """Plain or JSON lines printed above a live progress bar (on a terminal).
-
-    The counts are read when the bar is drawn (ten times a second, by rich's
-    thread), not when a URL starts or completes: a bar updated only on those
-    events would show stale counts while requests wait, and rate-limiting its
-    updates would drop the last one.
-    """
-
-    def __init__(self, summary: Summary, *, as_json: bool, out: TextIO, err: TextIO) -> None:
-        super().__init__(summary, as_json=as_json, out=out, err=err)
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-        from rich.table import Column
-        from rich.text import Text
-
-        counts = self._counts
-
-        class CountsColumn(ProgressColumn):
-            def render(self, task: Any) -> Text:
-                return Text(counts())
-
-        self.console = Console(file=out)
-        self.progress = Progress(
-            TextColumn("[bold]fetch[/]"),
-            BarColumn(bar_width=10),  # the total is unknown (the input is streamed): a pulse
-            TimeElapsedColumn(),
-            # Last, and cut rather than wrapped: the bar stays one line on an 80-column terminal.
-            CountsColumn(table_column=Column(no_wrap=True, overflow="ellipsis")),
-            console=self.console,
-            transient=True,
-        )
-        self.progress.add_task("fetch", total=None)
-        self.progress.start()
-
-    def _counts(self) -> str:
-        s = self.summary
-        wall = s.wall()
-        rate = s.done / wall if wall > 0 else 0.0
-        return (
-            f"done {s.done - s.failed}  failed {s.failed}  in flight {s.in_flight}  "
-            f"{rate:.0f} req/s  {_human(int(s.bytes / wall) if wall > 0 else 0)}/s"
-        )
-
-    def result(self, result: Result) -> None:
-        self.summary.in_flight -= 1
-        self.summary.add(result)
-        if self.output_closed:
-            return
-        text = result.as_json() if self.as_json else result.line()
-        try:
-            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        except OSError as exc:
-            self._output_failed(exc)
-
-    def finish(self) -> None:
-        try:
-            self.progress.stop()  # clears the bar: a write too
-        except OSError as exc:
-            self._output_failed(exc)
-        super().finish()
+def _is_regular_file(stream: Any) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
-def make_reporter(summary: Summary, *, as_json: bool, progress: bool | None, out: Any = None, err: Any = None) -> Any:
-    """The right reporter: a progress bar on a terminal when ``rich`` is installed."""
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def make_reporter(
+    summary: Summary,
+    *,
+    as_json: bool,
+    progress: bool | None,
+    quiet: bool = False,
+    out: Any = None,
+    err: Any = None,
+) -> Reporter:
+    """The reporter; a progress line on stderr when it is a terminal (or when ``progress`` forces it)."""
     out = out or sys.stdout
     err = err or sys.stderr
     if progress is None:
-        progress = out.isatty()
-    if progress:
-        try:
-            return RichReporter(summary, as_json=as_json, out=out, err=err)
-        except ImportError:
-            pass
-    return PlainReporter(summary, as_json=as_json, out=out, err=err)
+        progress = _isatty(err)
+    return Reporter(summary, as_json=as_json, out=out, err=err, quiet=quiet, progress=progress)

@@ -389,7 +389,8 @@ class Stream(ReadSide, WriteSide):
         """Upgrade this stream to TLS in place; a future of the stream once the handshake is done.
 
         No read may be pending. Bytes already queued for writing go out
-        before the handshake.
+        before the handshake. A handshake that fails, times out or is
+        cancelled aborts the stream.
 
         Args:
             ssl: an ``ssl.SSLContext``, or True for ``ssl.create_default_context()``.
@@ -404,8 +405,6 @@ class Stream(ReadSide, WriteSide):
             TLSHandshakeError: the handshake failed (the future fails with it).
             TLSCertificateError: the peer's certificate did not verify.
             ConnectTimeout: the handshake took longer than ``timeout``.
-
-            A handshake that fails, times out or is cancelled aborts the stream.
         """
         if self._loop.is_foreign_thread():
             return self._hand_over(
