@@ -140,12 +140,17 @@ class Future(concurrent.futures.Future[T]):
         return f"<{type(self).__name__} at {id(self):#x} {self._describe_state()}>"
 
     def _describe_state(self) -> str:
+        """The stdlib's words for the state: ``state=pending``, ``state=finished returned int``..."""
         state = self._state
         if state is FINISHED:
             if self._exception is not None:
-                return f"raised {type(self._exception).__name__}"
-            return f"returned {type(self._result).__name__}"
-        return _STATE_NAMES[state]
+                return f"state=finished raised {type(self._exception).__name__}"
+            return f"state=finished returned {type(self._result).__name__}"
+        return f"state={_STATE_NAMES[state]}"
+
+    def _already_done(self) -> InvalidStateError:
+        # The stdlib's message ("FINISHED: <Future at 0x... state=finished returned int>"), then ours.
+        return InvalidStateError(f"{self._state}: {self!r} is already done; its outcome is set only once")
 
     # -- waiting -------------------------------------------------------------------
 
@@ -262,7 +267,7 @@ class Future(concurrent.futures.Future[T]):
             concurrent.futures.InvalidStateError: the future is already done.
         """
         if not self._try_set_result(result):
-            raise InvalidStateError(f"{self!r} is already done; cannot set result {result!r}")
+            raise self._already_done()
 
     def _try_set_result(self, result: T) -> bool:
         """``set_result`` that says False, rather than raising, when the future is already done.
@@ -375,7 +380,7 @@ class Future(concurrent.futures.Future[T]):
             exception = exception()
         with self._lock:
             if self._state in _DONE_STATES:
-                raise InvalidStateError(f"{self!r} is already done; cannot set exception {exception!r}")
+                raise self._already_done()
             self._exception = exception
             self._state = FINISHED
             if self._blocking is not None:

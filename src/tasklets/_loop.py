@@ -164,6 +164,7 @@ class Loop:
         #: The task being stepped right now (read by ``tasklets.current_task()``).
         self._current_task: Task[Any] | None = None
         self._signal_handlers: dict[int, Handle] = {}
+        self._previous_signal_handlers: dict[int, Any] = {}
         self._close_callbacks: list[Callable[[], object]] = []
         self._previous_wakeup_fd: int | None = None
         self._waker_read, self._waker_write = socket.socketpair()
@@ -330,15 +331,22 @@ class Loop:
         if self._previous_wakeup_fd is None:
             self._previous_wakeup_fd = signal.set_wakeup_fd(self._waker_write.fileno())
         handle = Handle(callback, *args)
+        if sig not in self._signal_handlers:
+            self._previous_signal_handlers[sig] = signal.getsignal(sig)
         self._signal_handlers[sig] = handle
         signal.signal(sig, self._on_signal)
         return handle
 
     def remove_signal_handler(self, sig: int) -> bool:
-        """Restore the default disposition of ``sig``; True if we handled it."""
+        """Give ``sig`` back to the handler it had before ``add_signal_handler``; True if we handled it."""
         if self._signal_handlers.pop(sig, None) is None:
             return False
-        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        # Straight back, never through the default handler: tasklets.run()
+        # counts Ctrl-C in its own handler while this loop closes.
+        previous = self._previous_signal_handlers.pop(sig, None)
+        if previous is None:  # installed from outside Python
+            previous = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        signal.signal(sig, previous)
         if not self._signal_handlers and self._previous_wakeup_fd is not None:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
             self._previous_wakeup_fd = None

@@ -164,3 +164,247 @@ def test_run_does_not_wait_forever_for_a_task_that_swallows_cancellation(caplog:
         assert tasklets.run(main, clock=VirtualClock()) == "done"
     assert saw_cancel == [True, True, True]  # three rounds of cancellation, then it is abandoned
     assert "stubborn" in caplog.text and "abandoned" in caplog.text
+
+
+# -- Ctrl-C in every phase of run() -------------------------------------------------------------
+
+# The prologue of every child below: SIGINT never lost, nothing left open.
+# ResourceWarning is shown (it is ignored by default) and the descriptors
+# open after the KeyboardInterrupt are compared with those before run().
+WINDOW_PROLOGUE = textwrap.dedent(
+    """
+    import gc, os, signal, socket, sys, time, warnings
+    warnings.simplefilter("always", ResourceWarning)
+    import tasklets
+    from tasklets import _runtime
+
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    def interrupt_me():
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def finish(run, *args):
+        before = open_fds()
+        started = time.monotonic()
+        try:
+            result = run(*args)
+        except KeyboardInterrupt:
+            took = time.monotonic() - started
+            gc.collect()
+            print(f"KeyboardInterrupt after {took:.1f} s, {open_fds() - before} fds left", flush=True)
+            sys.exit(3)
+        print(f"run returned {result!r}", flush=True)
+    """
+)
+
+
+def _run_child(script: str, *, interrupt_after: str | None = None, interrupts: int = 1) -> tuple[int, list[str], str]:
+    """Run ``script``; send ``interrupts`` SIGINTs once it printed ``interrupt_after`` (each after the next line)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", WINDOW_PROLOGUE + textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC, "TASKLETS_DEBUG": ""},
+    )
+    lines: list[str] = []
+    try:
+        if interrupt_after is not None:
+            for _ in range(interrupts):
+                line = child.stdout.readline()  # type: ignore[union-attr]
+                lines.append(line.strip())
+                assert line.strip() == interrupt_after, (lines, child.stderr.read() if not line else "")  # type: ignore[union-attr]
+                child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    return child.returncode, lines + out.splitlines(), err
+
+
+def _assert_interrupted(code: int, lines: list[str], err: str, *, within: float = 30.0) -> None:
+    assert code == 3, (lines, err)
+    last = lines[-1]
+    assert last.startswith("KeyboardInterrupt after") and last.endswith(", 0 fds left"), (lines, err)
+    assert float(last.split()[2]) < within, (lines, err)
+    assert "ResourceWarning" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+class TestCtrlCInEveryPhase:
+    """Ctrl-C always ends run() with KeyboardInterrupt, promptly, and leaks nothing of the loop."""
+
+    def test_while_leftover_tasks_clean_up(self) -> None:
+        code, lines, err = _run_child(
+            """
+            def leftover():
+                try:
+                    yield tasklets.Future()
+                except tasklets.Cancelled:
+                    print("cleaning up", flush=True)
+                    yield tasklets.sleep(0.5)  # clean-up that takes a while
+                    print("cleaned up", flush=True)
+                    raise
+
+            def main():
+                tasklets.spawn(leftover)
+                yield None
+                return "main done"
+
+            finish(tasklets.run, main)
+            """,
+            interrupt_after="cleaning up",
+        )
+        assert lines[:2] == ["cleaning up", "cleaned up"], (lines, err)
+        _assert_interrupted(code, lines, err)
+
+    def test_while_a_stubborn_leftover_holds_the_grace_period(self) -> None:
+        # It swallows every cancellation: the Ctrl-C cuts the (here hour-long) grace period short.
+        code, lines, err = _run_child(
+            """
+            _runtime.LEFTOVER_GRACE = 3600.0
+
+            def stubborn():
+                while True:
+                    try:
+                        yield tasklets.Future()
+                    except tasklets.Cancelled:
+                        print("ignoring the cancellation", flush=True)
+
+            def main():
+                tasklets.spawn(stubborn, name="stubborn")
+                yield None
+
+            finish(tasklets.run, main)
+            """,
+            interrupt_after="ignoring the cancellation",
+        )
+        _assert_interrupted(code, lines, err, within=30.0)
+
+    def test_while_the_loop_closes(self) -> None:
+        code, lines, err = _run_child(
+            """
+            def main():
+                tasklets.current_loop().add_close_callback(interrupt_me)
+                yield None
+                return "main done"
+
+            finish(tasklets.run, main)
+            """
+        )
+        _assert_interrupted(code, lines, err)
+
+    def test_while_the_loop_is_made(self) -> None:
+        # The Ctrl-C lands right after the loop's waker socket pair is made (its poller already is).
+        code, lines, err = _run_child(
+            """
+            made = socket.socketpair
+
+            def socketpair(*args):
+                pair = made(*args)
+                interrupt_me()
+                return pair
+
+            socket.socketpair = socketpair
+
+            def main():
+                print("main ran", flush=True)
+                yield None
+
+            finish(tasklets.run, main)
+            """
+        )
+        assert "main ran" not in lines
+        _assert_interrupted(code, lines, err)
+
+    def test_while_main_is_being_made(self) -> None:
+        code, lines, err = _run_child(
+            """
+            def main():
+                interrupt_me()
+                return body()
+
+            def body():
+                print("body started", flush=True)
+                yield tasklets.Future()
+
+            finish(tasklets.run, main)
+            """
+        )
+        assert "body started" not in lines  # cancelled before its first step
+        _assert_interrupted(code, lines, err)
+
+    def test_in_a_loop_of_short_runs_none_is_lost(self) -> None:
+        # Each run() is interrupted by itself at a different moment; each must raise.
+        code, lines, err = _run_child(
+            """
+            def leftover(where):
+                try:
+                    yield tasklets.Future()
+                finally:
+                    if where == "cleanup":
+                        interrupt_me()
+                    yield None
+
+            def main(i, where):
+                loop = tasklets.current_loop()
+                tasklets.spawn(leftover, where)
+                if where == "main":
+                    interrupt_me()
+                elif where == "after main":
+                    loop.call_soon(interrupt_me)  # runs once main returned
+                elif where == "close":
+                    loop.add_close_callback(interrupt_me)
+                yield None
+                return i
+
+            lost = []
+            for i, where in enumerate(["main", "after main", "cleanup", "close"] * 15):
+                try:
+                    tasklets.run(main, i, where)
+                except KeyboardInterrupt:
+                    continue
+                lost.append((i, where))
+            print(f"lost {lost}", flush=True)
+            finish(tasklets.run, main, -1, "close")
+            """
+        )
+        assert lines[0] == "lost []", (lines, err)
+        _assert_interrupted(code, lines, err)
+
+    def test_a_second_ctrl_c_interrupts_a_clean_up_that_waits(self) -> None:
+        code, lines, err = _run_child(
+            """
+            def main():
+                try:
+                    print("ready", flush=True)
+                    yield tasklets.Future()
+                except tasklets.Cancelled:
+                    print("ready", flush=True)
+                    yield tasklets.Future()  # a clean-up that never ends
+
+            finish(tasklets.run, main)
+            """,
+            interrupt_after="ready",
+            interrupts=2,
+        )
+        _assert_interrupted(code, lines, err)
+
+    def test_a_second_ctrl_c_interrupts_a_callback_that_blocks(self) -> None:
+        code, lines, err = _run_child(
+            """
+            def main():
+                try:
+                    print("ready", flush=True)
+                    yield tasklets.Future()
+                except tasklets.Cancelled:
+                    print("ready", flush=True)
+                    time.sleep(3600)  # blocks the loop itself
+
+            finish(tasklets.run, main)
+            """,
+            interrupt_after="ready",
+            interrupts=2,
+        )
+        _assert_interrupted(code, lines, err)

@@ -298,6 +298,14 @@ class Client:
             if response.status >= 400:
                 body = yield from response.read_for_error(ERROR_BODY_LIMIT)
                 raise HTTPError(response.url, response.status, response.reason, response.headers, body, response)
+            # A task resumes with a wait that completed (here: the head) even
+            # when it was cancelled meanwhile; the cancellation lands at this
+            # wait, and the response nobody is left to take is closed.
+            try:
+                yield None
+            except BaseException:
+                response.close()
+                raise
             return response
 
     def _exchange_with_deadline(
@@ -315,7 +323,9 @@ class Client:
             response: Response = yield with_timeout(inner, max(0.0, deadline - loop.time()))
             return response
         except TimeoutError as exc:
-            # with_timeout has only *requested* the cancellation of ``inner``: it may still be pending.
+            # with_timeout has only *requested* the cancellation of ``inner``: it may still be pending,
+            # and may yet finish with a response that nobody is left to take.
+            inner.add_done_callback(_close_unclaimed)
             if isinstance(exc, (HTTPConnectTimeout, HTTPReadTimeout)) or (inner.done() and not inner.cancelled()):
                 raise
             message = f"{request.method} {request.url} took longer than the total timeout"
@@ -446,6 +456,11 @@ class Client:
             raise ConnectFailed(f"cannot connect to {origin}: {exc}", reason=exc) from exc
         key = _pool_key(origin, proxy, context)
         return HTTPConnection(stream, key, protocol.create_client_connection(backend=self.parser), release)
+
+
+def _close_unclaimed(done: Future[Response]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        done.result().close()
 
 
 def _pool_key(origin: Origin, proxy: Proxy | None, context: _ssl.SSLContext | None) -> Origin:

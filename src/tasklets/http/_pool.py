@@ -184,11 +184,16 @@ class ConnectionPool:
                 return decision.connection
             if isinstance(decision, Open):
                 self._count(origin, +1)  # the slot is taken while connecting
+                opening = connect(self._release)
                 try:
-                    conn = cast(HTTPConnection, (yield connect(self._release)))
+                    conn = cast(HTTPConnection, (yield opening))
                 except BaseException:
                     self._count(origin, -1)
                     self._wake_one()
+                    # Cancelled while it connects: it may still finish with a
+                    # connection (its last wait completed as we gave up on it),
+                    # which nobody is left to take.
+                    opening.add_done_callback(_close_unclaimed)
                     raise
                 self._live.add(conn)
                 conn.body_buffers = self.body_buffers
@@ -262,3 +267,8 @@ class ConnectionPool:
         for conn in list(self._live):
             self._forget(conn)
             conn.close()
+
+
+def _close_unclaimed(opening: Any) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()

@@ -177,12 +177,18 @@ def _connect(
             infos = yield from _resolve(host, port, family)
         sock, address = yield from _connect_any(loop, host, port, infos, local_addr, delay)
         stream = Stream(sock, loop=loop, host=host, port=port, peername=address, high_water=high_water)
-        if context is not None:
-            try:
+        try:
+            if context is not None:
                 yield from handshake(stream, context, server_side=False, server_hostname=server_hostname)
-            except BaseException:
-                stream.abort()
-                raise
+            # A task resumes with a wait that completed even when it was
+            # cancelled meanwhile (the cancellation lands at its next wait), so
+            # the last connect or handshake step may bring us here cancelled:
+            # whoever asked for the stream has gone. This wait is where that
+            # cancellation lands, and the stream is closed instead of returned.
+            yield None
+        except BaseException:
+            stream.abort()
+            raise
         return stream
     except Cancelled:
         if timed_out:

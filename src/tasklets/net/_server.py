@@ -22,6 +22,7 @@ cancels them instead). When accepting fails for lack of descriptors
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import socket
@@ -154,7 +155,7 @@ class Server:
             stream = Stream(conn, loop=loop, host=host, port=port, peername=address, high_water=self._high_water)
             connection = Task(self._serve(stream), loop=loop, name=f"connection from {address!r}")
             self._connections.add(connection)
-            connection.add_done_callback(self._connection_done)
+            connection.add_done_callback(functools.partial(self._connection_done, stream))
 
     def _serve(self, stream: Stream) -> Generator[Any, Any, None]:
         try:
@@ -187,7 +188,12 @@ class Server:
         else:
             stream.close()
 
-    def _connection_done(self, connection: Future[None]) -> None:
+    def _connection_done(self, stream: Stream, connection: Future[None]) -> None:
+        if connection.cancelled():
+            # Cancelled before its first step (the server closed with
+            # cancel_handlers, or run() ended), the task never ran the code
+            # that closes the stream.
+            stream.abort()
         self._connections.discard(connection)  # type: ignore[arg-type,unused-ignore]
         if self._closing and not self._connections:
             self._resolve_closed()
@@ -300,7 +306,7 @@ def start_server(
             sock.listen(backlog)
         else:
             sockets = yield from _listen_tcp(host, port or 0, backlog, reuse_port, reuse_address)
-        return Server(
+        server = Server(
             loop,
             sockets,
             handler,
@@ -308,6 +314,7 @@ def start_server(
             ssl_handshake_timeout=ssl_handshake_timeout,
             high_water=high_water,
         )
+        return (yield from _handed_over(server))
 
     return Task(body(), loop=loop, name=f"start_server {host!r}:{port!r}")
 
@@ -356,6 +363,22 @@ def start_unix_server(
         yield  # a generator: the server starts on its loop
 
     return Task(body(), loop=loop, name=f"start_unix_server {path!r}")
+
+
+def _handed_over(server: Server) -> Generator[Any, Any, Server]:
+    """``server``, unless the task making it was cancelled meanwhile: then it is closed.
+
+    A task resumes with a wait that completed even when it was cancelled
+    meanwhile (the cancellation lands at its next wait), so the resolution
+    may have brought us here cancelled. This wait is where that cancellation
+    lands.
+    """
+    try:
+        yield None
+    except BaseException:
+        server.close(cancel_handlers=True)
+        raise
+    return server
 
 
 def _listen_tcp(

@@ -243,7 +243,12 @@ def start_tls(
 
     def run() -> Generator[Any, Any, Stream]:
         try:
-            return (yield from handshake(stream, context, server_side=server_side, server_hostname=server_hostname))
+            yield from handshake(stream, context, server_side=server_side, server_hostname=server_hostname)
+            # The handshake's last wait may have completed as the task was
+            # cancelled (a task resumes with a completed wait first): the
+            # cancellation lands here, and aborts the stream as promised.
+            yield None
+            return stream
         except Cancelled:
             stream.abort()
             if state["timed_out"]:
