@@ -315,6 +315,18 @@ class Response:
         if connection is not None:
             connection.abandon()
 
+    def __del__(self) -> None:
+        # Dropped with its body unread (a response nobody kept, or a task that ended
+        # without reading it): its connection cannot carry another request, so it is
+        # closed and its pool slot given back, on the loop that owns it.
+        connection = self._connection
+        if connection is not None:
+            self._connection = None
+            try:
+                self._loop.call_soon_threadsafe(connection.abandon)
+            except Exception:  # the loop is closed: it aborted its pools' connections then
+                pass
+
     def __enter__(self) -> Response:
         return self
 
