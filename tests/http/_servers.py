@@ -84,7 +84,8 @@ class ExternalServer:
     """A server we did not write, in a subprocess, on 127.0.0.1 and a free port.
 
     Args:
-        kind: ``"uvicorn-h11"``, ``"uvicorn-httptools"`` or ``"hypercorn"``.
+        kind: ``"uvicorn-h11"``, ``"uvicorn-httptools"`` or ``"hypercorn"`` (serving ``_asgi_app``), or
+            ``"httpbin"`` (httpbin's own application, under hypercorn).
         certfile, keyfile: serve TLS with these (PEM files).
         log: where the server's output goes.
     """
@@ -100,10 +101,11 @@ class ExternalServer:
             ]
             if certfile:
                 command += ["--ssl-certfile", certfile, "--ssl-keyfile", str(keyfile)]
-        elif kind == "hypercorn":
+        elif kind in ("hypercorn", "httpbin"):
+            # httpbin is a WSGI (Flask) application: hypercorn serves those too.
+            app = "httpbin:app" if kind == "httpbin" else "_asgi_app:app"
             command = [
-                sys.executable, "-m", "hypercorn", "_asgi_app:app", "--bind", f"127.0.0.1:{self.port}",
-                "--log-level", "warning",
+                sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
             ]
             if certfile:
                 command += ["--certfile", certfile, "--keyfile", str(keyfile)]

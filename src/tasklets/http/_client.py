@@ -48,6 +48,7 @@ from .._task import Task
 from .._where import loop_for_caller
 from ..net import open_connection
 from . import _protocol as protocol
+from ._auth import basic_authorization, url_credentials
 from ._connection import HTTPConnection, as_client_error, name_the_url
 from ._decoders import supported_encodings
 from ._headers import Headers
@@ -65,6 +66,7 @@ ERROR_BODY_LIMIT = 1024 * 1024
 #: Redirect responses' bodies up to this size are read (to keep the connection); larger ones close it.
 _DRAIN_LIMIT = 64 * 1024
 _USER_AGENT = "tasklets/0.1"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # What the decoders installed can take (fixed once imported): built once, not per request.
 _ACCEPT_ENCODING = ", ".join(supported_encodings())
 
@@ -249,6 +251,12 @@ class Client:
             all_headers.set(name, value)
         method = (method or ("POST" if data is not None else "GET")).upper()
         parsed = parse_url(url)
+        if "@" in url and "Authorization" not in all_headers:
+            credentials = url_credentials(url)  # user:pass@ in the URL: Basic auth, as urllib's handlers make it
+            if credentials is not None:
+                all_headers.set("Authorization", basic_authorization(*credentials))
+        if data is not None and "Content-Type" not in all_headers:
+            all_headers.set("Content-Type", FORM_CONTENT_TYPE)  # what urllib sends with data=
         try:
             check_request(method, all_headers)
         except LocalProtocolError as exc:
@@ -299,6 +307,7 @@ class Client:
                 continue
             if response.status >= 400:
                 body = yield from response.read_for_error(ERROR_BODY_LIMIT)
+                response.keep_body(body)
                 raise HTTPError(response.url, response.status, response.reason, response.headers, body, response)
             return response
 
