@@ -152,6 +152,43 @@ class ExternalServer:
             self.process.wait(10)
 
 
+_PPROXY_MAIN = """
+import asyncio, sys
+sys.modules["uvloop"] = None  # pproxy's main() asks for the current loop, which uvloop's policy refuses
+asyncio.set_event_loop(asyncio.new_event_loop())
+from pproxy.server import main
+sys.argv[0] = "pproxy"
+main()
+"""
+
+
+class PProxy(ExternalServer):
+    """pproxy (a SOCKS4/5 and HTTP proxy we did not write) in a subprocess, listening as ``scheme``.
+
+    Args:
+        scheme: pproxy's listen scheme: ``"socks5"``, ``"socks4"``, ``"http+ssl"``...
+        credentials: ``"user:password"`` the proxy demands (``--auth 0``: every connection, every time).
+        ssl_files: ``(certfile, keyfile)`` for a TLS listener.
+    """
+
+    def __init__(
+        self, scheme: str, *, credentials: str | None = None, ssl_files: tuple[str, str] | None = None, log: str
+    ) -> None:
+        self.kind = f"pproxy-{scheme}"
+        self.scheme = scheme
+        self.port = free_port()
+        listen = f"{scheme}://127.0.0.1:{self.port}" + (f"#{credentials}" if credentials else "")
+        command = [sys.executable, "-c", _PPROXY_MAIN, "-l", listen, "--auth", "0"]
+        if ssl_files:
+            command += ["--ssl", ",".join(ssl_files)]
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(command, cwd=HERE, stdout=out, stderr=subprocess.STDOUT)
+
+    def proxy_url(self, scheme: str, credentials: str | None = None) -> str:
+        return f"{scheme}://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
+
+
 # -- connection counting for in-process servers ------------------------------------------------------------
 
 

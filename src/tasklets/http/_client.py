@@ -41,6 +41,7 @@ from .._exceptions import (
     StreamError,
     TimeoutError,
     TotalTimeout,
+    UnsupportedScheme,
 )
 from .._future import Future
 from .._loop import Loop
@@ -56,6 +57,7 @@ from ._pool import ConnectionPool, PoolLimits
 from ._proxy import Proxy, ProxyConfig, proxy_for
 from ._redirects import REDIRECT_STATUSES, next_hop
 from ._response import Response
+from ._socks import socks_handshake
 from ._url import URL, Origin, parse_url
 
 __all__ = ["Client", "Timeout", "check_request", "urlopen_async", "default_client"]
@@ -344,6 +346,8 @@ class Client:
         pool = self._pool(loop)
         url = request.url
         proxy = proxy_for(self.proxies, url)
+        if proxy is not None and proxy.error is not None:
+            raise UnsupportedScheme(f"cannot fetch {url}: {proxy.error}")
         for attempt in (1, 2):
             conn: HTTPConnection = yield from pool.acquire(
                 _pool_key(url.origin, proxy, context),
@@ -354,7 +358,7 @@ class Client:
             )
             conn.stream.timeout = timeouts.read
             headers = self._request_headers(request)
-            if proxy is not None and url.origin.scheme == "http":  # forwarded by the proxy (https: tunnelled)
+            if proxy is not None and url.origin.scheme == "http" and not proxy.is_socks:  # forwarded (https: tunnelled)
                 target = str(url)
                 if proxy.authorization and "Proxy-Authorization" not in request.headers:
                     headers.append(("Proxy-Authorization", proxy.authorization))
@@ -442,11 +446,22 @@ class Client:
                     timeout=timeouts.connect,
                 )
             else:
-                stream = yield open_connection(proxy.url.origin.host, proxy.url.origin.port, timeout=timeouts.connect)
-                if tls:
+                proxy_tls = (context or _default_context()) if proxy.scheme == "https" else None
+                if tls and proxy_tls is not None:
+                    raise ConnectFailed(f"cannot reach {origin} through {proxy!r}: TLS inside TLS is not supported")
+                stream = yield open_connection(
+                    proxy.host, proxy.port, ssl=proxy_tls, server_hostname=proxy.host if proxy_tls else None,
+                    timeout=timeouts.connect,
+                )
+                if tls or proxy.is_socks:
                     try:
-                        yield from _tunnel(stream, origin, proxy, self.parser, timeouts)
-                        yield stream.start_tls(ssl_context, server_hostname=origin.host, timeout=timeouts.connect)
+                        stream.timeout = timeouts.connect
+                        if proxy.is_socks:
+                            yield from socks_handshake(stream, proxy, origin)
+                        else:
+                            yield from _tunnel(stream, origin, proxy, self.parser, timeouts)
+                        if tls:
+                            yield stream.start_tls(ssl_context, server_hostname=origin.host, timeout=timeouts.connect)
                     except BaseException:
                         stream.abort()
                         raise
@@ -493,8 +508,10 @@ def check_request(method: str, headers: Headers) -> None:
 
 
 def _proxied_origin(proxy: Proxy, url: URL) -> Origin:
-    # Plain http through a proxy shares the proxy's connections; https tunnels are per origin.
+    # Plain http through an HTTP proxy shares the proxy's connections; tunnels are per origin.
     where = proxy.url.origin
+    if proxy.is_socks:
+        return Origin(url.origin.scheme, f"{url.origin.host}@{proxy.scheme}:{where.host}:{where.port}", url.origin.port)
     if url.origin.scheme == "http":
         return Origin("http", f"proxy:{where.host}", where.port)
     return Origin("https", f"{url.origin.host}@{where.host}", url.origin.port)
