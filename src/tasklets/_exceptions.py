@@ -328,6 +328,10 @@ class TotalTimeout(_ClientError, TimeoutError):
     """The whole request (redirects and body included) took longer than the total timeout."""
 
 
+class AuthenticationError(_ClientError):
+    """The server asked for authentication that cannot be given (a Digest algorithm we do not know, say)."""
+
+
 class BodyTooLarge(_ClientError):
     """The response body is larger than the limit the reader set."""
 
@@ -365,11 +369,13 @@ class HTTPError(urllib.error.HTTPError):
 
     def getheader(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name`` (repeated values joined by ``", "``), or ``default``."""
-        return self._response().getheader(name, default)
+        value: str | None = self._response().getheader(name, default)
+        return value
 
     def getheaders(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` header pair, in order."""
-        return self._response().getheaders()
+        pairs: list[tuple[str, str]] = self._response().getheaders()
+        return pairs
 
     def __str__(self) -> str:
         return f"HTTP Error {self.code}: {self.msg} ({self.url})"

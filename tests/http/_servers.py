@@ -85,7 +85,7 @@ class ExternalServer:
 
     Args:
         kind: ``"uvicorn-h11"``, ``"uvicorn-httptools"`` or ``"hypercorn"`` (serving ``_asgi_app``), or
-            ``"httpbin"`` (httpbin's own application, under hypercorn).
+            ``"httpbin"`` (httpbin's own application, under uvicorn).
         certfile, keyfile: serve TLS with these (PEM files).
         log: where the server's output goes.
     """
@@ -94,18 +94,24 @@ class ExternalServer:
         self.kind = kind
         self.scheme = "https" if certfile else "http"
         self.port = free_port()
-        if kind.startswith("uvicorn"):
+        if kind == "httpbin":
+            # httpbin is a WSGI (Flask) application: uvicorn serves it through its WSGI interface.
+            # (Hypercorn's WSGI wrapper fails every empty body: HEAD, 204, an empty 404.)
+            command = [
+                sys.executable, "-m", "uvicorn", "httpbin:app", "--interface", "wsgi", "--host", "127.0.0.1",
+                "--port", str(self.port), "--log-level", "warning", "--no-access-log", "--lifespan", "off",
+            ]
+        elif kind.startswith("uvicorn"):
             command = [
                 sys.executable, "-m", "uvicorn", "_asgi_app:app", "--host", "127.0.0.1", "--port", str(self.port),
                 "--http", kind.split("-")[1], "--log-level", "warning", "--no-access-log", "--lifespan", "off",
             ]
             if certfile:
                 command += ["--ssl-certfile", certfile, "--ssl-keyfile", str(keyfile)]
-        elif kind in ("hypercorn", "httpbin"):
-            # httpbin is a WSGI (Flask) application: hypercorn serves those too.
-            app = "httpbin:app" if kind == "httpbin" else "_asgi_app:app"
+        elif kind == "hypercorn":
             command = [
-                sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
+                sys.executable, "-m", "hypercorn", "_asgi_app:app", "--bind", f"127.0.0.1:{self.port}",
+                "--log-level", "warning",
             ]
             if certfile:
                 command += ["--certfile", certfile, "--keyfile", str(keyfile)]

@@ -1,6 +1,6 @@
 """The body as a future (``body()``, ``text()``, ``json()``), urllib's response names, and HTTPError as a response.
 
-Against httpbin (its own application under hypercorn) where it can show the
+Against httpbin (its own application under uvicorn) where it can show the
 behaviour; a scripted server for bodies in a given charset.
 """
 

@@ -134,7 +134,7 @@ class ChunkReader(Generator[Future[bytes], "bytes | None", bytes]):
     def send(self, value: bytes | None) -> Future[bytes]:
         return self._gen.send(value)
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Future[bytes]:  # type: ignore[override]
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Future[bytes]:
         if val is None and tb is None:
             return self._gen.throw(typ)
         return self._gen.throw(typ, val, tb)

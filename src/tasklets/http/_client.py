@@ -24,8 +24,7 @@ import ssl as _ssl
 import urllib.request
 import weakref
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from .._combinators import with_timeout
 from .._exceptions import (
@@ -43,11 +42,10 @@ from .._exceptions import (
     TotalTimeout,
     UnsupportedScheme,
 )
-from .._future import Future
 from .._loop import Loop
 from .._task import Task
 from .._where import loop_for_caller
-from ..net import open_connection
+from ..net import open_connection, open_unix_connection
 from . import _protocol as protocol
 from ._auth import basic_authorization, url_credentials
 from ._connection import HTTPConnection, as_client_error, name_the_url
@@ -58,9 +56,10 @@ from ._proxy import Proxy, ProxyConfig, proxy_for
 from ._redirects import REDIRECT_STATUSES, next_hop
 from ._response import Response
 from ._socks import socks_handshake
+from ._timeout import DEFAULT, Timeout
 from ._url import URL, Origin, parse_url
 
-__all__ = ["Client", "Timeout", "check_request", "urlopen_async", "default_client"]
+__all__ = ["BaseClient", "Timeout", "check_request"]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 #: How much of an error response's body is read before HTTPError is raised.
@@ -73,45 +72,10 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _ACCEPT_ENCODING = ", ".join(supported_encodings())
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT: Any = _Default()
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """Timeouts in seconds (None: no limit).
-
-    Attributes:
-        connect: resolving, connecting and the TLS handshake.
-        read: the longest wait between two bytes of the response.
-        total: the whole exchange, redirects and body included.
-        pool: waiting for a free connection when the pool is at its limits. No
-            limit by default: that wait is the program's own queue (start 100
-            requests with 20 connections and the last ones wait their turn), not
-            a sign that anything is wrong.
-    """
-
-    connect: float | None = 30.0
-    read: float | None = 60.0
-    total: float | None = None
-    pool: float | None = None
-
-    @classmethod
-    def of(cls, value: float | Timeout | None) -> Timeout:
-        """A number means connect and read timeouts, as urllib's ``timeout`` does; the pool wait stays unbounded."""
-        if isinstance(value, Timeout):
-            return value
-        return cls(connect=value, read=value, total=None, pool=None)
-
-
 class _Request:
-    """What one hop sends."""
+    """What one hop sends; ``sent``: the header pairs as sent, once sent."""
 
-    __slots__ = ("method", "url", "headers", "body", "replayable", "unredirected")
+    __slots__ = ("method", "url", "headers", "body", "replayable", "unredirected", "sent")
 
     def __init__(
         self, method: str, url: URL, headers: Headers, body: Any, replayable: bool, unredirected: tuple[str, ...] = ()
@@ -122,10 +86,11 @@ class _Request:
         self.body = body
         self.replayable = replayable
         self.unredirected = unredirected  # header names not to send on after a redirect
+        self.sent: list[tuple[str, str]] | None = None
 
 
-class Client:
-    """Configuration and a connection pool for HTTP requests.
+class BaseClient:
+    """Configuration and a connection pool for HTTP requests: the engine under :class:`~tasklets.http.Client`.
 
     Args:
         limits: connection limits and keep-alive expiry of the pool.
@@ -141,6 +106,9 @@ class Client:
         decompress: ask for and decode gzip and deflate (and br and zstd when their
             packages are installed: ``tasklets[compression]``).
     """
+
+    #: A Unix socket path that every connection goes to instead of the origin's address.
+    uds: str | None = None
 
     def __init__(
         self,
@@ -180,7 +148,7 @@ class Client:
             pool.close()
         self._pools.clear()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -221,15 +189,18 @@ class Client:
             another ``urllib.error.URLError`` subclass, naming the URL, for
             anything else that went wrong.
         """
-        loop = loop_for_caller()
         request = self._build(url, data, headers, method)
+        return self._start(request, timeout, context, None)
+
+    def _start(self, request: _Request, timeout: Any, context: _ssl.SSLContext | None, chain: Any) -> Task[Response]:
+        """The task of one request chain; ``chain`` (None: urllib's rules) is the session's per-hop policy."""
+        loop = loop_for_caller()
         timeouts = self.timeout if timeout is DEFAULT else Timeout.of(timeout)
-        task = Task(
-            self._fetch(loop, request, timeouts, context or self.context),
+        return Task(
+            self._fetch(loop, request, timeouts, context or self.context, chain),
             loop=loop,
             name=f"urlopen {request.method} {request.url}",
         )
-        return task
 
     def _build(
         self,
@@ -276,14 +247,31 @@ class Client:
     # -- the request chain ---------------------------------------------------------------------------------
 
     def _fetch(
-        self, loop: Loop, request: _Request, timeouts: Timeout, context: _ssl.SSLContext | None
+        self, loop: Loop, request: _Request, timeouts: Timeout, context: _ssl.SSLContext | None, chain: Any = None
     ) -> Generator[Any, Any, Response]:
+        """The request chain. ``chain`` (a session's ``_session.Chain``) is asked before each hop and after
+        each response head: it adds cookies, credentials and hooks, and may send the request again."""
         deadline = None if timeouts.total is None else loop.time() + timeouts.total
         visited: list[str] = []  # the URLs of the chain so far, filled at the first redirect
+        history: list[Response] = []
         while True:
+            if chain is not None:
+                work = chain.before(request)  # None, or a generator when hooks must run
+                if work is not None:
+                    yield from work
+            started = loop.time()
             response = yield from self._exchange_with_deadline(loop, request, timeouts, context, deadline)
+            response.elapsed_seconds = loop.time() - started
+            response.sent = request
+            if chain is not None:
+                work = chain.after(request, response)
+                if work is not None:
+                    again = yield from work
+                    if again is not None:  # the same request again (a Digest challenge answered)
+                        request = again
+                        continue
             hop = None
-            if response.status in REDIRECT_STATUSES:
+            if response.status in REDIRECT_STATUSES and (chain is None or chain.follow_redirects):
                 if not visited:
                     visited.append(str(request.url))
                 try:
@@ -306,8 +294,11 @@ class Client:
                 yield from _discard_body(response)
                 request = _Request(hop.method, hop.url, hop.headers, hop.body, request.replayable)
                 visited.append(str(hop.url))
+                history.append(response)
                 continue
-            if response.status >= 400:
+            if history:
+                response.history = history
+            if response.status >= 400 and (chain is None or chain.raise_errors):
                 body = yield from response.read_for_error(ERROR_BODY_LIMIT)
                 response.keep_body(body)
                 raise HTTPError(response.url, response.status, response.reason, response.headers, body, response)
@@ -345,7 +336,7 @@ class Client:
         """One request and response head, retried once on a stale keep-alive connection."""
         pool = self._pool(loop)
         url = request.url
-        proxy = proxy_for(self.proxies, url)
+        proxy = proxy_for(self.proxies, url) if self.uds is None else None
         if proxy is not None and proxy.error is not None:
             raise UnsupportedScheme(f"cannot fetch {url}: {proxy.error}")
         for attempt in (1, 2):
@@ -364,6 +355,7 @@ class Client:
                     headers.append(("Proxy-Authorization", proxy.authorization))
             else:
                 target = url.target
+            request.sent = headers
             try:
                 head = yield from conn.send(request.method, target, headers, request.body)
             except BaseException as exc:
@@ -440,7 +432,11 @@ class Client:
         tls = origin.scheme == "https"
         ssl_context: Any = (context or _default_context()) if tls else None
         try:
-            if proxy is None:
+            if self.uds is not None:  # every origin is served by the one socket; https still verifies the origin
+                stream = yield open_unix_connection(
+                    self.uds, ssl=ssl_context, server_hostname=origin.host if tls else None, timeout=timeouts.connect
+                )
+            elif proxy is None:
                 stream = yield open_connection(
                     origin.host, origin.port, ssl=ssl_context, server_hostname=origin.host if tls else None,
                     timeout=timeouts.connect,
@@ -568,30 +564,3 @@ def _default_context() -> _ssl.SSLContext:
     if _default_ssl_context is None:
         _default_ssl_context = _ssl.create_default_context()
     return _default_ssl_context
-
-
-_default_client: Client | None = None
-
-
-def default_client() -> Client:
-    """The client behind the module-level :func:`urlopen_async`."""
-    global _default_client
-    if _default_client is None:
-        _default_client = Client()
-    return _default_client
-
-
-def urlopen_async(
-    url: str | urllib.request.Request,
-    data: bytes | Iterable[bytes] | Any = None,
-    timeout: float | Timeout | None = DEFAULT,
-    *,
-    headers: Mapping[str, str] | None = None,
-    method: str | None = None,
-    context: _ssl.SSLContext | None = None,
-) -> Future[Response]:
-    """``urllib.request.urlopen``, asynchronous: a future of the :class:`Response`.
-
-    See :meth:`Client.urlopen`; this uses the default client and its pool.
-    """
-    return default_client().urlopen(url, data, timeout, headers=headers, method=method, context=context)

@@ -21,19 +21,22 @@ each step, so a compression bomb read chunk by chunk stays in bounded memory.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import io
-from collections.abc import Generator
+import urllib.parse
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from .._combinators import with_timeout
-from .._exceptions import BodyTooLarge, DecodingError
+from .._exceptions import BodyTooLarge, DecodingError, HTTPError
 from .._future import Future, done_future, failed_future
 from .._loop import Loop
 from ._body import ChunkReader, decode_text, derive, detect_encoding, media_type_charset, parse_json
 from ._connection import HTTPConnection, as_client_error
 from ._decoders import IdentityDecoder, make_decoder
 from ._headers import Headers
+from ._response_extras import SentRequest, iter_lines, parse_links, stream_decoder
 
 __all__ = ["Response", "MAX_DECODED_CHUNK"]
 
@@ -45,7 +48,7 @@ _MAX_EMPTY_FEEDS = 64
 
 
 class Response:
-    """An HTTP response whose head has arrived; the body is read with :meth:`read`.
+    """An HTTP response whose head has arrived; the body is read with :meth:`read`, or :meth:`body`.
 
     Attributes:
         status: the status code (``code`` and ``getcode()`` too, as in urllib).
@@ -53,7 +56,13 @@ class Response:
         headers: a case-insensitive, multi-valued :class:`Headers`.
         url: the URL that answered, after redirects (``geturl()`` too).
         version: ``"1.1"`` or ``"1.0"``.
+        history: the redirect responses that led here, oldest first.
+        elapsed_seconds: from sending the request to its response head (the last hop).
     """
+
+    history: Sequence[Response] = ()
+    elapsed_seconds: float = 0.0
+    sent: Any = None  # the client's record of the last hop's request: see ``request``
 
     def __init__(
         self,
@@ -134,6 +143,46 @@ class Response:
         """``closed`` (``http.client``'s name)."""
         return self._finished
 
+    # -- what else it tells ----------------------------------------------------------------------------
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """From sending the request to its response head (the last hop)."""
+        return datetime.timedelta(seconds=self.elapsed_seconds)
+
+    @property
+    def request(self) -> SentRequest | None:
+        """The last hop's request as sent: method, URL and headers (those the client added too)."""
+        sent = self.sent
+        if sent is None:
+            return None
+        return SentRequest(sent.method, str(sent.url), Headers(sent.sent if sent.sent is not None else sent.headers))
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The ``Link`` header (RFC 8288) by relation: ``r.links["next"]["url"]`` (absolute)."""
+        values = self.headers.get_all("Link")
+        if not values:
+            return {}
+        return parse_links(values, lambda reference: urllib.parse.urljoin(self.url, reference))
+
+    def raise_for_status(self) -> Response:
+        """Raise :class:`~tasklets.HTTPError` for a status of 400 or more; else return the response."""
+        if self.status >= 400:
+            raise HTTPError(self.url, self.status, self.reason, self.headers, None, self)
+        return self
+
+    def iter_lines(self) -> Generator[Future[str | None], str | None, list[str]]:
+        """The body's lines as text, a generator of line futures as :meth:`read` is of chunks.
+
+        ``for wait_for_line in r.iter_lines(): line = yield wait_for_line`` (the
+        last may be None: the body ended), or ``lines = yield from r.iter_lines()``.
+        Lines end at ``\\n``, ``\\r\\n`` or ``\\r``, not included. Decoded with
+        :attr:`encoding` (UTF-8 when none is declared).
+        """
+        decode = stream_decoder(self._declared_charset() or "utf-8")
+        return iter_lines(self.next_chunk, decode)
+
     # -- the body ------------------------------------------------------------------------------------
 
     def body(self) -> Future[bytes]:
@@ -147,7 +196,7 @@ class Response:
         if future is None:
             future = self._body = Future()
             future.add_done_callback(self._on_chunk_done)  # cancelled by its reader: close now
-            if self._loop._thread_id == threading.get_ident():
+            if self._loop.is_loop_thread():
                 self._collect(future, [])
             else:
                 self._loop.call_soon_threadsafe(self._collect, future, [])
