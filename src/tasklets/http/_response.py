@@ -193,13 +193,17 @@ class Response:
         Cancelling it gives up on the body (the connection is closed).
         """
         future = self._body
-        if future is None:
-            future = self._body = Future()
+        if future is not None:
+            return future
+        future = self._body = Future()
+        if self._loop.is_loop_thread():
+            self._collect(future, [])
+            if future.done():  # a body already at hand (a small one that came with its head)
+                return future
             future.add_done_callback(self._on_chunk_done)  # cancelled by its reader: close now
-            if self._loop.is_loop_thread():
-                self._collect(future, [])
-            else:
-                self._loop.call_soon_threadsafe(self._collect, future, [])
+        else:
+            future.add_done_callback(self._on_chunk_done)
+            self._loop.call_soon_threadsafe(self._collect, future, [])
         return future
 
     def _collect(self, result: Future[bytes], parts: list[bytes]) -> None:

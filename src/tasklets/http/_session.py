@@ -22,7 +22,6 @@ import http.cookiejar
 import inspect
 import os
 import ssl as _ssl
-import urllib.parse
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
@@ -121,6 +120,7 @@ class Client(BaseClient):
             "request": list(hooks.get("request", ())), "response": list(hooks.get("response", ()))
         }
         self.uds = None if uds is None else os.fspath(uds)
+        self._netrc_cache: dict[str, tuple[str, str] | None] = {}
 
     def __repr__(self) -> str:
         where = f" base_url={self.base_url!r}" if self.base_url else ""
@@ -172,11 +172,14 @@ class Client(BaseClient):
             (Raised here, before anything is sent.)
         """
         method = method.upper()
-        full = self._url(url, params)
-        body = encode_body(data, json, files, has_json=json is not DEFAULT)
+        full = url if params is None and not self.params and self.base_url is None else self._url(url, params)
+        body = None
+        if data is not None or files is not None or json is not DEFAULT:
+            body = encode_body(data, json, files, has_json=json is not DEFAULT)
         all_headers = self.headers.copy()
-        for name, value in (headers or {}).items():
-            all_headers.set(name, value)
+        if headers:
+            for name, value in headers.items():
+                all_headers.set(name, value)
         if body is not None:
             if body.content_type is not None and "Content-Type" not in all_headers:
                 all_headers.set("Content-Type", body.content_type)
@@ -188,14 +191,18 @@ class Client(BaseClient):
         except Exception as exc:
             name_the_url(exc, f"{method} {full}")
             raise
-        jar = cookies if isinstance(cookies, http.cookiejar.CookieJar) else self.cookies
-        extra = None if isinstance(cookies, http.cookiejar.CookieJar) else cookies
+        jar, extra = self.cookies, None
+        if cookies is not None:
+            if isinstance(cookies, http.cookiejar.CookieJar):
+                jar = cookies
+            else:
+                extra = cookies
         chain = Chain(
             self,
-            auth=self._auth_for(full, all_headers, self.auth if auth is DEFAULT else auth),
-            jar=jar,
-            cookies=extra,
-            follow_redirects=self.follow_redirects if follow_redirects is None else follow_redirects,
+            self._auth_for(full, parsed.origin.host, all_headers, self.auth if auth is DEFAULT else auth),
+            jar,
+            extra,
+            self.follow_redirects if follow_redirects is None else follow_redirects,
         )
         content = None if body is None else body.content
         request = _Request(method, parsed, all_headers, content, body is None or body.replayable)
@@ -244,14 +251,23 @@ class Client(BaseClient):
         joined = head + ("&" if "?" in head else "?") + query
         return joined + ("#" + fragment if fragment else "")
 
-    def _auth_for(self, url: str, headers: Headers, auth: Any) -> Any:
+    def _netrc(self, host: str) -> tuple[str, str] | None:
+        """``~/.netrc``'s credentials for ``host``: the file is read once per client and host."""
+        found = self._netrc_cache.get(host, self)
+        if found is self:
+            found = self._netrc_cache[host] = netrc_credentials(host)
+        return found  # type: ignore[return-value]
+
+    def _auth_for(self, url: str, host: str, headers: Headers, auth: Any) -> Any:
         """The credentials of a request: ``auth``, else the URL's ``user:pass@``, else ``~/.netrc``."""
-        if auth is None and "@" in url.partition("?")[0]:
+        if auth is None and "@" in url and "@" in url.partition("?")[0]:
             credentials = url_credentials(url)
             if credentials is not None:
                 auth = credentials
-        if auth is None and self.trust_env and "Authorization" not in headers:
-            auth = netrc_credentials(urllib.parse.urlsplit(url).hostname or "")
+        if auth is None and self.trust_env:
+            found = self._netrc(host)
+            if found is not None and "Authorization" not in headers:
+                auth = found
         if isinstance(auth, tuple):
             if len(auth) != 2:
                 raise TypeError(f"auth=(user, password) takes two items, not {auth!r}")
@@ -280,7 +296,6 @@ class Chain:
     def __init__(
         self,
         client: Client,
-        *,
         auth: Any,
         jar: http.cookiejar.CookieJar | None,
         cookies: Mapping[str, str] | None,
@@ -303,12 +318,13 @@ class Chain:
         origin = request.url.origin
         if self._origin is None:
             self._origin = origin
-        home = origin == self._origin
+        home = origin is self._origin or origin == self._origin
         if self._added is not None and headers.get("Cookie") == self._added:
             headers.remove("Cookie")  # the last hop's: this one gets its own
             self._added = None
-        if self.jar is not None or self.cookies:
-            value = cookie_header(self.jar, str(request.url), self.cookies if home else None)
+        jar = self.jar
+        if (jar is not None and len(jar)) or (self.cookies and home):
+            value = cookie_header(jar, str(request.url), self.cookies if home else None)
             if value and "Cookie" not in headers:
                 headers.set("Cookie", value)
                 self._added = value
