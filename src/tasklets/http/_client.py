@@ -59,7 +59,7 @@ from ._socks import socks_handshake
 from ._timeout import DEFAULT, Timeout
 from ._url import URL, Origin, parse_url
 
-__all__ = ["BaseClient", "Timeout", "check_request"]
+__all__ = ["BaseClient", "HopRequest", "Timeout", "check_request"]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 #: How much of an error response's body is read before HTTPError is raised.
@@ -87,6 +87,10 @@ class _Request:
         self.replayable = replayable
         self.unredirected = unredirected  # header names not to send on after a redirect
         self.sent: list[tuple[str, str]] | None = None
+
+
+#: What one hop sends, by the name the session layer (``_session``) builds it with.
+HopRequest = _Request
 
 
 class BaseClient:

@@ -28,7 +28,7 @@ from typing import Any
 from .._future import is_future_like
 from .._task import Task
 from ._auth import DigestAuth, basic_authorization, netrc_credentials, url_credentials
-from ._client import BaseClient, _Request, check_request
+from ._client import BaseClient, HopRequest, check_request
 from ._connection import name_the_url
 from ._cookies import cookie_header, store_cookies
 from ._forms import encode_body, encode_form
@@ -205,7 +205,7 @@ class Client(BaseClient):
             self.follow_redirects if follow_redirects is None else follow_redirects,
         )
         content = None if body is None else body.content
-        request = _Request(method, parsed, all_headers, content, body is None or body.replayable)
+        request = HopRequest(method, parsed, all_headers, content, body is None or body.replayable)
         return self._start(request, timeout, context, chain)
 
     def get(self, url: str, **kwargs: Any) -> Task[Response]:
@@ -312,7 +312,7 @@ class Chain:
         self._added: str | None = None  # the Cookie value this chain put on the request
         self._answered = False  # a Digest challenge answered: a second 401 is the outcome
 
-    def before(self, request: _Request) -> Generator[Any, Any, None] | None:
+    def before(self, request: HopRequest) -> Generator[Any, Any, None] | None:
         """Cookies and credentials for this hop; a generator to run when request hooks must."""
         headers = request.headers
         origin = request.url.origin
@@ -352,7 +352,7 @@ class Chain:
         for hook in self.client.event_hooks[kind]:
             yield from _run(hook, subject)
 
-    def after(self, request: _Request, response: Response) -> Generator[Any, Any, _Request | None] | None:
+    def after(self, request: HopRequest, response: Response) -> Generator[Any, Any, HopRequest | None] | None:
         """Store cookies; a generator to run when hooks or a Digest challenge call for one (its result: the retry)."""
         if self.jar is not None:
             store_cookies(self.jar, response.url, response.headers)
@@ -361,7 +361,7 @@ class Chain:
             return self._after(request, response, digest)
         return None
 
-    def _after(self, request: _Request, response: Response, digest: bool) -> Generator[Any, Any, _Request | None]:
+    def _after(self, request: HopRequest, response: Response, digest: bool) -> Generator[Any, Any, HopRequest | None]:
         yield from self._hooks("response", response)
         challenge = response.headers.get("WWW-Authenticate")
         if not digest or challenge is None or not request.replayable or request.url.origin != self._origin:
@@ -377,10 +377,10 @@ class Chain:
         value = self.auth.authorization(request.url.origin, request.method, request.url.target)
         if value is not None:
             headers.set("Authorization", value)
-        return _Request(request.method, request.url, headers, request.body, request.replayable)
+        return HopRequest(request.method, request.url, headers, request.body, request.replayable)
 
 
-def _view(request: _Request) -> SentRequest:
+def _view(request: HopRequest) -> SentRequest:
     """The hop as hooks and auth callables see it: its headers are the hop's own, changes and all."""
     return SentRequest(request.method, str(request.url), request.headers)
 
