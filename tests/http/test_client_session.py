@@ -21,6 +21,7 @@ import tasklets
 import tasklets.http
 from tasklets._exceptions import AuthenticationError, HTTPError
 from tasklets.http import Client, DigestAuth, Timeout
+from tasklets.testing import VirtualClock
 
 
 @pytest.fixture
@@ -374,3 +375,66 @@ def _listening(path: Path) -> bool:
         except OSError:
             return False
         return True
+
+
+# -- retries (the tasklets.http.Retry policy) ---------------------------------------------------------------------
+
+
+def _counting(seen: list[int]) -> dict[str, list[Any]]:
+    return {"response": [lambda response: seen.append(response.status)]}
+
+
+def test_retries_a_busy_status_then_gives_the_last_response(httpbin: ExternalServer) -> None:
+    seen: list[int] = []
+    retry = tasklets.http.Retry(2, backoff_factor=0.01, jitter=0)
+    with Client(httpbin.url, proxy=None, retries=retry, event_hooks=_counting(seen)) as client:
+        response = run(lambda: client.get("/status/429"))
+        post = run(lambda: client.post("/status/503"))  # not idempotent: not retried
+    assert response.status == 429 and post.status == 503
+    assert seen == [429, 429, 429, 503]
+
+
+def test_a_retry_after_of_a_year_is_capped_never_slept(client: Client) -> None:
+    from _servers import RawConnection, RawServer
+
+    answers = [
+        b"HTTP/1.1 503 Busy\r\nRetry-After: 31536000\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ]
+
+    def script(conn: RawConnection) -> None:
+        while conn.recv_request()[0]:
+            conn.send(answers.pop(0))
+
+    def main() -> Any:
+        loop = tasklets.current_loop()
+        with Client(server.url, proxy=None, retries=tasklets.http.Retry(1, retry_after_max=60)) as retrying:
+            started = loop.time()
+            response = yield retrying.get("/")
+            return response.status, (yield response.body()), loop.time() - started
+
+    with RawServer(script) as server:
+        # Virtual time: the capped wait passes at once; a year's would fail the test's own time bound.
+        status, body, waited = tasklets.run(main, clock=VirtualClock(autojump_threshold=0.2))
+    assert (status, body) == (200, b"ok") and 60 <= waited < 61
+
+
+def test_a_refused_connection_is_retried_whatever_the_method() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again at once: nothing listens there
+    attempts: list[str] = []
+    hooks = {"request": [lambda request: attempts.append(request.method)]}
+    retry = tasklets.http.Retry(2, backoff_factor=0.01)
+    with Client(f"http://127.0.0.1:{port}", proxy=None, retries=retry, event_hooks=hooks) as client:
+        with pytest.raises(tasklets.ConnectFailed):
+            run(lambda: client.post("/", data=b"x"))
+    assert attempts == ["POST"] * 3
+
+
+def test_retries_must_be_a_policy() -> None:
+    with pytest.raises(TypeError, match=r"retries must be a tasklets\.http\.Retry"):
+        Client(retries="3")  # type: ignore[arg-type]
+    assert Client(retries=2).retries == tasklets.http.Retry(2)

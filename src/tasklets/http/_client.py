@@ -20,6 +20,7 @@ Errors of the layers below (network, TLS, protocol) are translated here into
 
 from __future__ import annotations
 
+import functools
 import ssl as _ssl
 import urllib.request
 import weakref
@@ -200,8 +201,13 @@ class BaseClient:
         """The task of one request chain; ``chain`` (None: urllib's rules) is the session's per-hop policy."""
         loop = loop_for_caller()
         timeouts = self.timeout if timeout is DEFAULT else Timeout.of(timeout)
+        context = context or self.context
+        if chain is not None and chain.retry is not None:  # the chain again, from its first hop, as the policy says
+            body = chain.retrying(functools.partial(self._fetch, loop, request, timeouts, context, chain), request)
+        else:
+            body = self._fetch(loop, request, timeouts, context, chain)
         return Task(
-            self._fetch(loop, request, timeouts, context or self.context, chain),
+            body,
             loop=loop,
             name=f"urlopen {request.method} {request.url}",
         )

@@ -21,10 +21,13 @@ from __future__ import annotations
 import http.cookiejar
 import inspect
 import os
+import random
 import ssl as _ssl
+import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
+from .._combinators import sleep
 from .._future import is_future_like
 from .._task import Task
 from ._auth import DigestAuth, basic_authorization, netrc_credentials, url_credentials
@@ -36,6 +39,7 @@ from ._headers import Headers
 from ._pool import PoolLimits
 from ._response import Response
 from ._response_extras import SentRequest
+from ._retry import Retry
 from ._timeout import DEFAULT, Timeout
 from ._url import parse_url
 
@@ -61,7 +65,9 @@ class Client(BaseClient):
         timeout: seconds (connect and read) or a :class:`Timeout`.
         follow_redirects: whether the verbs follow redirects.
         max_redirects: redirects followed before ``TooManyRedirects``.
-        retries: a ``tasklets.http.Retry`` policy (not wired yet: see the docs).
+        retries: a :class:`~tasklets.http.Retry` policy (or a number: ``Retry(total=n)``)
+            for the verbs: a busy status (429, 503...) or a network failure is tried
+            again after a backoff or the ``Retry-After`` the server asks for (capped).
         event_hooks: ``{"request": [fn, ...], "response": [fn, ...]}``: each a
             function or a task function, run in order on every hop.
         trust_env: read proxies from the environment and credentials from ``~/.netrc``.
@@ -84,7 +90,7 @@ class Client(BaseClient):
         timeout: float | Timeout | None = None,
         follow_redirects: bool = True,
         max_redirects: int = 10,
-        retries: Any = None,
+        retries: Retry | int | None = None,
         event_hooks: Mapping[str, Iterable[Hook]] | None = None,
         trust_env: bool = True,
         limits: PoolLimits | None = None,
@@ -110,7 +116,11 @@ class Client(BaseClient):
         self.auth = auth
         self.cookies = http.cookiejar.CookieJar() if cookies is DEFAULT else cookies
         self.follow_redirects = follow_redirects
-        self.retries = retries
+        if isinstance(retries, int) and not isinstance(retries, bool):
+            retries = Retry(retries)
+        if retries is not None and not isinstance(retries, Retry):
+            raise TypeError(f"retries must be a tasklets.http.Retry, a number of retries or None, not {retries!r}")
+        self.retries: Retry | None = retries
         self.trust_env = trust_env
         hooks = dict(event_hooks or {})
         unknown = set(hooks) - {"request", "response"}
@@ -290,7 +300,7 @@ def _pairs(params: Any) -> Iterable[tuple[str, Any]]:
 class Chain:
     """What a session does around each hop of one request chain (see the module docstring)."""
 
-    __slots__ = ("client", "auth", "jar", "cookies", "follow_redirects", "raise_errors", "_origin", "_added",
+    __slots__ = ("client", "auth", "jar", "cookies", "follow_redirects", "raise_errors", "retry", "_origin", "_added",
                  "_answered")
 
     def __init__(
@@ -308,6 +318,7 @@ class Chain:
         self.cookies = cookies
         self.follow_redirects = follow_redirects
         self.raise_errors = raise_errors
+        self.retry: Retry | None = client.retries
         self._origin: Any = None  # the first request's: credentials and given cookies go there only
         self._added: str | None = None  # the Cookie value this chain put on the request
         self._answered = False  # a Digest challenge answered: a second 401 is the outcome
@@ -378,6 +389,43 @@ class Chain:
         if value is not None:
             headers.set("Authorization", value)
         return HopRequest(request.method, request.url, headers, request.body, request.replayable)
+
+
+    def retrying(
+        self, fetch: Callable[[], Generator[Any, Any, Response]], request: HopRequest
+    ) -> Generator[Any, Any, Response]:
+        """Run the request chain ``fetch`` makes, again after a failure that :attr:`retry` says to retry.
+
+        The policy (``_retry.Retry.next_delay``) decides from the attempt, the
+        method, the status or error and ``Retry-After``; the wait is a loop timer.
+        """
+        retry = self.retry
+        assert retry is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = yield from fetch()
+            except Exception as exc:
+                delay = retry.next_delay(
+                    attempt=attempt, method=request.method, error=exc, replayable=request.replayable,
+                    now=time.time(), random=random.random(),
+                )
+                if delay is None:
+                    raise
+                yield sleep(delay)
+                continue
+            if response.status not in retry.statuses:
+                return response
+            delay = retry.next_delay(
+                attempt=attempt, method=request.method, status=response.status,
+                retry_after=response.headers.get("Retry-After"), replayable=request.replayable,
+                now=time.time(), random=random.random(),
+            )
+            if delay is None:
+                return response
+            yield from _drain(response)
+            yield sleep(delay)
 
 
 def _view(request: HopRequest) -> SentRequest:
