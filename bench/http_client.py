@@ -392,7 +392,7 @@ class Target:
         passed = median >= self.bound if self.what == "rate" else median <= self.bound
         sign = ">=" if self.what == "rate" else "<="
         measure = f"{cell.title}: " + (
-            f"speed vs {LABELS[self.peer]}" if self.what == "rate" else f"CPU/req vs {LABELS[self.peer]}"
+            f"speed vs {LABELS[self.peer]}" if self.what != "cpu" else f"CPU/req vs {LABELS[self.peer]}"
         )
         if self.what == "rate-at-most":
             passed, sign = median <= self.bound, "<="

@@ -125,8 +125,9 @@ class ChunkReader(Generator[Future[bytes], "bytes | None", bytes]):
     def __init__(self, gen: Generator[Future[bytes], bytes | None, bytes]) -> None:
         self._gen = gen
 
-    def __iter__(self) -> ChunkReader:
-        return self
+    def __iter__(self) -> Generator[Future[bytes], bytes | None, bytes]:
+        # ``yield from`` and ``for`` take the generator itself: no step goes through this wrapper.
+        return self._gen
 
     def __next__(self) -> Future[bytes]:
         return self._gen.__next__()

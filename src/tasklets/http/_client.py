@@ -6,8 +6,13 @@ Theory of operation
 runs one request chain: pick a connection from the pool, send, read up to
 the response head, then either follow a redirect (the pure ``next_hop``
 decides), raise :class:`HTTPError` for a status >= 400 (its body read first,
-up to a limit, so ``err.read()`` works as in urllib), or return the
+up to a limit, so ``err.read()`` works as in urllib; a body that could not be
+read, corrupt or over the limit, raises the error met there), or return the
 :class:`Response`, whose body the caller then reads.
+
+The session layer (``_session.Client``, the verbs) runs the same chain with a
+``Chain``, asked before each hop and after each response head (cookies,
+credentials, hooks, a Digest challenge, retries); ``urlopen`` runs none.
 
 An idempotent request that fails on a *reused* keep-alive connection before
 any byte of the response came back is retried once on a new connection: the

@@ -29,7 +29,7 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from .._combinators import with_timeout
-from .._exceptions import BodyTooLarge, DecodingError, HTTPError
+from .._exceptions import BodyTooLarge, CancelledError, DecodingError, HTTPError
 from .._future import Future, done_future, failed_future
 from .._loop import Loop
 from ._body import ChunkReader, decode_text, derive, detect_encoding, media_type_charset, parse_json
@@ -228,11 +228,16 @@ class Response:
         """Take one chunk; whether to read on (from a callback, read on here)."""
         if result.done():
             return False
-        if chunk.cancelled() or chunk.exception() is not None:
+        try:
+            data = chunk.result()
+        except CancelledError:
             self.close()
-            result.set_exception(chunk.exception() or DecodingError(f"reading {self.url} was cancelled"))
+            result.set_exception(DecodingError(f"reading {self.url} was cancelled"))
             return False
-        data = chunk.result()
+        except BaseException as exc:
+            self.close()
+            result.set_exception(exc)
+            return False
         if not data:
             result.set_result(b"".join(parts))
             return False
