@@ -111,8 +111,11 @@ class DigestAuth:
                 self._nonce_count = 0
             self._challenge, self._origin = params, origin
 
-    def authorization(self, origin: object, method: str, target: str) -> str | None:
-        """The ``Authorization`` value for a request, once ``origin`` has sent a challenge; else None."""
+    def authorization(self, origin: object, method: str, target: str, *, cnonce: str | None = None) -> str | None:
+        """The ``Authorization`` value for a request, once ``origin`` has sent a challenge; else None.
+
+        ``cnonce``: the client nonce (random unless given: RFC 7616's examples give theirs).
+        """
         with self._lock:
             challenge = self._challenge
             if challenge is None or origin != self._origin:
@@ -126,7 +129,7 @@ class DigestAuth:
             return str(hash_function(text.encode("utf-8")).hexdigest())
 
         nonce, realm = challenge["nonce"], challenge["realm"]
-        cnonce = os.urandom(8).hex()
+        cnonce = cnonce or os.urandom(8).hex()
         secret = digest(f"{self.username}:{realm}:{self.password}")
         if algorithm.upper().endswith("-SESS"):
             secret = digest(f"{secret}:{nonce}:{cnonce}")
