@@ -72,16 +72,25 @@ def _timed(run_batch: Callable[[int], int], warmup: int, requests: int) -> Sampl
     return clock.stop(requests, nbytes)
 
 
-def run_tasklets(url: str, expected: bytes, requests: int, warmup: int, concurrency: int, *, mapped: bool) -> Sample:
-    """tasklets.http.Client; C worker tasks, or map_unordered over one task per request."""
+def run_tasklets(
+    url: str, expected: bytes, requests: int, warmup: int, concurrency: int, *, mapped: bool, verbs: bool = False
+) -> Sample:
+    """tasklets.http.Client; C worker tasks, or map_unordered over one task per request.
+
+    ``urlopen`` then ``yield from response.read()``; with ``verbs``, ``client.get`` then ``yield response.body()``.
+    """
     import tasklets
     from tasklets.http import Client, PoolLimits
 
     client = Client(limits=PoolLimits(max_connections=concurrency, max_per_host=concurrency), proxies=None)
 
     def fetch() -> Any:
-        response = yield client.urlopen(url)
-        body = yield from response.read()
+        if verbs:
+            response = yield client.get(url)
+            body = yield response.body()
+        else:
+            response = yield client.urlopen(url)
+            body = yield from response.read()
         _check(response.status, body, expected)
         return len(body)
 
@@ -301,6 +310,8 @@ def run_raw_floor(url: str, expected: bytes, requests: int, warmup: int, concurr
 RUNNERS: dict[str, Callable[[str, bytes, int, int, int], Sample]] = {
     "tasklets": lambda *a: run_tasklets(*a, mapped=False),
     "tasklets-map": lambda *a: run_tasklets(*a, mapped=True),
+    "tasklets-verbs": lambda *a: run_tasklets(*a, mapped=False, verbs=True),
+    "tasklets-baseline": lambda *a: run_tasklets(*a, mapped=False),
     "aiohttp": run_aiohttp,
     "httpx": run_httpx,
     "urllib-threads": run_urllib_threads,

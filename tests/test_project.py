@@ -182,7 +182,7 @@ def test_the_allowed_circle_is_still_a_circle() -> None:
 
 # Imports inside functions are for optional dependencies only (loaded when the
 # feature is used): anything else belongs at the top, where the layering test sees it.
-OPTIONAL_DEPENDENCIES = {"rich", "distributed", "httptools"}
+OPTIONAL_DEPENDENCIES = {"rich", "distributed", "httptools", "charset_normalizer", "socksio"}
 # Our modules that import an optional dependency at their top, so that
 # importing them is itself optional.
 OPTIONAL_MODULES = {"tasklets.http._httptools_backend"}

@@ -24,6 +24,7 @@ from ._combinators import (
     wrap_future,
 )
 from ._exceptions import (
+    AuthenticationError,
     BadYieldError,
     BlockingResultError,
     BodyTooLarge,
@@ -118,6 +119,7 @@ __all__ = [
     "with_timeout",
     "wrap_future",
     # the HTTP client (tasklets.http)
+    "AuthenticationError",
     "BodyTooLarge",
     "Client",
     "ConnectFailed",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import concurrent.futures
 import urllib.error
+from typing import Any
 
 __all__ = [
     "Cancelled",
@@ -327,21 +328,54 @@ class TotalTimeout(_ClientError, TimeoutError):
     """The whole request (redirects and body included) took longer than the total timeout."""
 
 
+class AuthenticationError(_ClientError):
+    """The server asked for authentication that cannot be given (a Digest algorithm we do not know, say)."""
+
+
 class BodyTooLarge(_ClientError):
     """The response body is larger than the limit the reader set."""
 
 
 class HTTPError(urllib.error.HTTPError):
-    """A response with status >= 400, raised as urllib raises it.
+    """A response with status >= 400, raised as urllib raises it, and a full response too.
 
     ``code``/``status``, ``reason``, ``headers`` and ``url`` are set; ``read()``
     returns the body (read up to a limit before raising), and ``response`` is
-    the tasklets response it came from.
+    the tasklets response it came from. ``body()``, ``text()`` and ``json()``
+    are that response's futures (see ``tasklets.http.Response``);
+    ``getheader()`` and ``getheaders()`` read its headers.
     """
 
     def __init__(self, url: str, code: int, msg: str, hdrs: object, fp: object, response: object = None) -> None:
         super().__init__(url, code, msg, hdrs, fp)  # type: ignore[arg-type]
         self.response = response
+
+    def _response(self) -> Any:
+        if self.response is None:
+            raise AttributeError(f"{self!r} was made without a response: only read() has its body")
+        return self.response
+
+    def body(self) -> Any:
+        """A future of the body (what was read of it before raising): ``err.body().result()``."""
+        return self._response().body()
+
+    def text(self) -> Any:
+        """A future of the body as text."""
+        return self._response().text()
+
+    def json(self) -> Any:
+        """A future of the body parsed as JSON."""
+        return self._response().json()
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        """The value of header ``name`` (repeated values joined by ``", "``), or ``default``."""
+        value: str | None = self._response().getheader(name, default)
+        return value
+
+    def getheaders(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` header pair, in order."""
+        pairs: list[tuple[str, str]] = self._response().getheaders()
+        return pairs
 
     def __str__(self) -> str:
         return f"HTTP Error {self.code}: {self.msg} ({self.url})"

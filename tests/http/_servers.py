@@ -84,7 +84,8 @@ class ExternalServer:
     """A server we did not write, in a subprocess, on 127.0.0.1 and a free port.
 
     Args:
-        kind: ``"uvicorn-h11"``, ``"uvicorn-httptools"`` or ``"hypercorn"``.
+        kind: ``"uvicorn-h11"``, ``"uvicorn-httptools"`` or ``"hypercorn"`` (serving ``_asgi_app``), or
+            ``"httpbin"`` (httpbin's own application, under uvicorn).
         certfile, keyfile: serve TLS with these (PEM files).
         log: where the server's output goes.
     """
@@ -93,7 +94,14 @@ class ExternalServer:
         self.kind = kind
         self.scheme = "https" if certfile else "http"
         self.port = free_port()
-        if kind.startswith("uvicorn"):
+        if kind == "httpbin":
+            # httpbin is a WSGI (Flask) application: uvicorn serves it through its WSGI interface.
+            # (Hypercorn's WSGI wrapper fails every empty body: HEAD, 204, an empty 404.)
+            command = [
+                sys.executable, "-m", "uvicorn", "httpbin:app", "--interface", "wsgi", "--host", "127.0.0.1",
+                "--port", str(self.port), "--log-level", "warning", "--no-access-log", "--lifespan", "off",
+            ]
+        elif kind.startswith("uvicorn"):
             command = [
                 sys.executable, "-m", "uvicorn", "_asgi_app:app", "--host", "127.0.0.1", "--port", str(self.port),
                 "--http", kind.split("-")[1], "--log-level", "warning", "--no-access-log", "--lifespan", "off",
@@ -148,6 +156,43 @@ class ExternalServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+
+
+_PPROXY_MAIN = """
+import asyncio, sys
+sys.modules["uvloop"] = None  # pproxy's main() asks for the current loop, which uvloop's policy refuses
+asyncio.set_event_loop(asyncio.new_event_loop())
+from pproxy.server import main
+sys.argv[0] = "pproxy"
+main()
+"""
+
+
+class PProxy(ExternalServer):
+    """pproxy (a SOCKS4/5 and HTTP proxy we did not write) in a subprocess, listening as ``scheme``.
+
+    Args:
+        scheme: pproxy's listen scheme: ``"socks5"``, ``"socks4"``, ``"http+ssl"``...
+        credentials: ``"user:password"`` the proxy demands (``--auth 0``: every connection, every time).
+        ssl_files: ``(certfile, keyfile)`` for a TLS listener.
+    """
+
+    def __init__(
+        self, scheme: str, *, credentials: str | None = None, ssl_files: tuple[str, str] | None = None, log: str
+    ) -> None:
+        self.kind = f"pproxy-{scheme}"
+        self.scheme = scheme
+        self.port = free_port()
+        listen = f"{scheme}://127.0.0.1:{self.port}" + (f"#{credentials}" if credentials else "")
+        command = [sys.executable, "-c", _PPROXY_MAIN, "-l", listen, "--auth", "0"]
+        if ssl_files:
+            command += ["--ssl", ",".join(ssl_files)]
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(command, cwd=HERE, stdout=out, stderr=subprocess.STDOUT)
+
+    def proxy_url(self, scheme: str, credentials: str | None = None) -> str:
+        return f"{scheme}://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
 
 
 # -- connection counting for in-process servers ------------------------------------------------------------

@@ -137,6 +137,17 @@ def external_servers(
 
 
 @pytest.fixture(scope="session")
+def httpbin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalServer]:
+    """httpbin (its Flask application, unchanged) under uvicorn, on plain HTTP."""
+    server = ExternalServer("httpbin", log=str(tmp_path_factory.mktemp("logs") / "httpbin.log"))
+    try:
+        server.wait_ready(time.monotonic() + 60.0)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def stdlib_server() -> Iterator[StdlibServer]:
     server = StdlibServer()
     yield server

@@ -10,6 +10,10 @@ up to a limit, so ``err.read()`` works as in urllib; a body that could not be
 read, corrupt or over the limit, raises the error met there), or return the
 :class:`Response`, whose body the caller then reads.
 
+The session layer (``_session.Client``, the verbs) runs the same chain with a
+``Chain``, asked before each hop and after each response head (cookies,
+credentials, hooks, a Digest challenge, retries); ``urlopen`` runs none.
+
 An idempotent request that fails on a *reused* keep-alive connection before
 any byte of the response came back is retried once on a new connection: the
 server most likely closed the idle connection just as we sent. A POST is
@@ -21,12 +25,12 @@ Errors of the layers below (network, TLS, protocol) are translated here into
 
 from __future__ import annotations
 
+import functools
 import ssl as _ssl
 import urllib.request
 import weakref
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from .._combinators import with_timeout
 from .._exceptions import (
@@ -42,13 +46,14 @@ from .._exceptions import (
     StreamError,
     TimeoutError,
     TotalTimeout,
+    UnsupportedScheme,
 )
-from .._future import Future
 from .._loop import Loop
 from .._task import Task
 from .._where import loop_for_caller
-from ..net import open_connection
+from ..net import open_connection, open_unix_connection
 from . import _protocol as protocol
+from ._auth import basic_authorization, url_credentials
 from ._connection import HTTPConnection, as_client_error, name_the_url
 from ._decoders import supported_encodings
 from ._headers import Headers
@@ -56,9 +61,11 @@ from ._pool import ConnectionPool, PoolLimits
 from ._proxy import Proxy, ProxyConfig, proxy_for
 from ._redirects import REDIRECT_STATUSES, next_hop
 from ._response import Response
+from ._socks import socks_handshake
+from ._timeout import DEFAULT, Timeout
 from ._url import URL, Origin, parse_url
 
-__all__ = ["Client", "Timeout", "check_request", "urlopen_async", "default_client"]
+__all__ = ["BaseClient", "HopRequest", "Timeout", "check_request"]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 #: How much of an error response's body is read before HTTPError is raised.
@@ -66,46 +73,15 @@ ERROR_BODY_LIMIT = 1024 * 1024
 #: Redirect responses' bodies up to this size are read (to keep the connection); larger ones close it.
 _DRAIN_LIMIT = 64 * 1024
 _USER_AGENT = "tasklets/0.1"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # What the decoders installed can take (fixed once imported): built once, not per request.
 _ACCEPT_ENCODING = ", ".join(supported_encodings())
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT: Any = _Default()
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """Timeouts in seconds (None: no limit).
-
-    Attributes:
-        connect: resolving, connecting and the TLS handshake.
-        read: the longest wait between two bytes of the response.
-        total: the whole exchange, redirects and body included.
-        pool: waiting for a free connection when the pool is at its limits.
-    """
-
-    connect: float | None = 30.0
-    read: float | None = 60.0
-    total: float | None = None
-    pool: float | None = 60.0
-
-    @classmethod
-    def of(cls, value: float | Timeout | None) -> Timeout:
-        """A number means connect and read timeouts, as urllib's ``timeout`` does."""
-        if isinstance(value, Timeout):
-            return value
-        return cls(connect=value, read=value, total=None, pool=value)
-
-
 class _Request:
-    """What one hop sends."""
+    """What one hop sends; ``sent``: the header pairs as sent, once sent."""
 
-    __slots__ = ("method", "url", "headers", "body", "replayable", "unredirected")
+    __slots__ = ("method", "url", "headers", "body", "replayable", "unredirected", "sent")
 
     def __init__(
         self, method: str, url: URL, headers: Headers, body: Any, replayable: bool, unredirected: tuple[str, ...] = ()
@@ -116,10 +92,15 @@ class _Request:
         self.body = body
         self.replayable = replayable
         self.unredirected = unredirected  # header names not to send on after a redirect
+        self.sent: list[tuple[str, str]] | None = None
 
 
-class Client:
-    """Configuration and a connection pool for HTTP requests.
+#: What one hop sends, by the name the session layer (``_session``) builds it with.
+HopRequest = _Request
+
+
+class BaseClient:
+    """Configuration and a connection pool for HTTP requests: the engine under :class:`~tasklets.http.Client`.
 
     Args:
         limits: connection limits and keep-alive expiry of the pool.
@@ -135,6 +116,9 @@ class Client:
         decompress: ask for and decode gzip and deflate (and br and zstd when their
             packages are installed: ``tasklets[compression]``).
     """
+
+    #: A Unix socket path that every connection goes to instead of the origin's address.
+    uds: str | None = None
 
     def __init__(
         self,
@@ -174,7 +158,7 @@ class Client:
             pool.close()
         self._pools.clear()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -215,15 +199,23 @@ class Client:
             another ``urllib.error.URLError`` subclass, naming the URL, for
             anything else that went wrong.
         """
-        loop = loop_for_caller()
         request = self._build(url, data, headers, method)
+        return self._start(request, timeout, context, None)
+
+    def _start(self, request: _Request, timeout: Any, context: _ssl.SSLContext | None, chain: Any) -> Task[Response]:
+        """The task of one request chain; ``chain`` (None: urllib's rules) is the session's per-hop policy."""
+        loop = loop_for_caller()
         timeouts = self.timeout if timeout is DEFAULT else Timeout.of(timeout)
-        task = Task(
-            self._fetch(loop, request, timeouts, context or self.context),
+        context = context or self.context
+        if chain is not None and chain.retry is not None:  # the chain again, from its first hop, as the policy says
+            body = chain.retrying(functools.partial(self._fetch, loop, request, timeouts, context, chain), request)
+        else:
+            body = self._fetch(loop, request, timeouts, context, chain)
+        return Task(
+            body,
             loop=loop,
             name=f"urlopen {request.method} {request.url}",
         )
-        return task
 
     def _build(
         self,
@@ -247,6 +239,12 @@ class Client:
             all_headers.set(name, value)
         method = (method or ("POST" if data is not None else "GET")).upper()
         parsed = parse_url(url)
+        if "@" in url and "Authorization" not in all_headers:
+            credentials = url_credentials(url)  # user:pass@ in the URL: Basic auth, as urllib's handlers make it
+            if credentials is not None:
+                all_headers.set("Authorization", basic_authorization(*credentials))
+        if data is not None and "Content-Type" not in all_headers:
+            all_headers.set("Content-Type", FORM_CONTENT_TYPE)  # what urllib sends with data=
         try:
             check_request(method, all_headers)
         except LocalProtocolError as exc:
@@ -264,14 +262,31 @@ class Client:
     # -- the request chain ---------------------------------------------------------------------------------
 
     def _fetch(
-        self, loop: Loop, request: _Request, timeouts: Timeout, context: _ssl.SSLContext | None
+        self, loop: Loop, request: _Request, timeouts: Timeout, context: _ssl.SSLContext | None, chain: Any = None
     ) -> Generator[Any, Any, Response]:
+        """The request chain. ``chain`` (a session's ``_session.Chain``) is asked before each hop and after
+        each response head: it adds cookies, credentials and hooks, and may send the request again."""
         deadline = None if timeouts.total is None else loop.time() + timeouts.total
         visited: list[str] = []  # the URLs of the chain so far, filled at the first redirect
+        history: list[Response] = []
         while True:
+            if chain is not None:
+                work = chain.before(request)  # None, or a generator when hooks must run
+                if work is not None:
+                    yield from work
+            started = loop.time()
             response = yield from self._exchange_with_deadline(loop, request, timeouts, context, deadline)
+            response.elapsed_seconds = loop.time() - started
+            response.sent = request
+            if chain is not None:
+                work = chain.after(request, response)
+                if work is not None:
+                    again = yield from work
+                    if again is not None:  # the same request again (a Digest challenge answered)
+                        request = again
+                        continue
             hop = None
-            if response.status in REDIRECT_STATUSES:
+            if response.status in REDIRECT_STATUSES and (chain is None or chain.follow_redirects):
                 if not visited:
                     visited.append(str(request.url))
                 try:
@@ -294,9 +309,13 @@ class Client:
                 yield from _discard_body(response)
                 request = _Request(hop.method, hop.url, hop.headers, hop.body, request.replayable)
                 visited.append(str(hop.url))
+                history.append(response)
                 continue
-            if response.status >= 400:
+            if history:
+                response.history = history
+            if response.status >= 400 and (chain is None or chain.raise_errors):
                 body = yield from response.read_for_error(ERROR_BODY_LIMIT)
+                response.keep_body(body)
                 raise HTTPError(response.url, response.status, response.reason, response.headers, body, response)
             # A task resumes with a wait that completed (here: the head) even
             # when it was cancelled meanwhile; the cancellation lands at this
@@ -342,7 +361,9 @@ class Client:
         """One request and response head, retried once on a stale keep-alive connection."""
         pool = self._pool(loop)
         url = request.url
-        proxy = proxy_for(self.proxies, url)
+        proxy = proxy_for(self.proxies, url) if self.uds is None else None
+        if proxy is not None and proxy.error is not None:
+            raise UnsupportedScheme(f"cannot fetch {url}: {proxy.error}")
         for attempt in (1, 2):
             conn: HTTPConnection = yield from pool.acquire(
                 _pool_key(url.origin, proxy, context),
@@ -353,12 +374,13 @@ class Client:
             )
             conn.stream.timeout = timeouts.read
             headers = self._request_headers(request)
-            if proxy is not None and url.origin.scheme == "http":  # forwarded by the proxy (https: tunnelled)
+            if proxy is not None and url.origin.scheme == "http" and not proxy.is_socks:  # forwarded (https: tunnelled)
                 target = str(url)
                 if proxy.authorization and "Proxy-Authorization" not in request.headers:
                     headers.append(("Proxy-Authorization", proxy.authorization))
             else:
                 target = url.target
+            request.sent = headers
             try:
                 head = yield from conn.send(request.method, target, headers, request.body)
             except BaseException as exc:
@@ -435,17 +457,32 @@ class Client:
         tls = origin.scheme == "https"
         ssl_context: Any = (context or _default_context()) if tls else None
         try:
-            if proxy is None:
+            if self.uds is not None:  # every origin is served by the one socket; https still verifies the origin
+                stream = yield open_unix_connection(
+                    self.uds, ssl=ssl_context, server_hostname=origin.host if tls else None, timeout=timeouts.connect
+                )
+            elif proxy is None:
                 stream = yield open_connection(
                     origin.host, origin.port, ssl=ssl_context, server_hostname=origin.host if tls else None,
                     timeout=timeouts.connect,
                 )
             else:
-                stream = yield open_connection(proxy.url.origin.host, proxy.url.origin.port, timeout=timeouts.connect)
-                if tls:
+                proxy_tls = (context or _default_context()) if proxy.scheme == "https" else None
+                if tls and proxy_tls is not None:
+                    raise ConnectFailed(f"cannot reach {origin} through {proxy!r}: TLS inside TLS is not supported")
+                stream = yield open_connection(
+                    proxy.host, proxy.port, ssl=proxy_tls, server_hostname=proxy.host if proxy_tls else None,
+                    timeout=timeouts.connect,
+                )
+                if tls or proxy.is_socks:
                     try:
-                        yield from _tunnel(stream, origin, proxy, self.parser, timeouts)
-                        yield stream.start_tls(ssl_context, server_hostname=origin.host, timeout=timeouts.connect)
+                        stream.timeout = timeouts.connect
+                        if proxy.is_socks:
+                            yield from socks_handshake(stream, proxy, origin)
+                        else:
+                            yield from _tunnel(stream, origin, proxy, self.parser, timeouts)
+                        if tls:
+                            yield stream.start_tls(ssl_context, server_hostname=origin.host, timeout=timeouts.connect)
                     except BaseException:
                         stream.abort()
                         raise
@@ -497,8 +534,10 @@ def check_request(method: str, headers: Headers) -> None:
 
 
 def _proxied_origin(proxy: Proxy, url: URL) -> Origin:
-    # Plain http through a proxy shares the proxy's connections; https tunnels are per origin.
+    # Plain http through an HTTP proxy shares the proxy's connections; tunnels are per origin.
     where = proxy.url.origin
+    if proxy.is_socks:
+        return Origin(url.origin.scheme, f"{url.origin.host}@{proxy.scheme}:{where.host}:{where.port}", url.origin.port)
     if url.origin.scheme == "http":
         return Origin("http", f"proxy:{where.host}", where.port)
     return Origin("https", f"{url.origin.host}@{where.host}", url.origin.port)
@@ -555,30 +594,3 @@ def _default_context() -> _ssl.SSLContext:
     if _default_ssl_context is None:
         _default_ssl_context = _ssl.create_default_context()
     return _default_ssl_context
-
-
-_default_client: Client | None = None
-
-
-def default_client() -> Client:
-    """The client behind the module-level :func:`urlopen_async`."""
-    global _default_client
-    if _default_client is None:
-        _default_client = Client()
-    return _default_client
-
-
-def urlopen_async(
-    url: str | urllib.request.Request,
-    data: bytes | Iterable[bytes] | Any = None,
-    timeout: float | Timeout | None = DEFAULT,
-    *,
-    headers: Mapping[str, str] | None = None,
-    method: str | None = None,
-    context: _ssl.SSLContext | None = None,
-) -> Future[Response]:
-    """``urllib.request.urlopen``, asynchronous: a future of the :class:`Response`.
-
-    See :meth:`Client.urlopen`; this uses the default client and its pool.
-    """
-    return default_client().urlopen(url, data, timeout, headers=headers, method=method, context=context)

@@ -182,6 +182,8 @@ class HTTPConnection:
                 answered = yield from self._write(head)
                 if body is not None and not answered:
                     for piece in body:
+                        if isinstance(piece, Future):  # the next piece of an async iterable, still to come
+                            piece = yield piece
                         if piece and (yield from self._write(parser.send_body(bytes(piece)))):
                             answered = True
                             break

@@ -63,6 +63,21 @@ class Headers:
         values = self._lookup().get(name.lower())
         return list(values) if values else default
 
+    def get_content_type(self) -> str:
+        """The media type of ``Content-Type``, lower case; ``"text/plain"`` without one (as ``email.message``)."""
+        value = self.get("Content-Type")
+        media_type = value.partition(";")[0].strip().lower() if value else ""
+        return media_type if media_type.count("/") == 1 else "text/plain"
+
+    def get_content_charset(self, failobj: str | None = None) -> str | None:
+        """The ``charset`` parameter of ``Content-Type``, lower case, or ``failobj`` (as ``email.message``)."""
+        value = self.get("Content-Type") or ""
+        for param in value.split(";")[1:]:
+            name, _, found = param.partition("=")
+            if name.strip().lower() == "charset":
+                return found.strip().strip('"').lower() or failobj
+        return failobj
+
     def __getitem__(self, name: str) -> str | None:
         # Like email.message.Message: a missing header reads as None.
         return self.get(name)

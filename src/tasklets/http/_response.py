@@ -21,18 +21,22 @@ each step, so a compression bomb read chunk by chunk stays in bounded memory.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import io
-from collections.abc import Generator
+import urllib.parse
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from .._combinators import with_timeout
-from .._exceptions import BodyTooLarge, DecodingError
+from .._exceptions import BodyTooLarge, CancelledError, DecodingError, HTTPError
 from .._future import Future, done_future, failed_future
 from .._loop import Loop
+from ._body import ChunkReader, decode_text, derive, detect_encoding, media_type_charset, parse_json
 from ._connection import HTTPConnection, as_client_error
 from ._decoders import IdentityDecoder, make_decoder
 from ._headers import Headers
+from ._response_extras import SentRequest, iter_lines, parse_links, stream_decoder
 
 __all__ = ["Response", "MAX_DECODED_CHUNK"]
 
@@ -44,7 +48,7 @@ _MAX_EMPTY_FEEDS = 64
 
 
 class Response:
-    """An HTTP response whose head has arrived; the body is read with :meth:`read`.
+    """An HTTP response whose head has arrived; the body is read with :meth:`read`, or :meth:`body`.
 
     Attributes:
         status: the status code (``code`` and ``getcode()`` too, as in urllib).
@@ -52,7 +56,13 @@ class Response:
         headers: a case-insensitive, multi-valued :class:`Headers`.
         url: the URL that answered, after redirects (``geturl()`` too).
         version: ``"1.1"`` or ``"1.0"``.
+        history: the redirect responses that led here, oldest first.
+        elapsed_seconds: from sending the request to its response head (the last hop).
     """
+
+    history: Sequence[Response] = ()
+    elapsed_seconds: float = 0.0
+    sent: Any = None  # the client's record of the last hop's request: see ``request``
 
     def __init__(
         self,
@@ -82,6 +92,8 @@ class Response:
         self._finished = connection is None
         self._raw_ended = False  # the last raw byte has come: the decoder's end check is due
         self._reading = False
+        self._body: Future[bytes] | None = None  # body()'s future, once asked for
+        self._encoding: str | None = None  # set by the user, or found by text()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}] {self.url}>"
@@ -105,7 +117,188 @@ class Response:
         """The headers (urllib's name)."""
         return self.headers
 
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        """The value of header ``name``, repeated values joined by ``", "`` (``http.client``'s name)."""
+        values = self.headers.get_all(name)
+        return default if values is None else ", ".join(values)
+
+    def getheaders(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair, in order (``http.client``'s name)."""
+        return self.headers.items()
+
+    @property
+    def length(self) -> int | None:
+        """The body's declared Content-Length (None when chunked or ending at close); 0 once it is read."""
+        if self._finished:
+            return 0
+        declared = self.headers.get("Content-Length")
+        return int(declared) if declared is not None and declared.isdigit() else None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the body has been read to its end or given up on (``close()``)."""
+        return self._finished
+
+    def isclosed(self) -> bool:
+        """``closed`` (``http.client``'s name)."""
+        return self._finished
+
+    # -- what else it tells ----------------------------------------------------------------------------
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """From sending the request to its response head (the last hop)."""
+        return datetime.timedelta(seconds=self.elapsed_seconds)
+
+    @property
+    def request(self) -> SentRequest | None:
+        """The last hop's request as sent: method, URL and headers (those the client added too)."""
+        sent = self.sent
+        if sent is None:
+            return None
+        return SentRequest(sent.method, str(sent.url), Headers(sent.sent if sent.sent is not None else sent.headers))
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The ``Link`` header (RFC 8288) by relation: ``r.links["next"]["url"]`` (absolute)."""
+        values = self.headers.get_all("Link")
+        if not values:
+            return {}
+        return parse_links(values, lambda reference: urllib.parse.urljoin(self.url, reference))
+
+    def raise_for_status(self) -> Response:
+        """Raise :class:`~tasklets.HTTPError` for a status of 400 or more; else return the response."""
+        if self.status >= 400:
+            raise HTTPError(self.url, self.status, self.reason, self.headers, None, self)
+        return self
+
+    def iter_lines(self) -> Generator[Future[str | None], str | None, list[str]]:
+        """The body's lines as text, a generator of line futures as :meth:`read` is of chunks.
+
+        ``for wait_for_line in r.iter_lines(): line = yield wait_for_line`` (the
+        last may be None: the body ended), or ``lines = yield from r.iter_lines()``.
+        Lines end at ``\\n``, ``\\r\\n`` or ``\\r``, not included. Decoded with
+        :attr:`encoding` (UTF-8 when none is declared).
+        """
+        decode = stream_decoder(self._declared_charset() or "utf-8")
+        return iter_lines(self.next_chunk, decode)
+
     # -- the body ------------------------------------------------------------------------------------
+
+    def body(self) -> Future[bytes]:
+        """A future of the whole (decoded) body, the same from everywhere.
+
+        ``r.body().result()`` in plain code, ``yield r.body()`` in a generator
+        task, ``await r.body()`` in ``async def``. Asked again, the same future.
+        Cancelling it gives up on the body (the connection is closed).
+        """
+        future = self._body
+        if future is not None:
+            return future
+        future = self._body = Future()
+        if self._loop.is_loop_thread():
+            self._collect(future, [])
+            if future.done():  # a body already at hand (a small one that came with its head)
+                return future
+            future.add_done_callback(self._on_chunk_done)  # cancelled by its reader: close now
+        else:
+            future.add_done_callback(self._on_chunk_done)
+            self._loop.call_soon_threadsafe(self._collect, future, [])
+        return future
+
+    def _collect(self, result: Future[bytes], parts: list[bytes]) -> None:
+        """Gather the body into ``result``: chunk by chunk while they are at hand, else one callback per wait."""
+        while not result.done():
+            rest = self._read_rest(parts)
+            if rest is not None:
+                rest.add_done_callback(lambda done: self._rest_collected(done, result))
+                return
+            chunk = self.next_chunk()
+            if not chunk.done():
+                chunk.add_done_callback(lambda done: self._on_collected(done, result, parts))
+                return
+            if not self._chunk_collected(chunk, result, parts):
+                return
+
+    def _on_collected(self, chunk: Future[bytes], result: Future[bytes], parts: list[bytes]) -> None:
+        if self._chunk_collected(chunk, result, parts):
+            self._collect(result, parts)
+
+    def _chunk_collected(self, chunk: Future[bytes], result: Future[bytes], parts: list[bytes]) -> bool:
+        """Take one chunk; whether to read on (from a callback, read on here)."""
+        if result.done():
+            return False
+        try:
+            data = chunk.result()
+        except CancelledError:
+            self.close()
+            result.set_exception(DecodingError(f"reading {self.url} was cancelled"))
+            return False
+        except BaseException as exc:
+            self.close()
+            result.set_exception(exc)
+            return False
+        if not data:
+            result.set_result(b"".join(parts))
+            return False
+        parts.append(data)
+        return True
+
+    def _rest_collected(self, rest: Future[bytes], result: Future[bytes]) -> None:
+        if result.done():
+            return
+        error = None if rest.cancelled() else rest.exception()
+        if rest.cancelled() or error is not None:
+            self.close()
+            failure = as_client_error(error, f"reading {self.url}") if error is not None else None
+            result.set_exception(failure or DecodingError(f"reading {self.url} was cancelled"))
+            return
+        self._finished = True
+        self._connection = None
+        result.set_result(rest.result())
+
+    def keep_body(self, body: io.IOBase) -> None:
+        """Make ``body`` (the file of what was read before HTTPError) what :meth:`body` gives, or its error."""
+        try:
+            data = body.read()
+        except Exception as exc:
+            self._body = failed_future(exc)
+        else:
+            self._body = done_future(data)
+            body.seek(0)  # HTTPError.read() reads it again
+        self._finished = True
+
+    def text(self) -> Future[str]:
+        """A future of the body as text, decoded with :attr:`encoding` (see ``_body`` for how it is found)."""
+        return derive(self.body(), self._as_text)
+
+    def _as_text(self, body: bytes) -> str:
+        encoding = self._encoding
+        if encoding is None:
+            encoding = self._encoding = media_type_charset(self.headers.get("Content-Type"))[1] or detect_encoding(
+                body
+            )
+        return decode_text(body, encoding)
+
+    def json(self) -> Future[Any]:
+        """A future of the body parsed as JSON; :class:`DecodingError`, naming the URL, if it is not JSON."""
+        return derive(self.body(), lambda body: parse_json(body, self._declared_charset(), self.url))
+
+    def _declared_charset(self) -> str | None:
+        return self._encoding or media_type_charset(self.headers.get("Content-Type"))[1]
+
+    @property
+    def encoding(self) -> str | None:
+        """The charset :meth:`text` decodes with: set it to override; None until known.
+
+        The ``Content-Type`` charset, else the media type's default, else (once
+        :meth:`text` has run) the detected one.
+        """
+        return self._declared_charset()
+
+    @encoding.setter
+    def encoding(self, value: str | None) -> None:
+        self._encoding = value
 
     def read(self, limit: int | None = None) -> Generator[Future[bytes], bytes | None, bytes]:
         """The body, as an ordinary generator of chunk futures (see the module docstring).
@@ -119,6 +312,9 @@ class Response:
         Returns:
             Under ``yield from``, the whole (decoded) body.
         """
+        return ChunkReader(self._read(limit))
+
+    def _read(self, limit: int | None = None) -> Generator[Future[bytes], bytes | None, bytes]:
         parts: list[bytes] = []
         collecting: bool | None = None
         size = 0
@@ -314,6 +510,18 @@ class Response:
         self._finished = True
         if connection is not None:
             connection.abandon()
+
+    def __del__(self) -> None:
+        # Dropped with its body unread (a response nobody kept, or a task that ended
+        # without reading it): its connection cannot carry another request, so it is
+        # closed and its pool slot given back, on the loop that owns it.
+        connection = self._connection
+        if connection is not None:
+            self._connection = None
+            try:
+                self._loop.call_soon_threadsafe(connection.abandon)
+            except Exception:  # the loop is closed: it aborted its pools' connections then
+                pass
 
     def __enter__(self) -> Response:
         return self
