@@ -48,6 +48,7 @@ from .._exceptions import (
     TotalTimeout,
     UnsupportedScheme,
 )
+from .._future import Future
 from .._loop import Loop
 from .._task import Task
 from .._where import loop_for_caller
