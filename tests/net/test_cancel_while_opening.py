@@ -18,6 +18,8 @@ import socket
 from collections.abc import Callable, Generator
 from typing import Any
 
+import pytest
+
 import tasklets
 from tasklets import Future
 
@@ -206,3 +208,47 @@ def test_a_connection_cancelled_before_its_handler_started_is_closed() -> None:
 
     assert run(main) == 1
     assert handled == []
+
+
+def test_open_connection_racing_two_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Happy Eyeballs with no delay: both attempts run at once, one wins, the loser's socket is closed."""
+    first = socket.create_server(("127.0.0.1", 0), backlog=STEPS * TRIES + 8)
+    port = first.getsockname()[1]
+    try:
+        second = socket.create_server(("127.0.0.2", port), backlog=STEPS * TRIES + 8)
+    except OSError:
+        first.close()
+        pytest.skip("cannot listen on 127.0.0.2 here")
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "two.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("127.0.0.1", "127.0.0.2")]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    def connect() -> Any:
+        return tasklets.open_connection("two.test", port, happy_eyeballs_delay=0.0)
+
+    try:
+        assert run(lambda: _cancel_at_every_step(connect, _abort)) > 0
+    finally:
+        first.close()
+        second.close()
+
+
+def test_start_tls_cancelled_before_its_first_step_aborts_the_stream(tls: TLSMaterial) -> None:
+    # The cancellation is thrown into a generator that never started, past the code that aborts.
+    def body(port: int) -> Any:
+        stream = yield tasklets.open_connection("127.0.0.1", port)
+        upgrading = stream.start_tls(tls.client_context, server_hostname="localhost")
+        assert upgrading.cancel()
+        try:
+            yield upgrading
+        except tasklets.CancelledError:
+            pass
+        assert stream.is_closing(), f"a cancelled start_tls left {stream!r} open"
+        return 1
+
+    assert _with_tls_server(tls, body) == 1

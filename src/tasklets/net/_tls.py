@@ -263,6 +263,12 @@ def start_tls(
             raise
 
     task: Task[Stream] = Task(run(), loop=loop, name=f"start_tls {describe(stream._host, stream._port)}")
+
+    def aborted_if_cancelled(done: Future[Stream]) -> None:
+        if done.cancelled():  # even before its first step, where run() could not see it
+            stream.abort()
+
+    task.add_done_callback(aborted_if_cancelled)
     if timeout is not None:
 
         def expire() -> None:
