@@ -166,6 +166,18 @@ def _resolve_private(app, env, node, contnode):
             resolved = domain.resolve_xref(env, node["refdoc"], app.builder, role, public, node, contnode)
             if resolved is not None:
                 return resolved
+    if not target.startswith("tasklets"):  # "Client.urlopen" in a docstring of tasklets.http: try the public homes
+        for module_name in ("tasklets.http", *_PUBLIC_MODULES):
+            for role in (node["reftype"], "meth", "class", "exc", "func"):
+                resolved = domain.resolve_xref(
+                    env, node["refdoc"], app.builder, role, f"{module_name}.{target}", node, contnode
+                )
+                if resolved is not None:
+                    return resolved
+        import tasklets._exceptions
+
+        if "." not in target and hasattr(tasklets._exceptions, target):
+            return contnode  # an exception tasklets raises but does not export (yet): its name, unlinked
     if target.startswith("tasklets.") and any(part.startswith("_") for part in target.split(".")):
         return contnode  # a private helper: its name, unlinked
     return None
@@ -182,7 +194,21 @@ def _public_bases(app, name, obj, options, bases):
         index += 1
 
 
+def _public_types(app, what, name, obj, options, lines):
+    """Write the types napoleon took from annotations (``tasklets.http._response.Response``) by their public names."""
+    import re
+
+    def public(match):
+        names = _public_names(_lookup(match.group()))
+        return names[0] if names else match.group()
+
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith(":type"):
+            lines[index] = re.sub(r"\btasklets(?:\.\w+)*\._\w+(?:\.\w+)+", public, line)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _protect_property_summary, priority=100)
+    app.connect("autodoc-process-docstring", _public_types, priority=900)  # after napoleon's (500)
     app.connect("autodoc-process-bases", _public_bases)
     app.connect("missing-reference", _resolve_private, priority=900)  # after intersphinx's own try

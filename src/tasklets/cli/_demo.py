@@ -193,9 +193,6 @@ def run_demo(out: TextIO) -> int:
             (f"thread pool, default size ({default_workers})", "threads", default_workers),
             (f"thread pool, a thread per page ({LOAD_PAGES})", "threads", LOAD_PAGES),
         ]
-        started = [(name, _start_child(how, load, workers)) for name, how, workers in runs]
-        for _, child in started:
-            children.callback(_stop, child)
         print("Requesting, in this order:", file=out)
         for url in urls:
             print(f"  {url}", file=out)
@@ -214,6 +211,11 @@ def run_demo(out: TextIO) -> int:
             file=out,
         )
         out.flush()
+        # Started only now (the first parts' order of completion is the point there, and three interpreters
+        # loading would skew it), together: they load at once, then each fetches alone, the others idle.
+        started = [(name, _start_child(how, load, workers)) for name, how, workers in runs]
+        for _, child in started:
+            children.callback(_stop, child)
         rows = [(name, _measure(child, name)) for name, child in started]
     print(f"  {'':<38} {'wall':>8} {'threads':>8} {'memory':>10}", file=out)
     for name, figures in rows:
@@ -238,11 +240,7 @@ _CHILD = "import sys; from tasklets.cli._demo import _load_child; _load_child(sy
 
 
 def _start_child(how: str, urls: list[str], workers: int) -> subprocess.Popen[str]:
-    """Start :func:`_load_child` in a fresh interpreter; it imports, then waits for :func:`_measure` to say go.
-
-    Started early, the three interpreters load while the first part of the
-    demo runs; each then fetches alone, the others idle.
-    """
+    """Start :func:`_load_child` in a fresh interpreter; it imports, then waits for :func:`_measure` to say go."""
     return subprocess.Popen(
         [sys.executable, "-c", _CHILD, how, str(workers), *urls],
         stdin=subprocess.PIPE,

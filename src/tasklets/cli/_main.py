@@ -14,11 +14,13 @@ import os
 import re
 import ssl
 import sys
+import urllib.parse
 from collections.abc import Sequence
 
 from .._exceptions import LocalProtocolError
 from .._runtime import run
 from ..http import Headers, check_request
+from ..http._proxy import PROXY_SCHEMES
 from ._dask_fetch import DaskTarget, DaskUnavailable, parse_dask_target, run_dask_fetch
 from ._demo import run_demo
 from ._fetch import DEFAULT_PER_HOST, FetchOptions, fetch_all
@@ -106,6 +108,20 @@ def _backoff(text: str) -> float:
     if not 0 <= value < math.inf:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
     return value
+
+
+def _proxy_problem(url: str) -> str | None:
+    """Why the client cannot use ``url`` as a proxy, or None (it would fail every request, one by one)."""
+    try:
+        parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme.lower() not in PROXY_SCHEMES:
+        return f"the proxy schemes supported are {', '.join(f'{name}://' for name in PROXY_SCHEMES)}"
+    if not parts.hostname:
+        return "no host"
+    return None
 
 
 def _dask_target(text: str) -> DaskTarget:
@@ -238,6 +254,10 @@ def _fetch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             parser.error("--dask needs Dask's distributed: pip install 'tasklets[dask]'")
         if args.rate is not None or args.rate_per_host is not None:
             parser.error("--rate and --rate-per-host pace one process: they do not apply with --dask")
+    if args.proxy is not None:
+        why = _proxy_problem(args.proxy)
+        if why is not None:
+            parser.error(f"--proxy {args.proxy!r}: {why}")
     if args.cacert is not None and args.insecure:
         parser.error("--cacert and --insecure contradict each other: verify with FILE, or do not verify")
     headers = list(args.header)

@@ -177,9 +177,10 @@ class Client(BaseClient):
             context: the ``ssl.SSLContext`` for https.
 
         Raises:
-            InvalidURL: a bad URL. TypeError, ValueError: a body that cannot
-            be sent. FileNotFoundError: a ``files=`` path that does not exist.
-            (Raised here, before anything is sent.)
+            InvalidURL: a bad URL (raised here, before anything is sent, as are the next three).
+            TypeError: a body of a type that cannot be sent.
+            ValueError: a body that cannot be sent.
+            FileNotFoundError: a ``files=`` path that does not exist.
         """
         method = method.upper()
         full = url if params is None and not self.params and self.base_url is None else self._url(url, params)
