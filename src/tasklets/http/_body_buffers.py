@@ -7,10 +7,8 @@ object is made zero-filled (``bytes(n)``) and wrapped in an
 ``io.BytesIO``, whose ``getbuffer()`` lends its memory writable, and whose
 ``getvalue()``, once that view is let go and the one byte of slack read
 past the body's end is cut off, hands back that very object. Receiving
-into a buffer lent by the pool and copying out of it (the way this worked
-before) costs a second pass over every body and keeps a buffer as large as
-the body per body in flight: measured on a 1 MiB GET at concurrency 64,
-0.82 [0.76-1.02] of its client CPU per request (6 interleaved rounds).
+into a reused buffer and copying out of it would cost a second pass over
+every body, and a buffer as large as the body beside each body in flight.
 
 The allocator
 -------------
@@ -20,16 +18,17 @@ system once it passes 128 KiB; it raises these bounds to N and 2N when it
 sees a mapped block of N bytes freed. In a fresh process the first 1 MiB
 body freed raises them to 1 MiB and 2 MiB only, so as soon as two large
 objects are freed together (a body and its decoded text, two bodies) the
-heap is trimmed, and the next body faults its 256 pages in again: 480 page
-faults per 1 MiB body and 2.5 times the CPU, for as long as the process
-lives. Reading a body chunk by chunk is hit too (160 faults per MiB): every
-256 KiB read is a new mapping, shrunk to what arrived before it is freed,
-so it never raises the bounds. So the first :class:`BodyBuffers` of a
-process frees one block of :data:`MAX_BODY_BUFFER` bytes: blocks up to that
-size then come from the heap, and the heap keeps up to twice that free.
-That block is calloc'd, hence mapped and never touched: it costs no page
-fault. Other allocators (and a glibc whose thresholds were set explicitly,
-with ``mallopt`` or ``GLIBC_TUNABLES``) ignore it.
+heap is trimmed, and the next body faults its 256 pages in again (the
+kernel zeroing each one), for as long as the process lives. Reading a body
+chunk by chunk is hit too: every 256 KiB read is a new mapping, shrunk to
+what arrived before it is freed, so it never raises the bounds. So the
+first :class:`BodyBuffers` of a process frees one block of
+:data:`MAX_BODY_BUFFER` bytes: blocks up to that size then come from the
+heap, and the heap keeps up to twice that free. That block is calloc'd,
+hence mapped and never touched: it costs no page fault. Other allocators
+(and a glibc whose thresholds were set explicitly, with ``mallopt`` or
+``GLIBC_TUNABLES``) ignore it. ``tests/http/test_large_bodies.py`` counts
+the page faults; ``bench/http_client.py`` shows them per request.
 
 One :class:`BodyBuffers` per connection pool, used from its loop's thread
 only.
