@@ -123,9 +123,10 @@ def run_tasklets(
         return clock.stop(requests, nbytes)
 
     try:
-        return tasklets.run(main)
+        sample: Sample = tasklets.run(main)
     finally:
         client.close()
+    return sample
 
 
 def run_aiohttp(url: str, expected: bytes, requests: int, warmup: int, concurrency: int) -> Sample:

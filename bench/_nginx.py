@@ -153,7 +153,7 @@ def pattern_bytes(size: int, seed: int = 0) -> bytes:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

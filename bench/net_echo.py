@@ -310,7 +310,8 @@ def run_pingpong(server: Server, size: int, conns: int, cfg: Config, ca: str | N
     except subprocess.TimeoutExpired:
         return {"errors": ["client process timed out"]}
     try:
-        return json.loads(done.stdout.decode().strip().splitlines()[-1])
+        outcome: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        return outcome
     except (ValueError, IndexError):
         return {"errors": [f"client rc={done.returncode}: {done.stderr.decode(errors='replace')[-500:]}"]}
 

@@ -1,10 +1,10 @@
-"""BodyBuffers: lends buffers for large bodies read whole, and keeps those given back within a bound."""
+"""BodyBuffer: a large body is received into the very bytes object that is handed out."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasklets.http._body_buffers import BodyBuffers
+from tasklets.http._body_buffers import BodyBuffer, BodyBuffers
 
 
 @pytest.fixture(autouse=True)
@@ -12,55 +12,54 @@ def no_leaked_fds() -> None:
     """Overrides the directory's descriptor-leak check: no sockets here."""
 
 
-def test_a_new_buffer_is_at_least_the_size_asked_for() -> None:
-    buffer = BodyBuffers().borrow(1_000_001)
-    assert isinstance(buffer, bytearray)
-    assert len(buffer) >= 1_000_001
+def test_a_buffer_is_the_size_asked_for_and_writable() -> None:
+    buffer = BodyBuffers().make(1_000_001)
+    assert isinstance(buffer, BodyBuffer)
+    assert len(buffer.view) == 1_000_001
+    assert not buffer.view.readonly
 
 
-def test_a_buffer_given_back_is_lent_again() -> None:
-    buffers = BodyBuffers()
-    first = buffers.borrow(1_000_000)
-    buffers.give_back(first)
-    assert buffers.idle_bytes == len(first)
-    assert buffers.borrow(900_000) is first
-    assert buffers.idle_bytes == 0
+def test_the_body_taken_is_the_object_written_into_not_a_copy() -> None:
+    buffer = BodyBuffer(300_001)
+    buffer.view[:5] = b"hello"
+    buffer.view[299_995:300_001] = b"world!"  # the last byte is the slack past the body
+    address = buffer.view[:1]  # where the bytes live, seen through a slice of the view
+    pointer = _address(address)
+    address.release()
+    body = buffer.take(300_000)
+    assert body is not None
+    assert len(body) == 300_000
+    assert body[:5] == b"hello" and body[-5:] == b"world"
+    assert _address_of_bytes(body) == pointer, "the body was copied"
 
 
-def test_the_smallest_idle_buffer_that_fits_is_lent() -> None:
-    buffers = BodyBuffers()
-    small, large = buffers.borrow(300_000), buffers.borrow(3_000_000)
-    buffers.give_back(large)
-    buffers.give_back(small)
-    assert buffers.borrow(200_000) is small
-    assert buffers.borrow(200_000) is large  # the only one left that fits
-    buffers.give_back(small)
-    assert buffers.borrow(1_000_000) is not small  # too small: a new one
+def test_a_slice_still_held_defers_the_take() -> None:
+    buffer = BodyBuffer(200_001)
+    buffer.view[:3] = b"abc"
+    held = buffer.view[0:10]  # as the stream holds its slice while it calls back
+    assert buffer.take(200_000) is None
+    held.release()
+    body = buffer.take(200_000)
+    assert body is not None and len(body) == 200_000 and body[:3] == b"abc"
 
 
-def test_of_equal_buffers_the_last_given_back_is_lent_first() -> None:
-    """The buffer given back last is the likeliest still in the CPU's caches."""
-    buffers = BodyBuffers()
-    first, second = buffers.borrow(1_000_000), buffers.borrow(1_000_000)
-    buffers.give_back(first)
-    buffers.give_back(second)
-    assert buffers.borrow(1_000_000) is second
-    assert buffers.borrow(1_000_000) is first
+def test_take_or_copy_copies_while_a_slice_is_held() -> None:
+    buffer = BodyBuffer(100_001)
+    buffer.view[:3] = b"xyz"
+    held = buffer.view[0:10]
+    body = buffer.take_or_copy(100_000)
+    assert len(body) == 100_000 and body[:3] == b"xyz"
+    held.release()
 
 
-def test_sizes_are_rounded_up_so_that_near_sizes_share_a_buffer() -> None:
-    buffers = BodyBuffers()
-    buffer = buffers.borrow(1_048_577)
-    buffers.give_back(buffer)
-    assert buffers.borrow(1_100_000) is buffer
+def _address(view: memoryview) -> int:
+    import ctypes
+
+    return ctypes.addressof(ctypes.c_char.from_buffer(view))
 
 
-def test_idle_buffers_are_kept_up_to_the_bound_only() -> None:
-    buffers = BodyBuffers(max_idle_bytes=3 * 1024 * 1024)
-    lent = [buffers.borrow(1024 * 1024) for _ in range(4)]
-    for buffer in lent:
-        buffers.give_back(buffer)
-    assert buffers.idle_bytes == 3 * 1024 * 1024
-    buffers.clear()
-    assert buffers.idle_bytes == 0
-    assert all(buffers.borrow(1024 * 1024) is not buffer for buffer in lent)
+def _address_of_bytes(data: bytes) -> int:
+    import ctypes
+
+    # A bytes object's contents start where its buffer does: ask ctypes for that address.
+    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0

@@ -1,4 +1,4 @@
-"""Large bodies cost the same from the first request of a fresh process: no page faults per body.
+"""Large bodies read whole: received in place, and as cheap from the first request of a fresh process.
 
 glibc's malloc keeps large blocks in mappings of their own, and returns its
 heap's free top to the system, until it has seen a large mapped block freed
@@ -16,13 +16,18 @@ import os
 import platform
 import subprocess
 import sys
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from _servers import HERE, ExternalServer
+from _servers import HERE, ExternalServer, RawConnection, RawServer, fetch, pattern, run
 
-pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc on Linux"
-)
+import tasklets
+from tasklets.http import Client, Response
+
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 SIZE = 1024 * 1024
 COUNT = 40
@@ -48,9 +53,73 @@ def server(external_servers: dict[tuple[str, str], ExternalServer]) -> ExternalS
     return external_servers["uvicorn-httptools", "http"]
 
 
+@pytest.fixture
+def client() -> Iterator[Client]:
+    with Client(proxies=None) as made:
+        yield made
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc on Linux")
 @pytest.mark.parametrize("mode", ["whole", "whole-and-a-copy", "chunks"])
 def test_large_bodies_read_in_a_fresh_process_fault_no_memory_in(server: ExternalServer, mode: str) -> None:
     # Without the allocator told: 480 faults per body with a copy, 160 chunk by chunk.
     result = _read_in_a_fresh_process(f"{server.url}/bytes/{SIZE}", mode)
     assert result["size"] == SIZE
     assert result["faults_per_body"] < 32, result
+
+
+# -- received in place: no buffer beside the body, no second pass over it ---------------------------------
+
+
+def test_a_large_body_read_whole_takes_no_more_memory_than_itself(server: ExternalServer) -> None:
+    """The body is received into the bytes object handed out: no buffer beside it, none kept after it."""
+    size = 4 * 1024 * 1024
+
+    def main() -> Any:
+        with Client(proxies=None) as client:
+            yield from fetch(client, f"{server.url}/bytes/10")  # the pool and the connection are made now
+            tracemalloc.start()
+            try:
+                response, body = yield from fetch(client, f"{server.url}/bytes/{size}?seed=1")
+                peak = tracemalloc.get_traced_memory()[1]
+                correct = body == pattern(size, seed=1)
+                del response, body
+                yield from fetch(client, f"{server.url}/bytes/10")  # the task lets go of the last future it waited on
+                kept = tracemalloc.get_traced_memory()[0]
+            finally:
+                tracemalloc.stop()
+            return correct, peak, kept
+
+    correct, peak, kept = run(main)
+    assert correct
+    assert peak < 1.25 * size, f"{peak:,} bytes at the peak for a body of {size:,}"  # it was 2.06 times
+    assert kept < size // 4, f"{kept:,} bytes kept after the body was dropped"  # a lent buffer was kept
+
+
+def test_a_body_whose_end_arrives_after_the_read_waited(client: Client) -> None:
+    """The read that completes the body is called back by the stream: the body is taken once it lets go."""
+    size = 1024 * 1024
+    body = pattern(size, seed=3)
+    parked = threading.Event()
+
+    def script(conn: RawConnection) -> None:
+        conn.recv_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body[:100_000])
+        parked.wait(10)  # the client's read of the rest waits for readiness now
+        conn.send(body[100_000:])
+
+    def read_all(response: Response) -> Any:
+        return (yield from response.read())
+
+    def main() -> Any:
+        loop = tasklets.current_loop()
+        response = yield client.urlopen(f"{server.url}/")
+        reading = tasklets.spawn(read_all, response)
+        stepped: tasklets.Future[None] = tasklets.Future()
+        loop.call_soon(stepped.set_result, None)  # queued behind the reader's first step, which parks its read
+        yield stepped
+        parked.set()
+        return (yield reading)
+
+    with RawServer(script) as server:
+        assert run(main) == body

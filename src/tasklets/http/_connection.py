@@ -26,10 +26,11 @@ pool (or is closed if it cannot be reused); if the reader gives up early
 would corrupt the next response.
 
 When the whole of a large Content-Length body is wanted, ``read_rest()``
-reads it instead: the bytes go from the kernel into one buffer lent by the
-pool (``Stream.read_into``) and past the parser, which only counts them, so
-a 1 MiB body costs the kernel's copy and the final ``bytes`` rather than a
-``bytes`` object per read, the parser's copy of each, and a join.
+reads it instead: the bytes go from the kernel straight into the ``bytes``
+object that is returned (``Stream.read_into`` into a ``BodyBuffer``) and
+past the parser, which only counts them, so a 1 MiB body costs the kernel's
+copy alone rather than a ``bytes`` object per read, the parser's copy of
+each, and a join.
 """
 
 from __future__ import annotations
@@ -56,10 +57,17 @@ from .._exceptions import (
 from .._future import Future, done_future
 from ..net import Stream
 from . import _protocol as protocol
-from ._body_buffers import MAX_BODY_BUFFER, BodyBuffers
+from ._body_buffers import MAX_BODY_BUFFER, BodyBuffer, BodyBuffers
 from ._url import Origin
 
 __all__ = ["HTTPConnection", "ResponseHead"]
+
+
+def _take_later(receiving: BodyBuffer, end: int, result: Future[bytes]) -> None:
+    """Settle ``result`` with the body in ``receiving``, unless it was cancelled meanwhile."""
+    if not result.done():
+        result.set_result(receiving.take_or_copy(end))
+
 
 _READ_SIZE = 64 * 1024
 # Reads for a response head are smaller: a head and a short body fit, and of a
@@ -123,6 +131,7 @@ class HTTPConnection:
         self.parser = parser
         self.requests = 0  # requests sent on this connection so far
         self.body_buffers: BodyBuffers | None = None  # lent by the pool: read_rest() needs them
+        self._receiving: BodyBuffer | None = None  # the buffer read_rest() is filling
         self.idle_since = 0.0
         self._events: deque[Any] = deque()
         self._on_release = on_release
@@ -346,7 +355,8 @@ class HTTPConnection:
             return None
         # One byte more than the body: a byte past its end is detected (the
         # connection is then not reused), as feed() would have detected it.
-        view = memoryview(buffers.borrow(end + 1))
+        self._receiving = buffers.make(end + 1)
+        view = self._receiving.view
         position = 0
         for part in parts:
             view[position : position + len(part)] = part
@@ -392,17 +402,20 @@ class HTTPConnection:
                 raise RemoteProtocolError(f"the body from {self.origin} ended early")  # pragma: no cover
             finished = self.parser.take_body(count)
         except BaseException as exc:
-            self.close()  # the buffer is not given back: it is dropped with the failed read
+            self.close()
+            self._receiving = None
             result.set_exception(exc)
             return -1
         if not finished:
             return position + count
         self._message_complete()
-        body = bytes(view[:end])
-        buffer = view.obj  # the bytearray borrowed in read_rest
-        if self.body_buffers is not None and isinstance(buffer, bytearray):
-            self.body_buffers.give_back(buffer)
-        result.set_result(body)
+        receiving, self._receiving = self._receiving, None
+        assert receiving is not None
+        body = receiving.take(end)
+        if body is None:  # the stream calling back still holds its slice: take the body once it has let go
+            self.stream.loop.call_soon(_take_later, receiving, end, result)
+        else:
+            result.set_result(body)
         return -1
 
     def _read_body(self, read: Future[bytes], result: Future[bytes]) -> None:
