@@ -281,18 +281,23 @@ class Loop:
             raise LoopError(f"{self!r} is closed; cannot watch fd {fd}")
         if not isinstance(fd, int):
             fd = fd.fileno()
+        # The poller is told first and the handler recorded only once it
+        # accepted the fd: epoll refuses some (regular files, say), and a
+        # record of a refused fd would make the next call think it watched.
         handlers = self._io_handlers.get(fd)
         if handlers is None:
-            handlers = self._io_handlers[fd] = [None, None]
+            handlers = [None, None]
             handlers[direction] = handle
             self._poller.register(fd, self._io_mask(handlers))
+            self._io_handlers[fd] = handlers
         else:
             previous = handlers[direction]
-            handlers[direction] = handle
             if previous is None:
-                self._poller.modify(fd, self._io_mask(handlers))
+                wanted = [handle, handlers[1]] if direction == 0 else [handlers[0], handle]
+                self._poller.modify(fd, self._io_mask(wanted))
             else:
                 previous.cancel()
+            handlers[direction] = handle
         return handle
 
     def _clear_io_handler(self, fd: int, direction: int) -> bool:

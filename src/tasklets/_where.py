@@ -121,6 +121,19 @@ def default_executor() -> _CountingExecutor:
     return executor
 
 
+def _forget_defaults_after_fork() -> None:
+    # The default loop's thread and the pool's workers do not exist in a
+    # forked child; waiting on them would hang. The child makes its own on
+    # first use (the parent's loop object is left alone: its fds are shared).
+    global _default_loop, _default_thread, _default_executor, _default_lock
+    _default_loop = _default_thread = _default_executor = None
+    _default_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_defaults_after_fork)
+
+
 def _run_default_loop(loop: Loop) -> None:
     try:
         loop.run_forever()
