@@ -547,7 +547,12 @@ class Loop:
         clock = self.time
         poll = self._poll
         next_poll = 0.0
-        unclocked = 0  # busy iterations since the clock was last read
+        # Busy iterations since the clock was last read. Starting at the limit
+        # makes the first iteration poll: a loop (re)entered with callbacks
+        # ready still sees the sockets that turned ready while it was stopped,
+        # as asyncio's does (a run_until_complete() of a done future runs the
+        # readers that were due with it).
+        unclocked = _UNCLOCKED_ITERATIONS
         while not self._stopping:
             # 1. readiness: never block while callbacks wait; poll a busy loop at intervals.
             if ready:

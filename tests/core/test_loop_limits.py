@@ -123,3 +123,20 @@ class TestFork:
             return _in_child(child)
 
         assert tasklets.run(main) == 0
+
+
+class TestFirstIterationPolls:
+    """A busy loop polls at intervals, but a loop (re)entered polls at once (as asyncio's does)."""
+
+    def test_readers_due_when_the_loop_starts_run_with_the_first_callbacks(self, loop: Loop) -> None:
+        r, w = _readable_pair()
+        seen: list[str] = []
+        try:
+            loop.add_reader(r.fileno(), seen.append, "reader")
+            loop.call_soon(loop.stop)  # ready at once: without the first poll the reader waits for the next run
+            loop.run_forever()
+            loop.remove_reader(r.fileno())
+        finally:
+            r.close()
+            w.close()
+        assert seen == ["reader"]
