@@ -47,6 +47,7 @@ from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
+from ._bridge import asyncio_proxy, is_asyncio_future
 from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
@@ -311,6 +312,16 @@ class Task(Future[T]):
                         continue
                     return
                 if is_future_like(yielded):
+                    if is_asyncio_future(yielded):
+                        if yielded.done():
+                            value, exc = _outcome(yielded)
+                            continue
+                        try:
+                            self._wait_on(asyncio_proxy(yielded, loop, self.name))
+                        except BadYieldError as error:
+                            value, exc = None, error
+                            continue
+                        return
                     if isinstance(yielded, _CfFuture):
                         if yielded.done():
                             value, exc = _outcome(yielded)
@@ -423,7 +434,7 @@ def _explain_bad_yield(task: Task[Any], yielded: object) -> str:
 
 # ``await future`` and ``yield from future`` step into Future.__iter__: a repr
 # pointing there would show the library's line, not the task's.
-_FUTURE_ADAPTER = Future.__iter__.__code__
+_FUTURE_ADAPTERS = (Future.__iter__.__code__, Future.__await__.__code__)
 
 
 def _suspension_point(coro: Any) -> str | None:
@@ -434,7 +445,7 @@ def _suspension_point(coro: Any) -> str | None:
         frame = getattr(coro, "gi_frame", None) or getattr(coro, "cr_frame", None)
         if frame is None:
             break
-        if frame.f_code is not _FUTURE_ADAPTER:
+        if frame.f_code not in _FUTURE_ADAPTERS:
             where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
         coro = getattr(coro, "gi_yieldfrom", None) or getattr(coro, "cr_await", None)
         seen += 1
