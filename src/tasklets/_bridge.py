@@ -40,7 +40,7 @@ from typing import Any
 
 from ._exceptions import BadYieldError, LoopError
 
-__all__ = ["await_elsewhere", "asyncio_proxy", "running_asyncio_loop", "is_asyncio_future"]
+__all__ = ["await_elsewhere", "asyncio_outcome", "asyncio_proxy", "running_asyncio_loop", "is_asyncio_future"]
 
 
 def running_asyncio_loop() -> Any:
@@ -189,6 +189,14 @@ def asyncio_proxy(awaited: Any, task_loop: Any, task_name: str) -> Any:
             "future on the running loop, or run this task on it with tasklets.asyncio.EventLoop."
         )
     return proxy
+
+
+def asyncio_outcome(awaited: Any) -> tuple[Any, BaseException | None]:
+    """``(value, exception)`` of a done asyncio future; a cancelled one gives asyncio's CancelledError."""
+    try:
+        return awaited.result(), None
+    except BaseException as exc:
+        return None, exc
 
 
 def _copy_from_asyncio(proxy: Any, awaited: Any) -> None:

@@ -142,6 +142,8 @@ class Loop:
     """
 
     slow_callback_duration = 0.1
+    #: Whether tasks on this loop register as asyncio's current task (tasklets.asyncio.EventLoop).
+    _asyncio_tasks = False
 
     def __init__(self, *, clock: Clock | None = None, debug: bool | None = None) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -582,6 +584,9 @@ class Loop:
                     raise
                 except BaseException:
                     logger.exception("exception in callback %s on %r", _describe_callback(callback), self)
+                # Drop it now, not at the next pop: what it alone kept alive (a
+                # task that just failed, say) is freed, and reported, at once.
+                del callback
 
     def _run_until_stopped_debug(self) -> None:
         """The same loop, timing every callback to report the slow ones."""
@@ -608,3 +613,4 @@ class Loop:
                     logger.warning(
                         "slow callback: %s blocked %r for %.3f s", _describe_callback(callback), self, took
                     )
+                del callback

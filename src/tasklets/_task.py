@@ -41,13 +41,14 @@ import inspect
 import itertools
 import logging
 import types
+from asyncio.tasks import _enter_task, _leave_task  # asyncio is loaded already: Cancelled is its CancelledError
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
-from ._bridge import asyncio_proxy, is_asyncio_future
+from ._bridge import asyncio_outcome, asyncio_proxy, is_asyncio_future
 from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
@@ -85,6 +86,7 @@ class Task(Future[T]):
         "_log_exception",
         "_wakeup",
         "_stepper",
+        "_cancels",
     )
 
     def __init__(
@@ -109,12 +111,15 @@ class Task(Future[T]):
         self._qualname: str = getattr(coro, "__qualname__", "Task")
         self._number = next(_task_numbers)
         self._log_exception = False
+        self._cancels = 0
+        if loop is None:
+            loop = loop_for_caller()
         # Bound once, not at every wait: registered on every future the task
         # waits on, and enqueued at every step. (Cycles broken in _finish.)
         self._wakeup = self._on_done
-        self._stepper = self._step
-        if loop is None:
-            loop = loop_for_caller()
+        # On an asyncio loop each step also makes the task asyncio's
+        # current_task(); chosen here, so plain loops pay nothing for it.
+        self._stepper = self._step_as_asyncio_task if loop._asyncio_tasks else self._step
         self._loop: Loop = loop
         loop._tasks.add(self)
         loop._enqueue(self._stepper)
@@ -136,6 +141,41 @@ class Task(Future[T]):
     def loop(self) -> Loop:
         """The loop that steps this task."""
         return self._loop
+
+    # -- the asyncio.Task methods asyncio and anyio call (on tasklets.asyncio.EventLoop) ------------
+
+    def get_loop(self) -> Loop:
+        """The loop that steps this task (asyncio's name for :attr:`loop`)."""
+        return self._loop
+
+    def get_coro(self) -> Any:
+        """The generator or coroutine the task runs (None once it is done)."""
+        return self._coro
+
+    def get_name(self) -> str:
+        """asyncio's name for :attr:`name`."""
+        return self.name
+
+    def set_name(self, value: object) -> None:
+        """asyncio's way to set :attr:`name`."""
+        self.name = str(value)
+
+    def cancelling(self) -> int:
+        """How many cancellation requests are pending (asyncio's count, for ``timeout()`` and task groups)."""
+        return self._cancels
+
+    def uncancel(self) -> int:
+        """Take back one cancellation request; return how many remain (asyncio's contract)."""
+        if self._cancels > 0:
+            self._cancels -= 1
+            if self._cancels == 0:
+                self._must_cancel = False
+        return self._cancels
+
+    @property
+    def _fut_waiter(self) -> Any:
+        # What anyio reads on asyncio tasks to decide whether a cancellation is due.
+        return self._waiting_on
 
     def __repr__(self) -> str:
         parts = [f"<Task {self.name!r} {self._describe_state()}"]
@@ -186,6 +226,7 @@ class Task(Future[T]):
         """
         if self._state is not PENDING:
             return self.cancelled()
+        self._cancels += 1
         loop = self._loop
         if loop._thread_id != _get_ident() and loop._thread_id is not None:
             loop.call_soon_threadsafe(self._cancel_on_loop, msg)
@@ -241,7 +282,7 @@ class Task(Future[T]):
         if future is self._waiting_on:
             self._waiting_on = None
             self._resume_from = future if outcome is None else outcome
-            self._step()
+            self._stepper()
 
     # -- the stepper ---------------------------------------------------------------------------------
 
@@ -314,7 +355,7 @@ class Task(Future[T]):
                 if is_future_like(yielded):
                     if is_asyncio_future(yielded):
                         if yielded.done():
-                            value, exc = _outcome(yielded)
+                            value, exc = asyncio_outcome(yielded)
                             continue
                         try:
                             self._wait_on(asyncio_proxy(yielded, loop, self.name))
@@ -344,6 +385,14 @@ class Task(Future[T]):
             self._finish(None, error)
         finally:
             loop._current_task = outer
+
+    def _step_as_asyncio_task(self) -> None:
+        loop = self._loop
+        _enter_task(loop, self)  # type: ignore[arg-type]
+        try:
+            self._step()
+        finally:
+            _leave_task(loop, self)  # type: ignore[arg-type]
 
     def _wait_on(self, future: Any) -> None:
         self._waiting_on = future

@@ -98,12 +98,14 @@ class TestAwaitFromAsyncio:
             pending: Future[int] = Future()
             with pytest.raises(BlockingResultError, match="asyncio loop"):
                 pending.result()
-            job = double(1)
+            started, cleaned = Future(), Future()
+            job = wait_forever(started, cleaned)
             with pytest.raises(BlockingResultError):
                 job.result()
-            return await job
+            job.cancel()
+            return await cleaned
 
-        assert run(main()) == 2
+        assert run(main()) == "cleaned up"
 
 
 async def _await(future):

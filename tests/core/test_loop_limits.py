@@ -140,3 +140,22 @@ class TestFirstIterationPolls:
             r.close()
             w.close()
         assert seen == ["reader"]
+
+
+class TestCallbacksAreDroppedOnceRun:
+    def test_what_a_callback_alone_kept_alive_is_freed_before_the_next_callback_runs(self, loop: Loop) -> None:
+        import weakref
+
+        class Payload:
+            def __call__(self) -> None:
+                pass
+
+        payload = Payload()
+        alive = weakref.ref(payload)
+        seen: list[bool] = []
+        loop.call_soon(payload)
+        del payload
+        loop.call_soon(lambda: seen.append(alive() is None))
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert seen == [True]
