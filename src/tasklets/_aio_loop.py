@@ -40,6 +40,7 @@ import sys
 import threading
 from asyncio import events
 from collections.abc import Callable, Mapping
+from contextvars import copy_context as _copy_context
 from typing import Any
 
 from . import _context
@@ -95,6 +96,26 @@ class _TimerHandle(events.TimerHandle):
         # As in Handle._run: a traceback that captured this frame (through a
         # coroutine's f_back) must not keep the handle, and so its task, alive.
         self = None  # type: ignore[assignment]
+
+
+def _fast_handle(callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any) -> Any:
+    """``_Handle(callback, args, loop, context)`` without debug mode's bookkeeping (call_soon's hot path).
+
+    Handle.__init__ asks the loop for its debug flag on every call; the
+    caller has just done so.
+    """
+    handle: Any = _new_handle(_Handle)
+    handle._context = _copy_context() if context is None else context
+    handle._loop = loop
+    handle._callback = callback
+    handle._args = args
+    handle._cancelled = False
+    handle._repr = None
+    handle._source_traceback = None
+    return handle
+
+
+_new_handle = object.__new__
 
 
 def _run_handle(handle: events.Handle) -> None:
@@ -273,9 +294,11 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")  # type: ignore[attr-defined]
-        handle = _Handle(callback, args, self, context)
-        if handle._source_traceback:  # type: ignore[attr-defined]
-            del handle._source_traceback[-1]  # type: ignore[attr-defined]
+            handle = _Handle(callback, args, self, context)
+            if handle._source_traceback:  # type: ignore[attr-defined]
+                del handle._source_traceback[-1]  # type: ignore[attr-defined]
+        else:
+            handle = _fast_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
