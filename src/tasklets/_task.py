@@ -48,10 +48,11 @@ from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
-from ._bridge import asyncio_outcome, asyncio_proxy, is_asyncio_future
+from ._bridge import asyncio_outcome, asyncio_proxy, is_asyncio_future, running_asyncio_loop
 from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
+from ._guest import guest_loop_for
 from ._loop import Loop, _get_ident
 from ._where import default_executor, loop_for_caller
 
@@ -113,7 +114,7 @@ class Task(Future[T]):
         self._log_exception = False
         self._cancels = 0
         if loop is None:
-            loop = loop_for_caller()
+            loop = _loop_for_new_task()
         # Bound once, not at every wait: registered on every future the task
         # waits on, and enqueued at every step. (Cycles broken in _finish.)
         self._wakeup = self._on_done
@@ -570,3 +571,14 @@ def current_task() -> Task[Any] | None:
     loop = _context.thread_context.loop
     return None if loop is None else loop._current_task
 
+
+
+def _loop_for_new_task() -> Loop:
+    """Where a task made here runs: this thread's loop; in a running foreign asyncio loop, that loop as a guest."""
+    loop = _context.thread_context.loop
+    if loop is not None:
+        return loop
+    host = running_asyncio_loop()
+    if host is not None and not isinstance(host, Loop):
+        return guest_loop_for(host)
+    return loop_for_caller()

@@ -100,6 +100,7 @@ class TestAwaitFromAsyncio:
                 pending.result()
             started, cleaned = Future(), Future()
             job = wait_forever(started, cleaned)
+            await started
             with pytest.raises(BlockingResultError):
                 job.result()
             job.cancel()
