@@ -123,9 +123,9 @@ def _cancel_with(future: Any, waiter: Any) -> None:
 
 
 async def _await_in_trio(future: Any, trio: Any) -> Any:
-    import outcome  # trio's own dependency
-
     from ._future import read_outcome
+
+    outcome = sys.modules["outcome"]  # trio's own dependency, loaded with it
 
     lowlevel = trio.lowlevel
     task = lowlevel.current_task()
