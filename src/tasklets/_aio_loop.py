@@ -255,8 +255,7 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
         Loop.__init__(self, clock=clock, debug=debug)
         if debug is None and asyncio_debug:
             self._debug = True
-        if self._debug:
-            del self.call_soon  # the kernel's debug check is asyncio's here
+        self.__dict__.pop("call_soon", None)  # the kernel's debug check: call_soon here does asyncio's
         # The kernel's waker is asyncio's self-pipe.
         self._ssock = self._waker_read
         self._csock = self._waker_write

@@ -221,3 +221,30 @@ class TestGeneratorTasksYieldAsyncioFutures:
             return job.cancelled(), inner.cancelled()
 
         assert tasklets.run(main) == (True, True)
+
+
+class TestDebugMode:
+    """Debug mode from either side: tasklets' TASKLETS_DEBUG, asyncio's PYTHONASYNCIODEBUG, debug=True."""
+
+    @pytest.mark.parametrize("variable", ["TASKLETS_DEBUG", "PYTHONASYNCIODEBUG"])
+    def test_from_the_environment(self, variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(variable, "1")
+        monkeypatch.setattr(asyncio.coroutines, "_is_debug_mode", lambda: variable == "PYTHONASYNCIODEBUG")
+
+        async def main():
+            await asyncio.sleep(0)
+            return asyncio.get_running_loop().get_debug()
+
+        assert tasklets.run(main) is True
+
+    def test_debug_true_checks_the_thread(self) -> None:
+        loop = new_event_loop(debug=True)
+        try:
+
+            def main():
+                yield tasklets.sleep(0)
+                return loop.call_soon(lambda: None) is not None
+
+            assert loop.run_until_complete(tasklets.Task(main(), loop=loop)) is True
+        finally:
+            loop.close()
