@@ -20,7 +20,7 @@ from time import perf_counter
 from typing import Any
 
 import tasklets
-import tasklets._runtime
+import tasklets._where
 import tasklets.asyncio
 from _harness import Report, interleave, median, ratio_of
 
@@ -43,12 +43,12 @@ def _run_on(kind: str, main: Callable[..., Coroutine[Any, Any, Any]], *args: Any
 
 
 def _run_tasklets(plain: bool, main: Callable[[], Any]) -> Any:
-    saved = tasklets._runtime.LOOP_FACTORY
-    tasklets._runtime.LOOP_FACTORY = tasklets.Loop if plain else saved
+    saved = tasklets._where.LOOP_FACTORY
+    tasklets._where.LOOP_FACTORY = tasklets.Loop if plain else saved
     try:
         return tasklets.run(main)
     finally:
-        tasklets._runtime.LOOP_FACTORY = saved
+        tasklets._where.LOOP_FACTORY = saved
 
 
 # -- a. tasklets tasks ----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from . import _context
 from ._clock import Clock
 from ._exceptions import LoopError
 from ._loop import Handle as _KernelHandle
-from ._loop import Loop, _get_ident
+from ._loop import Loop
 
 __all__ = ["EventLoop", "new_event_loop"]
 
@@ -245,8 +245,6 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
             or ``PYTHONASYNCIODEBUG``).
     """
 
-    _asyncio_tasks = True
-
     def __init__(self, *, clock: Clock | None = None, debug: bool | None = None) -> None:
         # asyncio's half first: Loop.__init__ registers the waker through
         # add_reader, which is asyncio's here and needs its state.
@@ -310,7 +308,7 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
         if handle._source_traceback:  # type: ignore[attr-defined]
             del handle._source_traceback[-1]  # type: ignore[attr-defined]
         self._ready.append(handle)
-        if self._thread_id != _get_ident():
+        if self._thread_id != threading.get_ident():
             self._wake()
         return handle
 
@@ -431,7 +429,7 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
         self._check_running()
         self._set_coroutine_origin_tracking(self._debug)  # type: ignore[attr-defined]
         old_agen_hooks = sys.get_asyncgen_hooks()
-        self._thread_id = _get_ident()
+        self._thread_id = threading.get_ident()
         _context.thread_context.loop = self
         try:
             sys.set_asyncgen_hooks(

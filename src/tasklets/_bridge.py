@@ -20,12 +20,8 @@ in that library's own currency:
 * anything else (a coroutine stepped by hand, curio): a :class:`LoopError`
   saying what can drive a tasklets future.
 
-The other direction, a tasklets task yielding an asyncio future, goes
-through :func:`asyncio_proxy`: a tasklets future completed by the asyncio
-future's done-callback, registered on that future's own loop thread (asyncio
-futures are not thread-safe), and whose cancellation cancels it there. A
-future of a loop that is not running could never complete, so yielding one
-is a :class:`BadYieldError`.
+The other direction, a tasklets task yielding an asyncio future, is
+``_aio_wait``'s.
 
 Nothing here imports asyncio or trio: a program that uses neither never
 loads them, and a loop of theirs can only run if they are imported already.
@@ -38,9 +34,9 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
-from ._exceptions import BadYieldError, LoopError
+from ._exceptions import LoopError
 
-__all__ = ["await_elsewhere", "asyncio_outcome", "asyncio_proxy", "running_asyncio_loop", "is_asyncio_future"]
+__all__ = ["await_elsewhere", "running_asyncio_loop", "is_asyncio_future"]
 
 
 def running_asyncio_loop() -> Any:
@@ -103,17 +99,14 @@ def _deliver_to_asyncio(loop: Any, waiter: Any, future: Any) -> None:
 
 
 def _copy_to_asyncio(future: Any, waiter: Any) -> None:
-    from ._future import read_outcome
-
     if waiter.done():
         return  # cancelled meanwhile
-    value, exc, cancelled = read_outcome(future)
-    if cancelled:
+    if future.cancelled():
         waiter.cancel()
-    elif exc is not None:
-        waiter.set_exception(exc)
+    elif future.exception() is not None:  # done: neither call waits
+        waiter.set_exception(future.exception())
     else:
-        waiter.set_result(value)
+        waiter.set_result(future.result())
 
 
 def _cancel_with(future: Any, waiter: Any) -> None:
@@ -123,8 +116,6 @@ def _cancel_with(future: Any, waiter: Any) -> None:
 
 
 async def _await_in_trio(future: Any, trio: Any) -> Any:
-    from ._future import read_outcome
-
     outcome = sys.modules["outcome"]  # trio's own dependency, loaded with it
 
     lowlevel = trio.lowlevel
@@ -138,13 +129,10 @@ async def _await_in_trio(future: Any, trio: Any) -> Any:
         if not waiting:
             return
         waiting = False
-        value, exc, cancelled = read_outcome(future)
-        if cancelled and raise_cancel is not None:
+        if future.cancelled() and raise_cancel is not None:
             lowlevel.reschedule(task, outcome.capture(raise_cancel))
-        elif exc is not None:
-            lowlevel.reschedule(task, outcome.Error(exc))
-        else:
-            lowlevel.reschedule(task, outcome.Value(value))
+        else:  # done: result() does not wait
+            lowlevel.reschedule(task, outcome.capture(future.result))
 
     def on_done(_: object) -> None:  # any thread
         try:
@@ -160,68 +148,3 @@ async def _await_in_trio(future: Any, trio: Any) -> Any:
 
     future.add_done_callback(on_done)
     return await lowlevel.wait_task_rescheduled(abort)
-
-
-# -- a tasklets task yielding an asyncio future ---------------------------------------------------
-
-
-def asyncio_proxy(awaited: Any, task_loop: Any, task_name: str) -> Any:
-    """A tasklets future with the outcome of the asyncio future ``awaited``; its cancel cancels it.
-
-    Raises:
-        BadYieldError: ``awaited``'s loop is not running, so it could never complete.
-    """
-    from ._future import Future
-
-    loop = awaited.get_loop()
-    proxy: Future[Any] = Future()
-    copy = functools.partial(_copy_from_asyncio, proxy)
-    if loop is task_loop:
-        awaited.add_done_callback(copy)
-        proxy.add_done_callback(functools.partial(_cancel_on_its_loop, awaited, None))
-    elif loop.is_running() and not loop.is_closed():
-        loop.call_soon_threadsafe(awaited.add_done_callback, copy)
-        proxy.add_done_callback(functools.partial(_cancel_on_its_loop, awaited, loop))
-    else:
-        raise BadYieldError(
-            f"task {task_name!r} yielded {awaited!r}, an asyncio future of {loop!r}, which is not "
-            "running: nothing would ever complete it. Run that loop (in its own thread), create the "
-            "future on the running loop, or run this task on it with tasklets.asyncio.EventLoop."
-        )
-    return proxy
-
-
-def asyncio_outcome(awaited: Any) -> tuple[Any, BaseException | None]:
-    """``(value, exception)`` of a done asyncio future; a cancelled one gives asyncio's CancelledError."""
-    try:
-        return awaited.result(), None
-    except BaseException as exc:
-        return None, exc
-
-
-def _copy_from_asyncio(proxy: Any, awaited: Any) -> None:
-    from ._exceptions import InvalidStateError
-
-    if proxy.done():
-        return
-    try:
-        value = awaited.result()
-    except BaseException as exc:  # asyncio's CancelledError included: the task sees what asyncio would
-        try:
-            proxy.set_exception(exc)
-        except InvalidStateError:
-            pass  # cancelled meanwhile
-    else:
-        proxy._try_set_result(value)
-
-
-def _cancel_on_its_loop(awaited: Any, loop: Any, proxy: Any) -> None:
-    if not proxy.cancelled() or awaited.done():
-        return
-    if loop is None or running_asyncio_loop() is loop:
-        awaited.cancel()
-    else:
-        try:
-            loop.call_soon_threadsafe(awaited.cancel)
-        except RuntimeError:
-            pass  # its loop closed meanwhile

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _context
-from ._loop import Loop, _describe_callback, _get_ident
+from ._loop import Loop
 
 __all__ = ["GuestLoop", "guest_loop_for"]
 
@@ -74,7 +74,7 @@ class GuestLoop(Loop):
         self._stopping = False
         self._signal_handlers = {}
         self._close_callbacks = []
-        self._thread_id = getattr(host, "_thread_id", None) or _get_ident()
+        self._thread_id = threading.get_ident()  # made by a task function called on the host's thread
         self.time = host.time
 
     def __repr__(self) -> str:
@@ -83,7 +83,7 @@ class GuestLoop(Loop):
     def _schedule_drain(self) -> None:
         self._drain_scheduled = True
         try:
-            if _get_ident() == self._thread_id:
+            if threading.get_ident() == self._thread_id:
                 self._host.call_soon(self._drain)
             else:
                 self._host.call_soon_threadsafe(self._drain)
@@ -103,7 +103,7 @@ class GuestLoop(Loop):
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException:
-                    logger.exception("exception in callback %s on %r", _describe_callback(callback), self)
+                    logger.exception("exception in callback %s on %r", callback, self)
                 del callback
         finally:
             _context.thread_context.loop = outer

@@ -142,8 +142,6 @@ class Loop:
     """
 
     slow_callback_duration = 0.1
-    #: Whether tasks on this loop register as asyncio's current task (tasklets.asyncio.EventLoop).
-    _asyncio_tasks = False
 
     def __init__(self, *, clock: Clock | None = None, debug: bool | None = None) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -283,23 +281,18 @@ class Loop:
             raise LoopError(f"{self!r} is closed; cannot watch fd {fd}")
         if not isinstance(fd, int):
             fd = fd.fileno()
-        # The poller is told first and the handler recorded only once it
-        # accepted the fd: epoll refuses some (regular files, say), and a
-        # record of a refused fd would make the next call think it watched.
         handlers = self._io_handlers.get(fd)
-        if handlers is None:
-            handlers = [None, None]
+        if handlers is None:  # registered before recorded: epoll refuses some fds (regular files)
+            self._poller.register(fd, self._poller.WRITE if direction else self._poller.READ)
+            handlers = self._io_handlers[fd] = [None, None]
             handlers[direction] = handle
-            self._poller.register(fd, self._io_mask(handlers))
-            self._io_handlers[fd] = handlers
         else:
             previous = handlers[direction]
+            handlers[direction] = handle
             if previous is None:
-                wanted = [handle, handlers[1]] if direction == 0 else [handlers[0], handle]
-                self._poller.modify(fd, self._io_mask(wanted))
+                self._poller.modify(fd, self._io_mask(handlers))
             else:
                 previous.cancel()
-            handlers[direction] = handle
         return handle
 
     def _clear_io_handler(self, fd: int, direction: int) -> bool:
@@ -489,9 +482,7 @@ class Loop:
 
     def _check_thread(self, what: str) -> None:
         if self._thread_id is not None and self._thread_id != _get_ident():
-            raise LoopError(
-                f"{what}() called from a thread that does not run {self!r}; use call_soon_threadsafe()"
-            )
+            raise LoopError(f"{what}() called from a thread that does not run {self!r}; use call_soon_threadsafe()")
 
     # -- one iteration -----------------------------------------------------------------------
 
@@ -549,12 +540,7 @@ class Loop:
         clock = self.time
         poll = self._poll
         next_poll = 0.0
-        # Busy iterations since the clock was last read. Starting at the limit
-        # makes the first iteration poll: a loop (re)entered with callbacks
-        # ready still sees the sockets that turned ready while it was stopped,
-        # as asyncio's does (a run_until_complete() of a done future runs the
-        # readers that were due with it).
-        unclocked = _UNCLOCKED_ITERATIONS
+        unclocked = _UNCLOCKED_ITERATIONS  # busy iterations since the clock was read; at the limit, the first polls
         while not self._stopping:
             # 1. readiness: never block while callbacks wait; poll a busy loop at intervals.
             if ready:
@@ -584,9 +570,7 @@ class Loop:
                     raise
                 except BaseException:
                     logger.exception("exception in callback %s on %r", _describe_callback(callback), self)
-                # Drop it now, not at the next pop: what it alone kept alive (a
-                # task that just failed, say) is freed, and reported, at once.
-                del callback
+                del callback  # now, not at the next pop: what it alone kept alive (a failed task) goes at once
 
     def _run_until_stopped_debug(self) -> None:
         """The same loop, timing every callback to report the slow ones."""

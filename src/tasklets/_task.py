@@ -48,7 +48,9 @@ from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
-from ._bridge import asyncio_outcome, asyncio_proxy, is_asyncio_future, running_asyncio_loop
+from ._aio_loop import EventLoop
+from ._aio_wait import asyncio_outcome, asyncio_proxy
+from ._bridge import is_asyncio_future, running_asyncio_loop
 from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
@@ -120,7 +122,7 @@ class Task(Future[T]):
         self._wakeup = self._on_done
         # On an asyncio loop each step also makes the task asyncio's
         # current_task(); chosen here, so plain loops pay nothing for it.
-        self._stepper = self._step_as_asyncio_task if loop._asyncio_tasks else self._step
+        self._stepper = self._step_as_asyncio_task if isinstance(loop, EventLoop) else self._step
         self._loop: Loop = loop
         loop._tasks.add(self)
         loop._enqueue(self._stepper)
