@@ -1,7 +1,7 @@
 """Run CPython's own ``Lib/test/test_asyncio`` with the tasklets loop as the loop every test makes.
 
-Usage (any Python 3.11+ whose ``Lib/test`` is installed; tasklets' core needs
-nothing outside the standard library, so no virtualenv is needed)::
+Usage (any Python 3.11+ whose ``Lib/test`` is installed and that has h11,
+which ``import tasklets`` needs; tasklets itself is imported from ``src/``)::
 
     python tests/aio/cpython_suite.py                 # with tasklets.asyncio.EventLoop
     python tests/aio/cpython_suite.py --stock         # stock asyncio, for comparison
