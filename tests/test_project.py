@@ -56,7 +56,7 @@ def _layer_of(module: str) -> str:
         return "package"
     if parts[0] in ("net", "http", "cli"):
         return parts[0]
-    if parts[0] in ("dask", "testing"):  # built on the library, used by the CLI and by tests
+    if parts[0] in ("dask", "testing", "asyncio"):  # built on the library, used by the CLI and by tests
         return "tools"
     assert parts[0].startswith("_") and len(parts) == 1, f"{module}: which layer is it?"
     return "core"
@@ -308,6 +308,13 @@ ALLOWED_REACH_THROUGH = {
     # The HTTP head checks live on the protocol class, which the HTTP split
     # is taking apart; the client's check_request borrows them until then.
     ("tasklets.http._client", "_check_fields"): "the head checks of http/_protocol (being split)",
+    # tasklets.asyncio.EventLoop runs asyncio's own handles, as asyncio's loop does
+    # (their _cancelled and _run are asyncio's, not the kernel Handle's).
+    ("tasklets._aio_loop", "_cancelled"): "asyncio's Handle, run by the loop as asyncio's own loop does",
+    ("tasklets._aio_loop", "_run"): "asyncio's Handle, run by the loop as asyncio's own loop does",
+    # ``await future`` asks whether a task of this thread's loop is stepping
+    # (the hot path of every await in an async def task).
+    ("tasklets._future", "_current_task"): "await's driver check, on its hot path",
     # A response's headers are the parser's fresh list of pairs: adopted, not copied.
     ("tasklets.http._client", "_adopt"): "Headers' no-copy constructor",
 }

@@ -7,6 +7,7 @@ timers use it to find the loop to schedule on.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -24,3 +25,14 @@ thread_context = _ThreadContext()
 def running_loop() -> Loop | None:
     """The loop running in the calling thread, or None."""
     return thread_context.loop
+
+
+def _forget_loop_after_fork() -> None:
+    # The child's only thread is the one that forked; if it was running a
+    # loop, that loop's poller and waker are the parent's. Like asyncio, the
+    # child starts with no running loop, so it may tasklets.run() its own.
+    thread_context.loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loop_after_fork)

@@ -9,6 +9,7 @@ library catches ours unchanged.
 
 from __future__ import annotations
 
+import asyncio  # first of anything that may load _asyncio (see tasklets.asyncio)
 import builtins
 import concurrent.futures
 import urllib.error
@@ -53,13 +54,15 @@ CancelledError = concurrent.futures.CancelledError
 InvalidStateError = concurrent.futures.InvalidStateError
 
 
-class Cancelled(BaseException):
-    """Thrown into a task at its current ``yield`` when the task is cancelled.
-
-    It is a :class:`BaseException`, so ``except Exception:`` does not catch
-    it. A task may catch it to clean up; if it lets it escape, the task ends
-    cancelled and its ``result()`` raises :class:`concurrent.futures.CancelledError`.
-    """
+#: Thrown into a task at its current ``yield`` when the task is cancelled.
+#:
+#: It is asyncio's own ``CancelledError`` (asyncio's ``timeout()`` and
+#: ``TaskGroup`` test its identity, and asyncio code running in a task must
+#: see its cancellation as its own), so it is a :class:`BaseException`:
+#: ``except Exception:`` does not catch it. A task may catch it to clean up;
+#: if it lets it escape, the task ends cancelled and its ``result()`` raises
+#: :class:`concurrent.futures.CancelledError`.
+Cancelled = asyncio.CancelledError
 
 
 class TimeoutError(builtins.TimeoutError):

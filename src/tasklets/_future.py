@@ -40,6 +40,7 @@ from concurrent.futures._base import (
 from typing import Any, TypeVar
 
 from . import _context
+from ._bridge import await_elsewhere, running_asyncio_loop
 from ._exceptions import BlockingResultError, CancelledError, InvalidStateError
 from ._where import default_executor
 
@@ -184,6 +185,13 @@ class Future(concurrent.futures.Future[T]):
     def _wait_until_done(self, timeout: float | None) -> None:
         """Block until done; raise CancelledError or TimeoutError as the stdlib does."""
         if self._state not in _DONE_STATES:
+            if _context.thread_context.loop is None and running_asyncio_loop() is not None:
+                raise BlockingResultError(
+                    f"result() called on pending {self!r} from the thread running the asyncio loop "
+                    f"{running_asyncio_loop()!r}: that thread would block its loop until the future is "
+                    "done, stalling everything else on it (forever, if completing the future needs it). "
+                    "In a coroutine write 'value = await future' instead."
+                )
             if _context.thread_context.loop is not None:
                 raise BlockingResultError(
                     f"result() called on pending {self!r} from the thread running "
@@ -387,8 +395,12 @@ class Future(concurrent.futures.Future[T]):
                 self._blocking.wake(self, "add_exception")
         self._invoke_callbacks()
 
-    def cancel(self) -> bool:
-        """Cancel the future unless it is running or done; True if it is cancelled."""
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the future unless it is running or done; True if it is cancelled.
+
+        ``msg`` is accepted for asyncio's sake (its tasks pass their cancel
+        message to the future they wait on) and otherwise unused.
+        """
         with self._lock:
             state = self._state
             if state is FINISHED or state is RUNNING:
@@ -419,7 +431,14 @@ class Future(concurrent.futures.Future[T]):
             yield self
         return self.result()
 
-    __await__ = __iter__  # ``value = await future`` in an ``async def`` task
+    def __await__(self) -> Generator[Any, None, T]:
+        """``value = await future`` in an ``async def`` task, or in a coroutine run by asyncio or trio."""
+        loop = _context.thread_context.loop
+        if loop is None or loop._current_task is None:
+            return (yield from await_elsewhere(self))  # type: ignore[no-any-return]
+        if self._state not in _DONE_STATES:
+            yield self
+        return self.result()
 
 
 class _BlockingWaiters:

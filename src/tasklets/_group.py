@@ -124,8 +124,8 @@ class TaskGroup(Future[list[Any]]):
             # Every child succeeded or was cancelled (None): a failure would be in _errors.
             self.set_result([read_outcome(c)[0] for c in self._children])
 
-    def cancel(self) -> bool:
-        """Cancel every child; the group ends cancelled once they have all finished."""
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel every child; the group ends cancelled once they have all finished (``msg``: as Future's)."""
         if self.done():
             return self.cancelled()
         with self._group_lock:

@@ -282,10 +282,10 @@ class Loop:
         if not isinstance(fd, int):
             fd = fd.fileno()
         handlers = self._io_handlers.get(fd)
-        if handlers is None:
+        if handlers is None:  # registered before recorded: epoll refuses some fds (regular files)
+            self._poller.register(fd, self._poller.WRITE if direction else self._poller.READ)
             handlers = self._io_handlers[fd] = [None, None]
             handlers[direction] = handle
-            self._poller.register(fd, self._io_mask(handlers))
         else:
             previous = handlers[direction]
             handlers[direction] = handle
@@ -482,9 +482,7 @@ class Loop:
 
     def _check_thread(self, what: str) -> None:
         if self._thread_id is not None and self._thread_id != _get_ident():
-            raise LoopError(
-                f"{what}() called from a thread that does not run {self!r}; use call_soon_threadsafe()"
-            )
+            raise LoopError(f"{what}() called from a thread that does not run {self!r}; use call_soon_threadsafe()")
 
     # -- one iteration -----------------------------------------------------------------------
 
@@ -542,7 +540,7 @@ class Loop:
         clock = self.time
         poll = self._poll
         next_poll = 0.0
-        unclocked = 0  # busy iterations since the clock was last read
+        unclocked = _UNCLOCKED_ITERATIONS  # busy iterations since the clock was read; at the limit, the first polls
         while not self._stopping:
             # 1. readiness: never block while callbacks wait; poll a busy loop at intervals.
             if ready:
@@ -572,6 +570,7 @@ class Loop:
                     raise
                 except BaseException:
                     logger.exception("exception in callback %s on %r", _describe_callback(callback), self)
+                del callback  # now, not at the next pop: what it alone kept alive (a failed task) goes at once
 
     def _run_until_stopped_debug(self) -> None:
         """The same loop, timing every callback to report the slow ones."""
@@ -598,3 +597,4 @@ class Loop:
                     logger.warning(
                         "slow callback: %s blocked %r for %.3f s", _describe_callback(callback), self, took
                     )
+                del callback

@@ -11,6 +11,12 @@ from __future__ import annotations
 import select
 import selectors
 
+#: The longest single wait handed to the OS. epoll takes a C int of
+#: milliseconds (about 24.8 days) and ``select`` overflows on larger floats;
+#: a loop whose next timer is further off (or at infinity) simply polls again
+#: after this long, as asyncio does.
+MAX_TIMEOUT = 24 * 3600.0
+
 
 class EpollPoller:
     """Readiness over ``select.epoll``; events come back as ``(fd, mask)``.
@@ -45,7 +51,9 @@ class EpollPoller:
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         if timeout is None:
             return self._poll(-1)
-        if timeout > 0:
+        if timeout > MAX_TIMEOUT:
+            timeout = MAX_TIMEOUT
+        elif timeout > 0:
             # epoll counts whole milliseconds and rounds down: round up, so a
             # timer is never polled for just before it is due (a busy spin).
             timeout = int(timeout * 1000 + 0.999) / 1000
@@ -79,8 +87,8 @@ class SelectorPoller:
             pass
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        if timeout is not None and timeout < 0:
-            timeout = 0
+        if timeout is not None:
+            timeout = min(max(timeout, 0), MAX_TIMEOUT)
         return [(key.fd, events) for key, events in self._selector.select(timeout)]
 
     def close(self) -> None:

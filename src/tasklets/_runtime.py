@@ -19,6 +19,7 @@ from ._exceptions import CancelledError
 from ._future import Future, copy_outcome, is_future_like
 from ._loop import Loop, TimerHandle
 from ._task import Task
+from ._where import new_loop
 
 __all__ = ["run"]
 
@@ -104,7 +105,7 @@ class _Run:
         error: BaseException | None = None
         try:
             try:
-                loop = self.loop = Loop(clock=clock, debug=debug)
+                loop = self.loop = new_loop(clock=clock, debug=debug)
             except BaseException as exc:
                 error = exc
             else:

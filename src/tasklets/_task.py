@@ -41,15 +41,20 @@ import inspect
 import itertools
 import logging
 import types
+from asyncio.tasks import _enter_task, _leave_task  # asyncio is loaded already: Cancelled is its CancelledError
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
+from ._aio_loop import EventLoop
+from ._aio_wait import asyncio_outcome, asyncio_proxy
+from ._bridge import is_asyncio_future, running_asyncio_loop
 from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
+from ._guest import guest_loop_for
 from ._loop import Loop, _get_ident
 from ._where import default_executor, loop_for_caller
 
@@ -84,6 +89,7 @@ class Task(Future[T]):
         "_log_exception",
         "_wakeup",
         "_stepper",
+        "_cancels",
     )
 
     def __init__(
@@ -108,12 +114,15 @@ class Task(Future[T]):
         self._qualname: str = getattr(coro, "__qualname__", "Task")
         self._number = next(_task_numbers)
         self._log_exception = False
+        self._cancels = 0
+        if loop is None:
+            loop = _loop_for_new_task()
         # Bound once, not at every wait: registered on every future the task
         # waits on, and enqueued at every step. (Cycles broken in _finish.)
         self._wakeup = self._on_done
-        self._stepper = self._step
-        if loop is None:
-            loop = loop_for_caller()
+        # On an asyncio loop each step also makes the task asyncio's
+        # current_task(); chosen here, so plain loops pay nothing for it.
+        self._stepper = self._step_as_asyncio_task if isinstance(loop, EventLoop) else self._step
         self._loop: Loop = loop
         loop._tasks.add(self)
         loop._enqueue(self._stepper)
@@ -135,6 +144,41 @@ class Task(Future[T]):
     def loop(self) -> Loop:
         """The loop that steps this task."""
         return self._loop
+
+    # -- the asyncio.Task methods asyncio and anyio call (on tasklets.asyncio.EventLoop) ------------
+
+    def get_loop(self) -> Loop:
+        """The loop that steps this task (asyncio's name for :attr:`loop`)."""
+        return self._loop
+
+    def get_coro(self) -> Any:
+        """The generator or coroutine the task runs (None once it is done)."""
+        return self._coro
+
+    def get_name(self) -> str:
+        """asyncio's name for :attr:`name`."""
+        return self.name
+
+    def set_name(self, value: object) -> None:
+        """asyncio's way to set :attr:`name`."""
+        self.name = str(value)
+
+    def cancelling(self) -> int:
+        """How many cancellation requests are pending (asyncio's count, for ``timeout()`` and task groups)."""
+        return self._cancels
+
+    def uncancel(self) -> int:
+        """Take back one cancellation request; return how many remain (asyncio's contract)."""
+        if self._cancels > 0:
+            self._cancels -= 1
+            if self._cancels == 0:
+                self._must_cancel = False
+        return self._cancels
+
+    @property
+    def _fut_waiter(self) -> Any:
+        # What anyio reads on asyncio tasks to decide whether a cancellation is due.
+        return self._waiting_on
 
     def __repr__(self) -> str:
         parts = [f"<Task {self.name!r} {self._describe_state()}"]
@@ -185,6 +229,7 @@ class Task(Future[T]):
         """
         if self._state is not PENDING:
             return self.cancelled()
+        self._cancels += 1
         loop = self._loop
         if loop._thread_id != _get_ident() and loop._thread_id is not None:
             loop.call_soon_threadsafe(self._cancel_on_loop, msg)
@@ -240,7 +285,7 @@ class Task(Future[T]):
         if future is self._waiting_on:
             self._waiting_on = None
             self._resume_from = future if outcome is None else outcome
-            self._step()
+            self._stepper()
 
     # -- the stepper ---------------------------------------------------------------------------------
 
@@ -311,6 +356,16 @@ class Task(Future[T]):
                         continue
                     return
                 if is_future_like(yielded):
+                    if is_asyncio_future(yielded):
+                        if yielded.done():
+                            value, exc = asyncio_outcome(yielded)
+                            continue
+                        try:
+                            self._wait_on(asyncio_proxy(yielded, loop, self.name))
+                        except BadYieldError as error:
+                            value, exc = None, error
+                            continue
+                        return
                     if isinstance(yielded, _CfFuture):
                         if yielded.done():
                             value, exc = _outcome(yielded)
@@ -333,6 +388,14 @@ class Task(Future[T]):
             self._finish(None, error)
         finally:
             loop._current_task = outer
+
+    def _step_as_asyncio_task(self) -> None:
+        loop = self._loop
+        _enter_task(loop, self)  # type: ignore[arg-type]
+        try:
+            self._step()
+        finally:
+            _leave_task(loop, self)  # type: ignore[arg-type]
 
     def _wait_on(self, future: Any) -> None:
         self._waiting_on = future
@@ -423,7 +486,7 @@ def _explain_bad_yield(task: Task[Any], yielded: object) -> str:
 
 # ``await future`` and ``yield from future`` step into Future.__iter__: a repr
 # pointing there would show the library's line, not the task's.
-_FUTURE_ADAPTER = Future.__iter__.__code__
+_FUTURE_ADAPTERS = (Future.__iter__.__code__, Future.__await__.__code__)
 
 
 def _suspension_point(coro: Any) -> str | None:
@@ -434,7 +497,7 @@ def _suspension_point(coro: Any) -> str | None:
         frame = getattr(coro, "gi_frame", None) or getattr(coro, "cr_frame", None)
         if frame is None:
             break
-        if frame.f_code is not _FUTURE_ADAPTER:
+        if frame.f_code not in _FUTURE_ADAPTERS:
             where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
         coro = getattr(coro, "gi_yieldfrom", None) or getattr(coro, "cr_await", None)
         seen += 1
@@ -510,3 +573,14 @@ def current_task() -> Task[Any] | None:
     loop = _context.thread_context.loop
     return None if loop is None else loop._current_task
 
+
+
+def _loop_for_new_task() -> Loop:
+    """Where a task made here runs: this thread's loop; in a running foreign asyncio loop, that loop as a guest."""
+    loop = _context.thread_context.loop
+    if loop is not None:
+        return loop
+    host = running_asyncio_loop()
+    if host is not None and not isinstance(host, Loop):
+        return guest_loop_for(host)
+    return loop_for_caller()

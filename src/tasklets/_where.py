@@ -22,10 +22,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _context
+from ._aio_loop import EventLoop
+from ._clock import Clock
 from ._exceptions import LoopError
 from ._loop import Loop
 
-__all__ = ["current_loop", "default_loop", "default_executor", "loop_for_caller", "work_in_threads"]
+__all__ = ["current_loop", "default_loop", "default_executor", "loop_for_caller", "new_loop", "work_in_threads"]
 
 T = TypeVar("T")
 
@@ -74,6 +76,17 @@ def work_in_threads() -> tuple[int, int]:
     return executor._in_flight, executor._finished
 
 
+#: What ``run()`` and the default loop are: a tasklets loop that is also an
+#: asyncio loop, so asyncio libraries work inside any task (the cost, against
+#: a plain Loop, is measure 6 of bench/core.py).
+LOOP_FACTORY: Callable[..., Loop] = EventLoop
+
+
+def new_loop(*, clock: Clock | None = None, debug: bool | None = None) -> Loop:
+    """A loop of the kind ``run()`` and the default loop use."""
+    return LOOP_FACTORY(clock=clock, debug=debug)
+
+
 def current_loop() -> Loop:
     """The loop running in the calling thread.
 
@@ -100,7 +113,7 @@ def default_loop() -> Loop:
         return loop
     with _default_lock:
         if _default_loop is None:
-            loop = Loop()
+            loop = new_loop()
             thread = threading.Thread(target=_run_default_loop, args=(loop,), name="tasklets-default-loop", daemon=True)
             _default_loop, _default_thread = loop, thread
             thread.start()
@@ -119,6 +132,19 @@ def default_executor() -> _CountingExecutor:
                 )
             executor = _default_executor
     return executor
+
+
+def _forget_defaults_after_fork() -> None:
+    # The default loop's thread and the pool's workers do not exist in a
+    # forked child; waiting on them would hang. The child makes its own on
+    # first use (the parent's loop object is left alone: its fds are shared).
+    global _default_loop, _default_thread, _default_executor, _default_lock
+    _default_loop = _default_thread = _default_executor = None
+    _default_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_defaults_after_fork)
 
 
 def _run_default_loop(loop: Loop) -> None:

@@ -21,6 +21,7 @@ descriptor. :func:`stream_pair` gives two connected streams without a server.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -79,8 +80,8 @@ class VirtualClock:
 
     def sleep_time(self, timeout: float | None) -> float | None:
         """Block for real only for the autojump threshold (longer while threads work), never for virtual time."""
-        if timeout is None:
-            return None
+        if timeout is None or timeout == math.inf:
+            return None  # a timer at infinity never fires: block as a real clock would
         if timeout <= 0:
             return 0
         if work_in_threads()[0]:
@@ -89,7 +90,7 @@ class VirtualClock:
 
     def idle(self, deadline: float | None) -> None:
         """Nothing happened while idle: jump to the next timer, unless threads still work for the loop."""
-        if deadline is None or deadline <= self._now:
+        if deadline is None or deadline <= self._now or deadline == math.inf:
             return
         threads = work_in_threads()
         if threads[0]:

@@ -1,0 +1,250 @@
+"""tasklets.asyncio.EventLoop: one loop for tasklets tasks and asyncio code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+import tasklets
+import tasklets.asyncio
+from tasklets import Future
+from tasklets.asyncio import EventLoop, new_event_loop
+
+
+def test_cancelled_is_asyncio_s_cancelled_error() -> None:
+    assert tasklets.Cancelled is asyncio.CancelledError
+
+
+class TestTheLoopOfEveryTask:
+    """run() and the default loop are asyncio loops: asyncio code works inside any task."""
+
+    def test_run_uses_an_event_loop(self) -> None:
+        def main():
+            yield tasklets.sleep(0)
+            loop = asyncio.get_running_loop()
+            return loop is tasklets.current_loop(), isinstance(loop, EventLoop)
+
+        assert tasklets.run(main) == (True, True)
+
+    def test_the_default_loop_is_an_event_loop(self) -> None:
+        @tasklets.task
+        async def where():
+            await asyncio.sleep(0)
+            return type(asyncio.get_running_loop())
+
+        assert where().result(timeout=30) is EventLoop
+
+    def test_a_plain_loop_makes_no_asyncio_tasks(self) -> None:
+        loop = tasklets.Loop()
+        try:
+
+            def main():
+                yield tasklets.sleep(0)
+                return asyncio.current_task(loop)
+
+            assert loop.run_until_complete(tasklets.Task(main(), loop=loop)) is None
+        finally:
+            loop.close()
+
+
+class TestLoopFactory:
+    def test_asyncio_runner(self) -> None:
+        async def main():
+            await asyncio.sleep(0)
+            return type(asyncio.get_running_loop())
+
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            assert runner.run(main()) is EventLoop
+
+    @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.run(loop_factory=) is 3.12+")
+    def test_asyncio_run(self) -> None:
+        async def main():
+            return type(asyncio.get_running_loop())
+
+        assert asyncio.run(main(), loop_factory=new_event_loop) is EventLoop  # type: ignore[call-arg]
+
+    def test_repr(self) -> None:
+        loop = new_event_loop()
+        try:
+            assert repr(loop) == "<tasklets.asyncio.EventLoop running=False closed=False debug=False>"
+        finally:
+            loop.close()
+
+
+class TestTasksAreAsyncioTasks:
+    """While a task steps on an EventLoop it is asyncio.current_task(), with asyncio.Task's methods."""
+
+    def test_current_task_and_task_methods(self) -> None:
+        async def body():
+            me = asyncio.current_task()
+            assert me is tasklets.current_task()
+            assert me.get_loop() is asyncio.get_running_loop()
+            assert me.get_coro() is not None
+            me.set_name("renamed")
+            return me.get_name(), me.cancelling()
+
+        assert tasklets.run(body) == ("renamed", 0)
+
+    def test_cancelling_counts_and_uncancel_takes_back(self) -> None:
+        def main():
+            started: Future[None] = Future()
+
+            async def victim():
+                started.set_result(None)
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    me = asyncio.current_task()
+                    counts = [me.cancelling()]
+                    counts.append(me.uncancel())
+                    return counts
+
+            job = tasklets.spawn(victim)
+            yield started
+            job.cancel()
+            return (yield job)
+
+        assert tasklets.run(main) == [1, 0]
+
+    def test_asyncio_timeout_inside_a_task(self) -> None:
+        async def main():
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.01):
+                    await asyncio.sleep(10)
+            async with asyncio.timeout(10):
+                await asyncio.sleep(0)
+            return asyncio.current_task().cancelling()
+
+        assert tasklets.run(main) == 0
+
+    def test_wait_for_inside_a_task(self) -> None:
+        async def main():
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(asyncio.sleep(10), 0.01)
+            return await asyncio.wait_for(asyncio.sleep(0, "in time"), 10)
+
+        assert tasklets.run(main) == "in time"
+
+    def test_task_group_inside_a_task(self) -> None:
+        async def fails():
+            await asyncio.sleep(0)
+            raise ValueError("child failed")
+
+        async def main():
+            async with asyncio.TaskGroup() as group:
+                a = group.create_task(asyncio.sleep(0.001, "a"))
+                b = group.create_task(asyncio.sleep(0, "b"))
+            results = [a.result(), b.result()]
+            with pytest.raises(ExceptionGroup) as caught:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(fails())
+                    group.create_task(asyncio.sleep(10))
+            assert caught.group_contains(ValueError) if hasattr(caught, "group_contains") else True
+            return results, asyncio.current_task().cancelling()
+
+        # cancelling() after a failed group is 1 on 3.11/3.12 and 0 on 3.13, as on stock asyncio.
+        assert tasklets.run(main) == asyncio.run(main())
+
+    def test_cancelling_a_task_inside_a_task_group(self) -> None:
+        def main():
+            entered: Future[None] = Future()
+
+            async def in_group():
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(asyncio.sleep(10))
+                    entered.set_result(None)
+                    await asyncio.sleep(10)
+
+            job = tasklets.spawn(in_group)
+            yield entered
+            job.cancel()
+            yield tasklets.wait([job])
+            return job.cancelled()
+
+        assert tasklets.run(main) is True
+
+    def test_streams_inside_tasks(self) -> None:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        async def main():
+            server = await asyncio.start_server(echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"hello\n")
+                line = await reader.readline()
+                writer.close()
+                await writer.wait_closed()
+                return line
+            finally:
+                server.close()
+                await server.wait_closed()
+
+        assert tasklets.run(main) == b"hello\n"
+
+
+class TestGeneratorTasksYieldAsyncioFutures:
+    def test_futures_and_tasks_of_the_same_loop(self) -> None:
+        def main():
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            loop.call_later(0.001, fut.set_result, "future")
+            first = yield fut
+            second = yield asyncio.ensure_future(asyncio.sleep(0.001, "task"))
+            both = yield [asyncio.ensure_future(asyncio.sleep(0, 1)), tasklets.sleep(0, 2)]
+            return first, second, both
+
+        assert tasklets.run(main) == ("future", "task", [1, 2])
+
+    def test_cancelling_the_task_cancels_the_asyncio_task_it_waits_on(self) -> None:
+        def main():
+            inner = asyncio.ensure_future(asyncio.sleep(10))
+
+            def waiter():
+                yield inner
+
+            job = tasklets.spawn(waiter)
+            yield tasklets.sleep(0.001)
+            job.cancel()
+            yield tasklets.wait([job])
+            yield tasklets.sleep(0)  # the cancel reaches the asyncio task on its next step
+            try:
+                yield inner
+            except asyncio.CancelledError:
+                pass
+            return job.cancelled(), inner.cancelled()
+
+        assert tasklets.run(main) == (True, True)
+
+
+class TestDebugMode:
+    """Debug mode from either side: tasklets' TASKLETS_DEBUG, asyncio's PYTHONASYNCIODEBUG, debug=True."""
+
+    @pytest.mark.parametrize("variable", ["TASKLETS_DEBUG", "PYTHONASYNCIODEBUG"])
+    def test_from_the_environment(self, variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(variable, "1")
+        monkeypatch.setattr(asyncio.coroutines, "_is_debug_mode", lambda: variable == "PYTHONASYNCIODEBUG")
+
+        async def main():
+            await asyncio.sleep(0)
+            return asyncio.get_running_loop().get_debug()
+
+        assert tasklets.run(main) is True
+
+    def test_debug_true_checks_the_thread(self) -> None:
+        loop = new_event_loop(debug=True)
+        try:
+
+            def main():
+                yield tasklets.sleep(0)
+                return loop.call_soon(lambda: None) is not None
+
+            assert loop.run_until_complete(tasklets.Task(main(), loop=loop)) is True
+        finally:
+            loop.close()
