@@ -57,7 +57,7 @@ class Client(BaseClient):
         base_url: what relative URLs given to the verbs are joined to.
         headers: sent with every request.
         params: query parameters added to every request's URL.
-        auth: ``(user, password)`` (Basic), a :class:`DigestAuth`, or a callable
+        auth: ``(user, password)`` (Basic), a :class:`~tasklets.http.DigestAuth`, or a callable
             given each outgoing request (``.method``, ``.url``, ``.headers``),
             which may change its headers.
         cookies: a ``http.cookiejar.CookieJar`` (default: a new one for this
@@ -177,9 +177,9 @@ class Client(BaseClient):
             context: the ``ssl.SSLContext`` for https.
 
         Raises:
-            InvalidURL: a bad URL (raised here, before anything is sent, as are the next three).
-            TypeError: a body of a type that cannot be sent.
-            ValueError: a body that cannot be sent.
+            InvalidURL: a bad URL (raised here, before anything is sent, as are the next).
+            TypeError: a body, ``auth`` or ``params`` of a type that cannot be sent.
+            ValueError: ``json=`` with ``data=`` or ``files=``.
             FileNotFoundError: a ``files=`` path that does not exist.
         """
         method = method.upper()
