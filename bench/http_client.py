@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/http_client.py              # the full run (5 rounds; about 10 minutes)
+    python bench/http_client.py              # the full run (5 rounds; 5 minutes on a quiet machine)
     python bench/http_client.py --quick      # a few minutes (3 rounds, fewer requests)
     python bench/http_client.py --profile    # then cProfile the tasklets client on both files
     python bench/http_client.py --clients tasklets,aiohttp --rounds 7
