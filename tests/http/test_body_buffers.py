@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from tasklets.http._body_buffers import BodyBuffer, BodyBuffers
@@ -19,47 +21,32 @@ def test_a_buffer_is_the_size_asked_for_and_writable() -> None:
     assert not buffer.view.readonly
 
 
-def test_the_body_taken_is_the_object_written_into_not_a_copy() -> None:
+def test_the_body_taken_is_what_was_written() -> None:
     buffer = BodyBuffer(300_001)
     buffer.view[:5] = b"hello"
     buffer.view[299_995:300_001] = b"world!"  # the last byte is the slack past the body
-    address = buffer.view[:1]  # where the bytes live, seen through a slice of the view
-    pointer = _address(address)
-    address.release()
     body = buffer.take(300_000)
-    assert body is not None
-    assert len(body) == 300_000
+    assert type(body) is bytes and len(body) == 300_000
     assert body[:5] == b"hello" and body[-5:] == b"world"
-    assert _address_of_bytes(body) == pointer, "the body was copied"
 
 
-def test_a_slice_still_held_defers_the_take() -> None:
+def test_a_slice_still_held_does_not_stop_the_take() -> None:
     buffer = BodyBuffer(200_001)
     buffer.view[:3] = b"abc"
     held = buffer.view[0:10]  # as the stream holds its slice while it calls back
-    assert buffer.take(200_000) is None
-    held.release()
     body = buffer.take(200_000)
-    assert body is not None and len(body) == 200_000 and body[:3] == b"abc"
-
-
-def test_take_or_copy_copies_while_a_slice_is_held() -> None:
-    buffer = BodyBuffer(100_001)
-    buffer.view[:3] = b"xyz"
-    held = buffer.view[0:10]
-    body = buffer.take_or_copy(100_000)
-    assert len(body) == 100_000 and body[:3] == b"xyz"
+    assert len(body) == 200_000 and body[:3] == b"abc"
+    held[:3] = b"xyz"  # the slice stays valid, and the body is a copy
+    assert body[:3] == b"abc"
     held.release()
 
 
-def _address(view: memoryview) -> int:
-    import ctypes
-
-    return ctypes.addressof(ctypes.c_char.from_buffer(view))
-
-
-def _address_of_bytes(data: bytes) -> int:
-    import ctypes
-
-    # A bytes object's contents start where its buffer does: ask ctypes for that address.
-    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+def test_a_buffer_abandoned_in_a_cycle_with_a_slice_is_collected_cleanly() -> None:
+    # A read abandoned on a closed stream keeps a slice of the view; the collector may free the
+    # buffer's objects in any order (an io.BytesIO here crashed CPython 3.12.1, BufferError on 3.13).
+    buffer = BodyBuffer(100_001)
+    held = buffer.view[0:10]
+    cycle: list[object] = [buffer, held]
+    cycle.append(cycle)
+    del buffer, held, cycle
+    gc.collect()

@@ -1,14 +1,13 @@
 """Where large bodies read whole are received (see ``HTTPConnection.read_rest``).
 
 A large Content-Length body that the caller wants whole is received by the
-kernel straight into the memory of the ``bytes`` object that is returned:
-one copy in all, from the kernel's buffers to the caller's object. The
-object is made zero-filled (``bytes(n)``) and wrapped in an
-``io.BytesIO``, whose ``getbuffer()`` lends its memory writable, and whose
-``getvalue()``, once that view is let go and the one byte of slack read
-past the body's end is cut off, hands back that very object. Receiving
-into a reused buffer and copying out of it would cost a second pass over
-every body, and a buffer as large as the body beside each body in flight.
+kernel into a ``bytearray`` of its size, and copied once into the ``bytes``
+object that is returned. Receiving straight into that ``bytes`` object (an
+``io.BytesIO`` lends its initial object's memory through ``getbuffer()``)
+saves the copy, but a BytesIO that the garbage collector frees while a
+slice of that view is still held (a read abandoned on a closed stream)
+crashes CPython 3.12.1 and raises BufferError on 3.13: a ``bytearray`` is
+kept alive by its views, whatever order the collector frees them in.
 
 The allocator
 -------------
@@ -36,8 +35,6 @@ only.
 
 from __future__ import annotations
 
-import io
-
 __all__ = ["MAX_BODY_BUFFER", "BodyBuffer", "BodyBuffers"]
 
 #: The largest body received whole into one buffer; larger ones are read chunk by chunk.
@@ -56,45 +53,32 @@ def _tell_the_allocator() -> None:
 
 
 class BodyBuffer:
-    """The memory one body is received into: that of the ``bytes`` object :meth:`take` returns.
+    """The memory one body is received into.
 
     Write into :attr:`view` (``view[a:b] = ...``, ``recv_into(view[a:])``),
     then :meth:`take` the first ``length`` bytes once.
     """
 
-    __slots__ = ("_file", "size", "view")
+    __slots__ = ("_array", "size", "view")
 
     def __init__(self, size: int) -> None:
         self.size = size
-        # The BytesIO takes this very object as its buffer (it is referenced nowhere else), and
-        # getbuffer() then lends its memory without a copy.
-        self._file = io.BytesIO(bytes(size))
-        self.view = self._file.getbuffer()
+        self._array = bytearray(size)
+        self.view = memoryview(self._array)
 
     def __repr__(self) -> str:
         return f"<BodyBuffer {self.size} bytes>"
 
-    def take(self, length: int) -> bytes | None:
-        """The first ``length`` bytes, as the ``bytes`` object that holds them; None while a view is still held.
+    def take(self, length: int) -> bytes:
+        """The first ``length`` bytes, as a new ``bytes`` object; :attr:`view` is let go.
 
-        :attr:`view` is let go here; a slice of it that someone still holds
-        (the stream that filled it, in the frame that is calling back) keeps
-        the object from being cut to ``length``: then None, and the caller
-        takes it later.
+        A slice of the view that someone still holds (the stream that filled
+        it, in the frame that is calling back) keeps the array alive, and
+        does not stop the copy.
         """
+        with memoryview(self._array) as whole:
+            body = bytes(whole[:length])
         self.view.release()
-        try:
-            self._file.truncate(length)
-        except BufferError:
-            return None
-        return self._file.getvalue()
-
-    def take_or_copy(self, length: int) -> bytes:
-        """:meth:`take`, or a copy of the first ``length`` bytes if a view is still held."""
-        body = self.take(length)
-        if body is None:
-            with self._file.getbuffer() as view:
-                body = bytes(view[:length])
         return body
 
 

@@ -63,12 +63,6 @@ from ._url import Origin
 __all__ = ["HTTPConnection", "ResponseHead"]
 
 
-def _take_later(receiving: BodyBuffer, end: int, result: Future[bytes]) -> None:
-    """Settle ``result`` with the body in ``receiving``, unless it was cancelled meanwhile."""
-    if not result.done():
-        result.set_result(receiving.take_or_copy(end))
-
-
 _READ_SIZE = 64 * 1024
 # Reads for a response head are smaller: a head and a short body fit, and of a
 # large body less arrives with the head, to go through the parser and be copied
@@ -411,11 +405,7 @@ class HTTPConnection:
         self._message_complete()
         receiving, self._receiving = self._receiving, None
         assert receiving is not None
-        body = receiving.take(end)
-        if body is None:  # the stream calling back still holds its slice: take the body once it has let go
-            self.stream.loop.call_soon(_take_later, receiving, end, result)
-        else:
-            result.set_result(body)
+        result.set_result(receiving.take(end))
         return -1
 
     def _read_body(self, read: Future[bytes], result: Future[bytes]) -> None:
