@@ -40,9 +40,7 @@ on every machine.
   its connection, the head only searched for its end and ``Content-Length``,
   the body copied out as ``bytes`` (what every client must hand over) and
   compared with the file. Shown for reference; the 1 MiB target on CPU per
-  request is stated against it. (tasklets receives a large body straight
-  into the ``bytes`` it hands over, without the copy out, so on the 1 MiB
-  file it can spend less than this floor.)
+  request is stated against it.
 
 Cells: requests/s on the 1 KiB file, MB/s (10^6 bytes) on the 1 MiB file.
 One more cell, 1 MiB at 64 with every body decoded (``bytes.decode``) while

@@ -26,11 +26,11 @@ pool (or is closed if it cannot be reused); if the reader gives up early
 would corrupt the next response.
 
 When the whole of a large Content-Length body is wanted, ``read_rest()``
-reads it instead: the bytes go from the kernel straight into the ``bytes``
-object that is returned (``Stream.read_into`` into a ``BodyBuffer``) and
-past the parser, which only counts them, so a 1 MiB body costs the kernel's
-copy alone rather than a ``bytes`` object per read, the parser's copy of
-each, and a join.
+reads it instead: the bytes go from the kernel straight into one buffer of
+the body's size (``Stream.read_into`` into a ``BodyBuffer``) and past the
+parser, which only counts them, and are copied out once, so a 1 MiB body
+costs the kernel's copy and one more rather than a ``bytes`` object per
+read, the parser's copy of each, and a join.
 """
 
 from __future__ import annotations
