@@ -373,34 +373,24 @@ class TestCtrlCInEveryPhase:
         assert lines[0] == "lost []", (lines, err)
         _assert_interrupted(code, lines, err)
 
-    def test_a_second_ctrl_c_interrupts_a_clean_up_that_waits(self) -> None:
+    @pytest.mark.parametrize(
+        "clean_up",
+        [
+            "yield tasklets.Future()  # a clean-up that never ends",
+            "time.sleep(3600)  # blocks the loop itself",
+        ],
+        ids=["a clean-up that waits", "a callback that blocks"],
+    )
+    def test_a_second_ctrl_c_interrupts(self, clean_up: str) -> None:
         code, lines, err = _run_child(
-            """
+            f"""
             def main():
                 try:
                     print("ready", flush=True)
                     yield tasklets.Future()
                 except tasklets.Cancelled:
                     print("ready", flush=True)
-                    yield tasklets.Future()  # a clean-up that never ends
-
-            finish(tasklets.run, main)
-            """,
-            interrupt_after="ready",
-            interrupts=2,
-        )
-        _assert_interrupted(code, lines, err)
-
-    def test_a_second_ctrl_c_interrupts_a_callback_that_blocks(self) -> None:
-        code, lines, err = _run_child(
-            """
-            def main():
-                try:
-                    print("ready", flush=True)
-                    yield tasklets.Future()
-                except tasklets.Cancelled:
-                    print("ready", flush=True)
-                    time.sleep(3600)  # blocks the loop itself
+                    {clean_up}
 
             finish(tasklets.run, main)
             """,
