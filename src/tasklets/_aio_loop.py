@@ -384,17 +384,41 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
     remove_reader = asyncio.SelectorEventLoop.remove_reader
     add_writer = asyncio.SelectorEventLoop.add_writer  # type: ignore[assignment]
     remove_writer = asyncio.SelectorEventLoop.remove_writer
-    remove_signal_handler = asyncio.SelectorEventLoop.remove_signal_handler
 
     def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:  # type: ignore[override]
-        """asyncio's, but the callback is queued the moment the signal arrives, as the kernel does.
+        """asyncio's, with the kernel's timing and the kernel's way back.
 
-        asyncio queues it only when its loop next reads the self-pipe; a
-        task made meanwhile would take its first step before the handler
-        ran (Ctrl-C while ``run()`` makes the main task must cancel it first).
+        The callback is queued the moment the signal arrives, as the kernel
+        does: asyncio queues it only when its loop next reads the self-pipe,
+        and a task made meanwhile would take its first step before the
+        handler ran (Ctrl-C while ``run()`` makes the main task must cancel
+        it first). :meth:`remove_signal_handler` and :meth:`close` give back
+        the handler and the wake-up fd found here, where asyncio resets them
+        to the defaults (and would take Ctrl-C away from ``run()``).
         """
-        asyncio.SelectorEventLoop.add_signal_handler(self, sig, callback, *args)
+        self._check_signal(sig)  # type: ignore[attr-defined]
+        self._check_closed()
+        fresh = sig not in self._signal_handlers
+        previous = signal.getsignal(sig) if fresh else None
+        if self._previous_wakeup_fd is None:
+            try:
+                self._previous_wakeup_fd = signal.set_wakeup_fd(self._csock.fileno())
+            except (ValueError, OSError) as exc:  # not the main thread
+                raise RuntimeError(str(exc)) from None
+        try:
+            asyncio.SelectorEventLoop.add_signal_handler(self, sig, callback, *args)
+        except BaseException:
+            if not self._signal_handlers:
+                signal.set_wakeup_fd(self._previous_wakeup_fd)
+                self._previous_wakeup_fd = None
+            raise
+        if fresh:
+            self._previous_signal_handlers[sig] = previous
         signal.signal(sig, self._on_asyncio_signal)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        self._check_signal(sig)  # type: ignore[attr-defined]
+        return Loop.remove_signal_handler(self, sig)
 
     def _on_asyncio_signal(self, signum: int, frame: object) -> None:
         # Between two bytecodes of the main thread: only enqueue (and wake).
@@ -476,6 +500,10 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
                 self.call_exception_handler(
                     {"message": f"exception in close callback {callback!r}", "exception": exc, "loop": self}
                 )
+        # Signals first: asyncio's close shuts the self-pipe before it resets
+        # the wake-up fd, and a signal in between is written to a closed fd.
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
         poller = self._poller
         asyncio.SelectorEventLoop.close(self)  # transports' self-pipe, executor, signal handlers, selector
         self._timers.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 import pytest
@@ -246,5 +247,57 @@ class TestDebugMode:
                 return loop.call_soon(lambda: None) is not None
 
             assert loop.run_until_complete(tasklets.Task(main(), loop=loop)) is True
+        finally:
+            loop.close()
+
+
+class TestSignalHandlers:
+    """Found by the Ctrl-C campaign: asyncio's close shut the self-pipe while it was still the wake-up fd."""
+
+    def _wakeup_fd(self) -> int:
+        fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(fd)
+        return fd
+
+    def test_close_gives_the_wakeup_fd_back_before_the_self_pipe_closes(self) -> None:
+        loop = tasklets.asyncio.new_event_loop()
+        loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+        assert self._wakeup_fd() == loop._csock.fileno()  # type: ignore[attr-defined]
+        seen: list[int] = []
+        close_self_pipe = loop._close_self_pipe  # type: ignore[attr-defined]
+
+        def spy() -> None:
+            seen.append(self._wakeup_fd())
+            close_self_pipe()
+
+        loop._close_self_pipe = spy  # type: ignore[attr-defined]
+        loop.close()
+        assert seen == [-1]  # a signal arriving as the pipe closes writes nowhere, not to a closed fd
+        assert self._wakeup_fd() == -1
+
+    def test_remove_gives_back_the_handler_found(self) -> None:
+        def mine(signum: int, frame: object) -> None:
+            pass
+
+        previous = signal.signal(signal.SIGUSR1, mine)
+        try:
+            loop = tasklets.asyncio.new_event_loop()
+            loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+            loop.add_signal_handler(signal.SIGUSR1, lambda: None)  # replaced: still gives back `mine`
+            assert loop.remove_signal_handler(signal.SIGUSR1)
+            assert signal.getsignal(signal.SIGUSR1) is mine
+            assert not loop.remove_signal_handler(signal.SIGUSR1)
+            loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+            loop.close()
+            assert signal.getsignal(signal.SIGUSR1) is mine
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+
+    def test_a_signal_that_cannot_be_caught_leaves_nothing_behind(self) -> None:
+        loop = tasklets.asyncio.new_event_loop()
+        try:
+            with pytest.raises(RuntimeError):
+                loop.add_signal_handler(signal.SIGKILL, lambda: None)
+            assert self._wakeup_fd() == -1
         finally:
             loop.close()
