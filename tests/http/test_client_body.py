@@ -15,7 +15,7 @@ from _servers import ExternalServer, RawConnection, RawServer, StdlibServer, pat
 
 import tasklets
 import tasklets.http
-from tasklets._exceptions import DecodingError, HTTPError
+from tasklets import DecodingError, HTTPError  # both public: what users catch
 from tasklets.http import Client, Timeout
 
 
