@@ -17,6 +17,8 @@ to answer gets to. (Work in a thread pool of your own is invisible to it.)
 :func:`run_strict` runs a test's main task on a fresh loop and fails the test
 if anything is left behind: a task, a timer, a reader or writer, a
 descriptor. :func:`stream_pair` gives two connected streams without a server.
+:class:`PollStepper` resumes a task after each poll of its loop, to cancel an
+operation at each of its waits in turn.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ from types import GeneratorType
 from typing import Any
 
 from ._clock import Clock, SystemClock
-from ._future import is_future_like
+from ._future import Future, is_future_like
 from ._loop import Loop
 from ._loop_statistics import LoopStatistics
 from ._task import Task
 from ._where import work_in_threads
 from .net import Stream
 
-__all__ = ["VirtualClock", "LeftBehind", "open_descriptors", "run_strict", "stream_pair"]
+__all__ = ["VirtualClock", "LeftBehind", "PollStepper", "open_descriptors", "run_strict", "stream_pair"]
 
 # How long the loop blocks for real at a time while threads work for it (it
 # wakes at once when they hand something over).
@@ -243,3 +245,49 @@ def stream_pair(*, loop: Loop, **options: Any) -> tuple[Stream, Stream]:
     """
     a, b = socket.socketpair()
     return Stream(a, loop=loop, **options), Stream(b, loop=loop, **options)
+
+
+class PollStepper:
+    """Resumes a task after each poll of its loop for I/O, to interrupt an operation at every one of its waits.
+
+    ``yield stepper.step()`` resolves once the loop has polled once more (and
+    run what that poll woke). An operation that waits on several things in
+    turn (connect, handshake, tunnel) can then be cancelled after 0, 1, 2...
+    polls, reaching each of its waits in turn, with no timing involved::
+
+        with PollStepper(tasklets.current_loop()) as stepper:
+            for polls in range(20):
+                opening = open_connection(host, port)
+                for _ in range(polls):
+                    yield stepper.step()
+                opening.cancel()
+
+    It is a one-shot writer on a socket that is always writable, so each step
+    costs one registration and no thread.
+    """
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self._ours, self._other = socket.socketpair()
+
+    def step(self) -> Future[None]:
+        """A future resolved after the loop's next poll; use it from the loop's own thread."""
+        fd = self._ours.fileno()
+        stepped: Future[None] = Future()
+
+        def writable() -> None:
+            self.loop.remove_writer(fd)
+            stepped.set_result(None)
+
+        self.loop.add_writer(fd, writable)
+        return stepped
+
+    def close(self) -> None:
+        self._ours.close()
+        self._other.close()
+
+    def __enter__(self) -> PollStepper:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

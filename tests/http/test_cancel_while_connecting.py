@@ -24,8 +24,8 @@ import pytest
 from _servers import ExternalServer, RawConnection, RawServer, StdlibServer, forward
 
 import tasklets
-from tasklets import Future
 from tasklets.http import Client
+from tasklets.testing import PollStepper
 
 #: Requests in the campaign: the issue's full count, and the share the normal run makes.
 FULL, NORMAL = 3000, 300
@@ -50,13 +50,13 @@ def _campaign(client: Client, url: str, count: int, seed: int, *, polls: int = 0
     seen = {"requests": 0, "cancelled": 0, "completed": 0}
 
     def main() -> Generator[Any, Any, None]:
-        stepper = _Stepper()
+        stepper = PollStepper(tasklets.current_loop())
         try:
             yield from requests(stepper)
         finally:
             stepper.close()
 
-    def requests(stepper: _Stepper) -> Generator[Any, Any, None]:
+    def requests(stepper: PollStepper) -> Generator[Any, Any, None]:
         stop_at = time.monotonic() + TIME_LIMIT
         for i in range(count):
             if i >= MINIMUM and time.monotonic() > stop_at:
@@ -143,31 +143,8 @@ def test_cancelling_tunnelled_requests_at_random_moments(
 # -- at every step -------------------------------------------------------------------------------
 
 
-class _Stepper:
-    """Resumes a task after each poll of its loop (a one-shot writer on an always-writable socket)."""
-
-    def __init__(self) -> None:
-        self.loop = tasklets.current_loop()
-        self.ours, self.other = socket.socketpair()
-
-    def step(self) -> Future[None]:
-        fd = self.ours.fileno()
-        stepped: Future[None] = Future()
-
-        def writable() -> None:
-            self.loop.remove_writer(fd)
-            stepped.set_result(None)
-
-        self.loop.add_writer(fd, writable)
-        return stepped
-
-    def close(self) -> None:
-        self.ours.close()
-        self.other.close()
-
-
 def _cancel_at_every_step(start: Callable[[], Any], steps: int) -> Generator[Any, Any, int]:
-    stepper = _Stepper()
+    stepper = PollStepper(tasklets.current_loop())
     said_cancelled = 0
     try:
         for n in range(steps):

@@ -22,6 +22,7 @@ import pytest
 
 import tasklets
 from tasklets import Future
+from tasklets.testing import PollStepper
 
 from ._support import TLSMaterial, run
 
@@ -31,35 +32,11 @@ STEPS = 14
 TRIES = 3
 
 
-class Stepper:
-    """Resumes a task after each poll of its loop: a one-shot writer on an always-writable socket."""
-
-    def __init__(self, loop: tasklets.Loop) -> None:
-        self.loop = loop
-        self.ours, self.other = socket.socketpair()
-        self.ours.setblocking(False)
-
-    def step(self) -> Future[None]:
-        fd = self.ours.fileno()
-        stepped: Future[None] = Future()
-
-        def writable() -> None:
-            self.loop.remove_writer(fd)
-            stepped.set_result(None)
-
-        self.loop.add_writer(fd, writable)
-        return stepped
-
-    def close(self) -> None:
-        self.ours.close()
-        self.other.close()
-
-
 def _cancel_at_every_step(
     start: Callable[[], Any], on_result: Callable[[Any], Any], check_cancelled: Callable[[], None] | None = None
 ) -> Generator[Any, Any, int]:
     """Start, step the loop ``n`` times, cancel, for every ``n``; return how often cancel() said True."""
-    stepper = Stepper(tasklets.current_loop())
+    stepper = PollStepper(tasklets.current_loop())
     said_cancelled = 0
     try:
         for steps in range(STEPS):
