@@ -1,4 +1,4 @@
-"""BodyBuffer: a large body is received into the very bytes object that is handed out."""
+"""BodyBuffer: a large body is received into a bytearray and copied out once, whatever the collector frees first."""
 
 from __future__ import annotations
 

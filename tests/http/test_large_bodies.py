@@ -97,7 +97,7 @@ def test_a_large_body_read_whole_takes_its_array_and_its_copy_and_keeps_neither(
 
 
 def test_a_body_whose_end_arrives_after_the_read_waited(client: Client) -> None:
-    """The read that completes the body is called back by the stream: the body is taken once it lets go."""
+    """The read that completes the body is called back by the stream, which still holds its slice of the buffer."""
     size = 1024 * 1024
     body = pattern(size, seed=3)
     parked = threading.Event()
