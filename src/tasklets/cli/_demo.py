@@ -216,6 +216,8 @@ def run_demo(out: TextIO) -> int:
         started = [(name, _start_child(how, load, workers)) for name, how, workers in runs]
         for _, child in started:
             children.callback(_stop, child)
+        for _, child in started:  # all three loaded before the first goes: no interpreter starts beside a run
+            _wait_ready(child)
         rows = [(name, _measure(child, name)) for name, child in started]
     print(f"  {'':<38} {'wall':>8} {'threads':>8} {'memory':>10}", file=out)
     for name, figures in rows:
@@ -249,6 +251,12 @@ def _start_child(how: str, urls: list[str], workers: int) -> subprocess.Popen[st
         text=True,
         env={k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")},
     )
+
+
+def _wait_ready(child: subprocess.Popen[str]) -> None:
+    """Wait for ``child`` to have imported what it needs (it says ``ready``), or to have failed."""
+    assert child.stdout is not None
+    child.stdout.readline()  # "ready", or "" if it failed: _measure then reports its stderr
 
 
 def _measure(child: subprocess.Popen[str], name: str) -> dict[str, Any]:
@@ -292,6 +300,7 @@ def _peak_rss() -> int:
 def _load_child(argv: list[str]) -> None:
     """In the child: fetch every URL the asked way; print the figures as one JSON line."""
     how, workers, urls = argv[0], int(argv[1]), argv[2:]
+    print("ready", flush=True)
     if not sys.stdin.readline():  # the demo ended before our turn
         return
     idle = _peak_rss()
