@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tasklets
-from tasklets import IncompleteReadError, StreamClosed
+from tasklets import IncompleteReadError, StreamClosed, StreamError
 from tasklets._exceptions import (
     ConnectFailed,
     HTTPConnectTimeout,
@@ -41,7 +41,10 @@ def answering(*pieces: tuple[float, bytes], pause: float = 0.0) -> Callable[[tas
             for delay, data in pieces:
                 if delay:
                     yield tasklets.sleep(delay)
-                yield stream.write(data)
+                try:
+                    yield stream.write(data)
+                except StreamError:
+                    return  # the client has gone (a timeout closed the connection)
 
     return serve
 
@@ -235,6 +238,27 @@ def test_the_total_timeout_covers_connect_head_and_redirects_exactly() -> None:
     failed_at, origins = run(main, FakeConnector(serve, delay=0.25))
     assert failed_at == 2.0  # neither read (10 s) nor any single step failed: the whole chain's 2 s did
     assert origins == ["http://one.test", "http://two.test"]  # the redirect was followed within the budget
+
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+@pytest.mark.parametrize("where", ["head", "body"])
+def test_the_total_timeout_stops_a_server_trickling_a_byte_at_a_time(where: str, parser: str) -> None:
+    """Every gap (0.125 s) is within the read timeout (0.5 s): the total (0.75 s) is what stops it, exactly."""
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+    sent_at_once = 40 if where == "body" else 0
+    trickle = ((0.0, response[:sent_at_once]), *((0.125, response[i : i + 1]) for i in range(sent_at_once, 140)))
+
+    def main(client: Client, connector: FakeConnector) -> Generator[Any, Any, Any]:
+        with pytest.raises(TotalTimeout) as caught:
+            yield from fetch(client, "http://slow.test/", timeout=Timeout(connect=2, read=0.5, total=0.75))
+        pool = _pool(client)
+        return tasklets.current_loop().time(), (pool.open_connections, pool.idle_connections), str(caught.value)
+
+    failed_at, counts, message = run(main, FakeConnector(answering(*trickle), parser=parser))
+    assert failed_at == 0.75
+    assert counts == (0, 0)  # the half-read connection was closed, not pooled
+    assert "http://slow.test/" in message
 
 
 # -- the seams themselves ------------------------------------------------------------------------------------
