@@ -11,7 +11,8 @@ import pytest
 from _servers import ExternalServer, PProxy, RawServer, StdlibServer, fetch, pattern, run
 
 from tasklets._exceptions import ConnectFailed, UnsupportedScheme
-from tasklets.http import Client, Timeout
+from tasklets.http import Client, Connector, Timeout
+from tasklets.testing import FakeResolver
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CREDENTIALS = "al:s3cr%40t"  # the password is "s3cr@t"
@@ -57,6 +58,20 @@ def test_socks_proxies(pproxies: dict[str, PProxy], stdlib: StdlibServer, scheme
     assert first == pattern(100000)
     assert b'"path": "/echo"' in second  # the origin's own target, not an absolute URL: this is not an HTTP proxy
     assert stdlib.counter.accepted == 1  # the connection through the proxy is kept alive and reused
+
+
+@pytest.mark.parametrize("scheme", ["socks4", "socks5"])
+def test_a_socks_origin_resolved_here_goes_through_the_connectors_resolver(
+    pproxies: dict[str, PProxy], stdlib: StdlibServer, scheme: str
+) -> None:
+    """socks4:// and socks5:// resolve the origin's name on our side: with the connector's resolver, as a direct
+    connection does (a name only the fake resolver knows reaches the server)."""
+    resolver = FakeResolver({"site.test": ["127.0.0.1"]})
+    connector = Connector(resolver=resolver)
+    with _client(pproxies["open"].proxy_url(scheme), connector=connector) as client:
+        _, body = run(fetch, client, f"http://site.test:{stdlib.port}/echo")
+    assert b'"path": "/echo"' in body
+    assert [host for _, host, _ in resolver.lookups] == ["site.test"]
 
 
 def test_https_through_socks5h(

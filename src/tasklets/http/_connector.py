@@ -164,7 +164,7 @@ class Connector:
             try:
                 stream.timeout = timeout
                 if proxy.is_socks:
-                    yield from socks_handshake(stream, proxy, origin)
+                    yield from socks_handshake(stream, proxy, origin, resolver=self.resolver)
                 else:
                     yield from _tunnel(stream, origin, proxy, self.parser)
                 if tls:
