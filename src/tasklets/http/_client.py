@@ -363,7 +363,8 @@ class BaseClient:
         """One request and response head, retried once on a stale keep-alive connection."""
         pool = self._pool(loop)
         url = request.url
-        proxy = proxy_for(self.proxies, url) if self.uds is None else None
+        # Over a Unix socket every origin is served by the one socket: no proxy on the way.
+        proxy = proxy_for(self.proxies, url) if pool.connector.uds is None else None
         if proxy is not None and proxy.error is not None:
             raise UnsupportedScheme(f"cannot fetch {url}: {proxy.error}")
         route = Route(url.origin, proxy, context)
@@ -377,8 +378,7 @@ class BaseClient:
             )
             conn.stream.timeout = timeouts.read
             headers = self._request_headers(request)
-            if route.forwarded:  # an HTTP proxy forwards plain http (https is tunnelled)
-                assert proxy is not None
+            if proxy is not None and route.forwarded:  # an HTTP proxy forwards plain http (https is tunnelled)
                 target = str(url)
                 if proxy.authorization and "Proxy-Authorization" not in request.headers:
                     headers.append(("Proxy-Authorization", proxy.authorization))

@@ -105,6 +105,8 @@ class Client(BaseClient):
         decompress: bool = True,
         connector: Connector | None = None,
     ) -> None:
+        if connector is not None and uds is not None:
+            raise ValueError(f"Client(uds=) and Client(connector=) together: give {connector!r} the uds= instead")
         if proxy is not DEFAULT:
             proxies = None if proxy is None else {"http": proxy, "https": proxy}
         elif proxies is DEFAULT:
