@@ -328,9 +328,16 @@ class FakeResolver:
 
 def _address_info(address: str | tuple[str, int], port: int | None) -> AddressInfo:
     host, port = (address, port) if isinstance(address, str) else address
-    if ":" in host:
-        return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))
-    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.inet_pton(family, host)
+    except (OSError, TypeError) as exc:
+        raise ValueError(
+            f"a FakeResolver answers with numeric addresses ('127.0.0.1', '::1', ('127.0.0.1', port)), not {address!r}"
+        ) from exc
+    if family == socket.AF_INET6:
+        return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))
+    return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))
 
 
 class FakeConnector(Connector):

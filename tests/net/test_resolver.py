@@ -143,3 +143,13 @@ def test_the_system_resolver_answers_getaddrinfo_in_a_worker_thread() -> None:
 
     infos = run(main)
     assert infos[0][0] == socket.AF_INET and infos[0][4] == ("127.0.0.1", 80)
+
+
+def test_a_fake_resolver_answers_only_with_numeric_addresses() -> None:
+    resolver = FakeResolver({"named.test": ["localhost"]})  # connecting would resolve it for real, blocking
+
+    def main() -> Any:
+        with pytest.raises(ValueError, match="numeric addresses"):
+            yield tasklets.open_connection("named.test", 80, resolver=resolver)
+
+    run(main, clock=VirtualClock())
