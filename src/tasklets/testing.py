@@ -19,6 +19,20 @@ if anything is left behind: a task, a timer, a reader or writer, a
 descriptor. :func:`stream_pair` gives two connected streams without a server.
 :class:`PollStepper` resumes a task after each poll of its loop, to cancel an
 operation at each of its waits in turn.
+
+Two fakes stand in for the world outside, on the loop's clock (exact under a
+:class:`VirtualClock`): :class:`FakeResolver` answers name lookups from a
+table (``open_connection(..., resolver=)``, ``Connector(resolver=)``), and
+:class:`FakeConnector` serves an HTTP client's connections from memory
+(``Client(connector=)``), each a :func:`stream_pair` whose other end a server
+function of the test answers::
+
+    def serve(stream):
+        yield stream.read_until(b"\r\n\r\n")
+        yield stream.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    connector = FakeConnector(serve, delay=0.5)
+    client = tasklets.http.Client(connector=connector, proxies=None)
 """
 
 from __future__ import annotations
@@ -27,19 +41,32 @@ import math
 import os
 import socket
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping, Sequence
 from types import GeneratorType
 from typing import Any
 
 from ._clock import Clock, SystemClock
+from ._combinators import sleep
+from ._exceptions import Cancelled, CancelledError, ConnectTimeout
 from ._future import Future, is_future_like
 from ._loop import Loop
 from ._loop_statistics import LoopStatistics
 from ._task import Task
-from ._where import work_in_threads
+from ._where import loop_for_caller, work_in_threads
+from .http import Connector, Route
 from .net import Stream
+from .net._resolver import AddressInfo
 
-__all__ = ["VirtualClock", "LeftBehind", "PollStepper", "open_descriptors", "run_strict", "stream_pair"]
+__all__ = [
+    "FakeConnector",
+    "FakeResolver",
+    "LeftBehind",
+    "PollStepper",
+    "VirtualClock",
+    "open_descriptors",
+    "run_strict",
+    "stream_pair",
+]
 
 # How long the loop blocks for real at a time while threads work for it (it
 # wakes at once when they hand something over).
@@ -291,3 +318,164 @@ class PollStepper:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class FakeResolver:
+    """A resolver that answers from a table, after a delay on the loop's clock.
+
+    For ``open_connection(..., resolver=)`` and ``Connector(resolver=)``. A
+    name maps to its addresses, best first: ``"127.0.0.1"`` or ``"::1"``
+    (with the port asked for), or ``("127.0.0.1", 8080)`` (with that port,
+    to send one name's addresses to different local servers); or to an
+    exception, which the lookup raises (a ``socket.gaierror`` becomes
+    ``NameResolutionError``, as from the system's resolver). A name not in
+    the table does not resolve.
+
+    Args:
+        names: the table.
+        delay: seconds each lookup takes, or a mapping of name to seconds
+            (names not in it answer at once).
+
+    Attributes:
+        lookups: ``(loop time, host, family)`` of every lookup, in order.
+    """
+
+    def __init__(
+        self,
+        names: Mapping[str, Sequence[str | tuple[str, int]] | BaseException],
+        *,
+        delay: float | Mapping[str, float] = 0.0,
+    ) -> None:
+        self.names = dict(names)
+        self.delay = delay
+        self.lookups: list[tuple[float, str, int]] = []
+
+    def __repr__(self) -> str:
+        return f"<FakeResolver names={sorted(self.names)!r}>"
+
+    def resolve(self, host: str, port: int | None, family: int) -> Future[list[AddressInfo]]:
+        """A future of ``host``'s entries (``getaddrinfo``'s shape), due after the delay."""
+        loop = loop_for_caller()
+        self.lookups.append((loop.time(), host, family))
+        delay = self.delay if isinstance(self.delay, (int, float)) else self.delay.get(host, 0.0)
+        return Task(self._answer(host, port, family, delay), loop=loop, name=f"FakeResolver {host!r}")
+
+    def _answer(self, host: str, port: int | None, family: int, delay: float) -> Generator[Any, Any, list[AddressInfo]]:
+        if delay:
+            yield sleep(delay)
+        entry = self.names.get(host)
+        if entry is None:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is not in the FakeResolver's table")
+        if isinstance(entry, BaseException):
+            raise entry
+        infos = [_address_info(address, port) for address in entry]
+        infos = [info for info in infos if family in (0, info[0])]
+        if not infos:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host!r} has no address of family {family!r}")
+        return infos
+
+
+def _address_info(address: str | tuple[str, int], port: int | None) -> AddressInfo:
+    host, port = (address, port) if isinstance(address, str) else address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.inet_pton(family, host)
+    except (OSError, TypeError) as exc:
+        raise ValueError(
+            f"a FakeResolver answers with numeric addresses ('127.0.0.1', '::1', ('127.0.0.1', port)), not {address!r}"
+        ) from exc
+    if family == socket.AF_INET6:
+        return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))
+    return (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))
+
+
+class FakeConnector(Connector):
+    """Serves an HTTP client's connections from memory: ``Client(connector=FakeConnector(serve))``.
+
+    Each new connection is a :func:`stream_pair`: the client gets one end,
+    and a task runs ``serve(stream)`` on the other (a generator function,
+    ``async def`` or ``@task`` function; the stream is closed when it
+    returns). No proxy, TLS or name resolution takes place: every route gets
+    the same kind of connection, and ``connects`` tells which were asked for.
+    ``delay`` and ``error`` may be changed between requests.
+
+    Args:
+        serve: the server function, given the server's end of each connection.
+        delay: seconds, on the loop's clock, that each connect takes. Longer
+            than the connect timeout, the connect fails with
+            ``HTTPConnectTimeout`` when that timeout is due.
+        error: an exception that each connect raises after ``delay`` (an
+            ``OSError`` becomes the client's ``ConnectFailed``, as a refused
+            connection does), or None.
+        parser: the client's HTTP/1.1 parser (``"auto"``, ``"h11"``, ``"httptools"``).
+
+    Attributes:
+        connects: ``(loop time, route)`` of every connect asked for, in order.
+    """
+
+    def __init__(
+        self,
+        serve: Callable[[Stream], Any],
+        *,
+        delay: float = 0.0,
+        error: BaseException | None = None,
+        parser: str = "auto",
+    ) -> None:
+        super().__init__(parser=parser)
+        self.serve = serve
+        self.delay = delay
+        self.error = error
+        self.connects: list[tuple[float, Route]] = []
+        self._servers: list[Task[Any]] = []
+
+    @property
+    def serving(self) -> int:
+        """Server tasks still running (one per connection its client has not closed)."""
+        return sum(1 for server in self._servers if not server.done())
+
+    def open_stream(self, route: Route, timeout: float | None) -> Generator[Any, Any, Stream]:
+        """The client's end of a new :func:`stream_pair`, after ``delay`` (or ``error``, or a timeout)."""
+        loop = loop_for_caller()
+        self.connects.append((loop.time(), route))
+        delay, error = self.delay, self.error
+        if timeout is not None and delay > timeout:
+            yield sleep(timeout)
+            origin = route.origin
+            raise ConnectTimeout(
+                f"connecting to {origin} took longer than {timeout} s", host=origin.host, port=origin.port
+            )
+        if delay:
+            yield sleep(delay)
+        if error is not None:
+            raise error
+        client, server = stream_pair(loop=loop)
+        self._servers.append(Task(self._serve(server), loop=loop, name=f"FakeConnector server for {route.origin}"))
+        return client
+
+    def _serve(self, stream: Stream) -> Generator[Any, Any, None]:
+        try:
+            yield from _main(self.serve, (stream,))
+        finally:
+            stream.close()  # what the server function wrote is still flushed
+
+    def close(self) -> Task[None]:
+        """Stop the server tasks still running; a task that fails with the first error a server function raised.
+
+        Close the client first: a server then sees its connections end.
+        """
+        return Task(self._close(), loop=loop_for_caller(), name="FakeConnector.close")
+
+    def _close(self) -> Generator[Any, Any, None]:
+        for server in self._servers:
+            server.cancel()
+        errors: list[BaseException] = []
+        for server in self._servers:
+            try:
+                yield server
+            except (Cancelled, CancelledError):
+                pass
+            except BaseException as exc:
+                errors.append(exc)
+        self._servers.clear()
+        if errors:
+            raise errors[0]

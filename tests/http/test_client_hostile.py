@@ -625,20 +625,7 @@ def test_read_timeout_on_a_server_trickling_one_byte_per_second(client: Client) 
         expect_failure(client, f"{server.url}/", HTTPReadTimeout, timeout=Timeout(connect=2, read=0.3), at=0.3)
 
 
-@pytest.mark.parametrize("where", ["head", "body"])
-def test_total_timeout_on_a_server_trickling_a_byte_every_tenth_of_a_second(client: Client, where: str) -> None:
-    response = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
-
-    def script(conn: RawConnection) -> None:
-        if conn.recv_request()[0]:
-            if where == "body":
-                conn.send(response[:40])
-            conn.trickle(response[40:] if where == "body" else response, 0.1)
-
-    with RawServer(script) as server:
-        start = time.monotonic()
-        expect_failure(client, f"{server.url}/", TotalTimeout, timeout=Timeout(connect=2, read=0.5, total=0.6))
-        assert 0.6 <= time.monotonic() - start < 6.0  # the pace is real: 10 times the unloaded duration at most
+# The total timeout against a server trickling bytes: test_virtual_time.py (exact, on the virtual clock).
 
 
 def test_an_early_response_to_an_unfinished_request_body_is_returned(client: Client) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from _servers import ExternalServer, PProxy, RawServer, StdlibServer, fetch, pattern, run
 
+import tasklets
 from tasklets._exceptions import ConnectFailed, UnsupportedScheme
-from tasklets.http import Client, Timeout
+from tasklets.http import Client, Connector, Timeout
+from tasklets.testing import FakeResolver
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CREDENTIALS = "al:s3cr%40t"  # the password is "s3cr@t"
@@ -57,6 +59,20 @@ def test_socks_proxies(pproxies: dict[str, PProxy], stdlib: StdlibServer, scheme
     assert first == pattern(100000)
     assert b'"path": "/echo"' in second  # the origin's own target, not an absolute URL: this is not an HTTP proxy
     assert stdlib.counter.accepted == 1  # the connection through the proxy is kept alive and reused
+
+
+@pytest.mark.parametrize("scheme", ["socks4", "socks5"])
+def test_a_socks_origin_resolved_here_goes_through_the_connectors_resolver(
+    pproxies: dict[str, PProxy], stdlib: StdlibServer, scheme: str
+) -> None:
+    """socks4:// and socks5:// resolve the origin's name on our side: with the connector's resolver, as a direct
+    connection does (a name only the fake resolver knows reaches the server)."""
+    resolver = FakeResolver({"site.test": ["127.0.0.1"]})
+    connector = Connector(resolver=resolver)
+    with _client(pproxies["open"].proxy_url(scheme), connector=connector) as client:
+        _, body = run(fetch, client, f"http://site.test:{stdlib.port}/echo")
+    assert b'"path": "/echo"' in body
+    assert [host for _, host, _ in resolver.lookups] == ["site.test"]
 
 
 def test_https_through_socks5h(
@@ -140,3 +156,35 @@ def test_socks_without_socksio_says_what_to_install(
     with _client(pproxies["open"].proxy_url("socks5")) as client:
         with pytest.raises(ConnectFailed, match=r"tasklets\[socks\]"):
             run(fetch, client, f"{stdlib.url}/bytes/10")
+
+
+def test_a_connector_over_a_unix_socket_takes_no_proxy(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Connector(uds=) serves every origin from the socket: a proxy setting must not turn the target absolute."""
+    path = str(tmp_path_factory.mktemp("uds", numbered=True) / "s")
+    if len(path) > 100:  # sun_path is about 108 bytes
+        pytest.skip(f"the temporary path {path!r} is too long for a Unix socket")
+
+    def handler(stream: tasklets.Stream) -> Any:
+        head = yield stream.read_until(b"\r\n\r\n")
+        target = head.split(b" ")[1]
+        yield stream.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target))
+        yield stream.read()  # until the client closes
+        stream.close()
+
+    def main() -> Any:
+        server = yield tasklets.start_unix_server(handler, path)
+        try:
+            proxies = {"http": "http://127.0.0.1:9"}  # nothing listens there: it must not be used
+            with Client(proxies=proxies, connector=Connector(uds=path), timeout=Timeout(5, 5)) as client:
+                _, body = yield from fetch(client, "http://docker.invalid/v1/info")
+        finally:
+            server.close()
+            yield server.wait_closed()
+        return body
+
+    assert run(main) == b"/v1/info"
+
+
+def test_uds_and_a_connector_together_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"give .* the uds= instead"):
+        Client(uds="/run/docker.sock", connector=Connector())

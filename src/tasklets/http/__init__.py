@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._api import default_client, delete, get, head, options, patch, post, put, request, urlopen_async
 from ._auth import DigestAuth
 from ._client import check_request
+from ._connector import Connector, Route
 from ._headers import Headers
 from ._pool import PoolLimits
 from ._response import Response
@@ -22,11 +23,13 @@ from ._timeout import Timeout
 
 __all__ = [
     "Client",
+    "Connector",
     "DigestAuth",
     "Headers",
     "PoolLimits",
     "Response",
     "Retry",
+    "Route",
     "SentRequest",
     "Timeout",
     "check_request",

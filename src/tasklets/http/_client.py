@@ -34,9 +34,6 @@ from typing import Any, Self
 
 from .._combinators import with_timeout
 from .._exceptions import (
-    ConnectError,
-    ConnectFailed,
-    ConnectTimeout,
     HTTPConnectTimeout,
     HTTPError,
     HTTPReadTimeout,
@@ -52,19 +49,18 @@ from .._future import Future
 from .._loop import Loop
 from .._task import Task
 from .._where import loop_for_caller
-from ..net import open_connection, open_unix_connection
 from . import _protocol as protocol
 from ._auth import basic_authorization, url_credentials
 from ._connection import HTTPConnection, as_client_error, name_the_url
+from ._connector import Connector, Route
 from ._decoders import supported_encodings
 from ._headers import Headers
 from ._pool import ConnectionPool, PoolLimits
-from ._proxy import Proxy, ProxyConfig, proxy_for
+from ._proxy import ProxyConfig, proxy_for
 from ._redirects import REDIRECT_STATUSES, next_hop
 from ._response import Response
-from ._socks import socks_handshake
 from ._timeout import DEFAULT, Timeout
-from ._url import URL, Origin, parse_url
+from ._url import URL, parse_url
 
 __all__ = ["BaseClient", "HopRequest", "Timeout", "check_request"]
 
@@ -116,6 +112,8 @@ class BaseClient:
         parser: ``"auto"`` (httptools when installed, else h11), ``"h11"`` or ``"httptools"``.
         decompress: ask for and decode gzip and deflate (and br and zstd when their
             packages are installed: ``tasklets[compression]``).
+        connector: what opens the pool's connections (default: a
+            :class:`~tasklets.http.Connector` with this client's ``parser`` and ``uds``).
     """
 
     #: A Unix socket path that every connection goes to instead of the origin's address.
@@ -132,6 +130,7 @@ class BaseClient:
         proxies: str | Mapping[str, str] | None = "env",
         parser: str = "auto",
         decompress: bool = True,
+        connector: Connector | None = None,
     ) -> None:
         self.limits = limits or PoolLimits()
         self.timeout = Timeout() if timeout is None else Timeout.of(timeout)
@@ -141,6 +140,7 @@ class BaseClient:
         self.proxies = ProxyConfig.from_setting(proxies)
         self.parser = parser
         self.decompress = decompress
+        self.connector = connector
         self._pools: weakref.WeakKeyDictionary[Loop, ConnectionPool] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
@@ -149,7 +149,8 @@ class BaseClient:
     def _pool(self, loop: Loop) -> ConnectionPool:
         pool = self._pools.get(loop)
         if pool is None:
-            pool = self._pools[loop] = ConnectionPool(loop, self.limits)
+            connector = self.connector or Connector(parser=self.parser, uds=self.uds)
+            pool = self._pools[loop] = ConnectionPool(loop, self.limits, connector)
             loop.add_close_callback(pool.abort)  # its sockets go with the loop that watches them
         return pool
 
@@ -362,20 +363,22 @@ class BaseClient:
         """One request and response head, retried once on a stale keep-alive connection."""
         pool = self._pool(loop)
         url = request.url
-        proxy = proxy_for(self.proxies, url) if self.uds is None else None
+        # Over a Unix socket every origin is served by the one socket: no proxy on the way.
+        proxy = proxy_for(self.proxies, url) if pool.connector.uds is None else None
         if proxy is not None and proxy.error is not None:
             raise UnsupportedScheme(f"cannot fetch {url}: {proxy.error}")
+        route = Route(url.origin, proxy, context)
         for attempt in (1, 2):
             conn: HTTPConnection = yield from pool.acquire(
-                _pool_key(url.origin, proxy, context),
-                lambda release: self._connect(loop, url.origin, proxy, timeouts, context, release),
+                route,
                 timeouts.pool,
+                connect_timeout=timeouts.connect,
                 retryable=attempt == 1 and request.method in _IDEMPOTENT and request.replayable,
                 reuse=attempt == 1,  # the retry goes on a new connection: the other idle ones may be stale too
             )
             conn.stream.timeout = timeouts.read
             headers = self._request_headers(request)
-            if proxy is not None and url.origin.scheme == "http" and not proxy.is_socks:  # forwarded (https: tunnelled)
+            if proxy is not None and route.forwarded:  # an HTTP proxy forwards plain http (https is tunnelled)
                 target = str(url)
                 if proxy.authorization and "Proxy-Authorization" not in request.headers:
                     headers.append(("Proxy-Authorization", proxy.authorization))
@@ -436,84 +439,10 @@ class BaseClient:
         pairs.extend(headers.items())
         return pairs
 
-    def _connect(
-        self,
-        loop: Loop,
-        origin: Origin,
-        proxy: Proxy | None,
-        timeouts: Timeout,
-        context: _ssl.SSLContext | None,
-        release: Any,
-    ) -> Task[HTTPConnection]:
-        return Task(self._open(origin, proxy, timeouts, context, release), loop=loop, name=f"connect {origin}")
-
-    def _open(
-        self,
-        origin: Origin,
-        proxy: Proxy | None,
-        timeouts: Timeout,
-        context: _ssl.SSLContext | None,
-        release: Any,
-    ) -> Generator[Any, Any, HTTPConnection]:
-        tls = origin.scheme == "https"
-        ssl_context: Any = (context or _default_context()) if tls else None
-        try:
-            if self.uds is not None:  # every origin is served by the one socket; https still verifies the origin
-                stream = yield open_unix_connection(
-                    self.uds, ssl=ssl_context, server_hostname=origin.host if tls else None, timeout=timeouts.connect
-                )
-            elif proxy is None:
-                stream = yield open_connection(
-                    origin.host, origin.port, ssl=ssl_context, server_hostname=origin.host if tls else None,
-                    timeout=timeouts.connect,
-                )
-            else:
-                proxy_tls = (context or _default_context()) if proxy.scheme == "https" else None
-                if tls and proxy_tls is not None:
-                    raise ConnectFailed(f"cannot reach {origin} through {proxy!r}: TLS inside TLS is not supported")
-                stream = yield open_connection(
-                    proxy.host, proxy.port, ssl=proxy_tls, server_hostname=proxy.host if proxy_tls else None,
-                    timeout=timeouts.connect,
-                )
-                if tls or proxy.is_socks:
-                    try:
-                        stream.timeout = timeouts.connect
-                        if proxy.is_socks:
-                            yield from socks_handshake(stream, proxy, origin)
-                        else:
-                            yield from _tunnel(stream, origin, proxy, self.parser, timeouts)
-                        if tls:
-                            yield stream.start_tls(ssl_context, server_hostname=origin.host, timeout=timeouts.connect)
-                    except BaseException:
-                        stream.abort()
-                        raise
-        except ConnectTimeout as exc:
-            message = f"connecting to {origin} timed out after {timeouts.connect} s"
-            raise HTTPConnectTimeout(message, reason=exc) from exc
-        except (ConnectError, OSError) as exc:
-            raise ConnectFailed(f"cannot connect to {origin}: {exc}", reason=exc) from exc
-        key = _pool_key(origin, proxy, context)
-        return HTTPConnection(stream, key, protocol.create_client_connection(backend=self.parser), release)
-
 
 def _close_unclaimed(done: Future[Response]) -> None:
     if not done.cancelled() and done.exception() is None:
         done.result().close()
-
-
-def _pool_key(origin: Origin, proxy: Proxy | None, context: _ssl.SSLContext | None) -> Origin:
-    """What the pool keys (and counts) a connection by: where it connects, and how its TLS was verified.
-
-    Through a proxy, the proxy's key. An https connection made with a caller's
-    ``SSLContext`` is only reused with that same context: a request with another
-    (or the default) context must not ride on a connection verified differently.
-    The connection's SSL object holds its context, so the ``id`` cannot be reused
-    while the connection is pooled.
-    """
-    key = origin if proxy is None else _proxied_origin(proxy, URL(origin, "/"))
-    if origin.scheme == "https" and context is not None:
-        key = Origin(key.scheme, f"{key.host}#{id(context):x}", key.port)
-    return key
 
 
 def check_request(method: str, headers: Headers) -> None:
@@ -532,37 +461,6 @@ def check_request(method: str, headers: Headers) -> None:
     if not raw or raw.translate(None, protocol._TOKEN_CHARS):
         raise LocalProtocolError(f"invalid method {method!r}: it must be a token such as 'GET'")
     protocol.ClientConnection._check_fields(headers.items(), "header")
-
-
-def _proxied_origin(proxy: Proxy, url: URL) -> Origin:
-    # Plain http through an HTTP proxy shares the proxy's connections; tunnels are per origin.
-    where = proxy.url.origin
-    if proxy.is_socks:
-        return Origin(url.origin.scheme, f"{url.origin.host}@{proxy.scheme}:{where.host}:{where.port}", url.origin.port)
-    if url.origin.scheme == "http":
-        return Origin("http", f"proxy:{where.host}", where.port)
-    return Origin("https", f"{url.origin.host}@{where.host}", url.origin.port)
-
-
-def _tunnel(
-    stream: Any, origin: Origin, proxy: Proxy, parser_name: str, timeouts: Timeout
-) -> Generator[Any, Any, None]:
-    """Ask an HTTP proxy for a CONNECT tunnel to ``origin``."""
-    parser = protocol.create_client_connection(backend=parser_name)
-    authority = f"{origin.host}:{origin.port}"
-    headers = [("Host", authority)]
-    if proxy.authorization:
-        headers.append(("Proxy-Authorization", proxy.authorization))
-    stream.timeout = timeouts.connect
-    yield stream.write(parser.send_request("CONNECT", authority, headers) + parser.send_end())
-    while True:
-        data = yield stream.read(65536)
-        for event in parser.feed(data) if data else parser.feed_eof():
-            if isinstance(event, protocol.Response):
-                if not 200 <= event.status < 300:
-                    reason = event.reason.decode("latin-1")
-                    raise ConnectFailed(f"the proxy refused to tunnel to {origin}: {event.status} {reason}")
-                return
 
 
 def _discard_body(response: Response) -> Generator[Any, Any, None]:
@@ -585,13 +483,3 @@ def _file_chunks(file: Any, size: int = 64 * 1024) -> Generator[bytes, None, Non
         if isinstance(chunk, str):
             raise LocalProtocolError("a request body file must be opened in binary mode")
         yield chunk
-
-
-_default_ssl_context: _ssl.SSLContext | None = None
-
-
-def _default_context() -> _ssl.SSLContext:
-    global _default_ssl_context
-    if _default_ssl_context is None:
-        _default_ssl_context = _ssl.create_default_context()
-    return _default_ssl_context

@@ -9,7 +9,10 @@ is neither expired nor dead; else open a new one if the limits allow,
 closing the least recently used idle connection of another origin if that is
 what stands in the way; else wait. The pool object only carries out those
 decisions, owns the idle lists and wakes waiters (first come, first served)
-when a connection is released or closed.
+when a connection is released or closed. New connections are opened by the
+pool's :class:`~tasklets.http.Connector`, given once when the pool is made:
+a request says where its connection must go with a ``Route``, the
+connector knows how to get there.
 
 A connection is handed back by its :class:`HTTPConnection` once its response
 body has been read to the end and the server allowed reuse; a body abandoned
@@ -28,8 +31,10 @@ from .._combinators import with_timeout
 from .._exceptions import PoolTimeout
 from .._future import Future
 from .._loop import Loop
+from .._task import Task
 from ._body_buffers import BodyBuffers
 from ._connection import HTTPConnection
+from ._connector import Connector, Route
 from ._url import Origin
 
 __all__ = ["ConnectionPool", "PoolLimits", "choose", "Reuse", "Open", "Wait"]
@@ -119,9 +124,10 @@ def choose(
 class ConnectionPool:
     """Keep-alive connections by origin, within :class:`PoolLimits`."""
 
-    def __init__(self, loop: Loop, limits: PoolLimits) -> None:
+    def __init__(self, loop: Loop, limits: PoolLimits, connector: Connector) -> None:
         self.loop = loop
         self.limits = limits
+        self.connector = connector
         self._idle: OrderedDict[HTTPConnection, None] = OrderedDict()
         self._live: set[HTTPConnection] = set()  # every open connection, idle or busy
         self._count_by_origin: dict[Origin, int] = {}
@@ -145,17 +151,17 @@ class ConnectionPool:
 
     def acquire(
         self,
-        origin: Origin,
-        connect: Callable[[Callable[[HTTPConnection, bool], None]], Any],
+        route: Route,
         timeout: float | None,
         *,
+        connect_timeout: float | None = None,
         retryable: bool = False,
         reuse: bool = True,
     ) -> Generator[Any, Any, HTTPConnection]:
-        """A connection to ``origin``: reused, newly opened by ``connect``, or waited for.
+        """A connection along ``route``: reused, newly opened by the connector, or waited for.
 
-        ``connect(release)`` is a future of a new :class:`HTTPConnection`
-        whose ``on_release`` is ``release``. Use with ``yield from``.
+        Use with ``yield from``. ``timeout`` bounds the wait for a free
+        connection, ``connect_timeout`` the opening of a new one.
         ``retryable`` says the request may be retried on a new connection if
         a reused one turns out closed, which lets a connection that was idle
         for a moment only be trusted without a system call. ``reuse=False``
@@ -164,6 +170,7 @@ class ConnectionPool:
         Raises:
             PoolTimeout: no connection became free within ``timeout`` seconds.
         """
+        origin = route.key
         deadline = None if timeout is None else self.loop.time() + timeout
         while True:
             decision = choose(
@@ -184,7 +191,11 @@ class ConnectionPool:
                 return decision.connection
             if isinstance(decision, Open):
                 self._count(origin, +1)  # the slot is taken while connecting
-                opening = connect(self._release)
+                opening = Task(
+                    self.connector.connect(route, connect_timeout, self._release),
+                    loop=self.loop,
+                    name=f"connect {route.origin}",
+                )
                 try:
                     conn = cast(HTTPConnection, (yield opening))
                 except BaseException:

@@ -33,6 +33,7 @@ from .._task import Task
 from ._auth import DigestAuth, basic_authorization, netrc_credentials, url_credentials
 from ._client import BaseClient, HopRequest, check_request
 from ._connection import name_the_url
+from ._connector import Connector
 from ._cookies import cookie_header, store_cookies
 from ._forms import encode_body, encode_form
 from ._headers import Headers
@@ -77,6 +78,8 @@ class Client(BaseClient):
             ``socks5://``...), or None for none; by default the environment's.
         uds: a Unix socket path every connection goes to (Docker's API, say).
         proxies, parser, decompress: as for ``urlopen`` (see ``BaseClient``).
+        connector: what opens the pool's connections (default: a :class:`~tasklets.http.Connector`
+            with ``parser`` and ``uds``); ``tasklets.testing.FakeConnector`` serves them from memory.
     """
 
     def __init__(
@@ -100,14 +103,17 @@ class Client(BaseClient):
         proxies: str | Mapping[str, str] | None = DEFAULT,
         parser: str = "auto",
         decompress: bool = True,
+        connector: Connector | None = None,
     ) -> None:
+        if connector is not None and uds is not None:
+            raise ValueError(f"Client(uds=) and Client(connector=) together: give {connector!r} the uds= instead")
         if proxy is not DEFAULT:
             proxies = None if proxy is None else {"http": proxy, "https": proxy}
         elif proxies is DEFAULT:
             proxies = "env" if trust_env else None
         super().__init__(
             limits=limits, timeout=timeout, context=context, max_redirects=max_redirects, headers=headers,
-            proxies=proxies, parser=parser, decompress=decompress,
+            proxies=proxies, parser=parser, decompress=decompress, connector=connector,
         )
         if base_url is not None:
             parse_url(base_url)  # refused now (InvalidURL), not at the first request

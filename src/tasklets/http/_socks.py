@@ -20,16 +20,21 @@ import socket
 from collections.abc import Generator
 from typing import Any
 
-from .._combinators import to_thread
 from .._exceptions import ConnectFailed, IncompleteReadError
+from ..net import Resolver, SystemResolver
 from ._proxy import Proxy
 from ._url import Origin
 
 __all__ = ["socks_handshake"]
 
 
-def socks_handshake(stream: Any, proxy: Proxy, origin: Origin) -> Generator[Any, Any, None]:
+def socks_handshake(
+    stream: Any, proxy: Proxy, origin: Origin, *, resolver: Resolver | None = None
+) -> Generator[Any, Any, None]:
     """Over ``stream`` (connected to ``proxy``), ask for a connection to ``origin``; ``yield from`` it.
+
+    ``resolver`` (default: the system's) resolves the origin's name where the
+    scheme says it is resolved here (``socks4://``, ``socks5://``).
 
     Raises:
         ConnectFailed: socksio is not installed, the proxy refused the
@@ -44,16 +49,18 @@ def socks_handshake(stream: Any, proxy: Proxy, origin: Origin) -> Generator[Any,
     step = ["greeting it"]  # what we were doing, for the message should the proxy hang up
     try:
         if proxy.scheme.startswith("socks5"):
-            yield from _socks5(stream, proxy, origin, step)
+            yield from _socks5(stream, proxy, origin, step, resolver)
         else:
-            yield from _socks4(stream, proxy, origin, step)
+            yield from _socks4(stream, proxy, origin, step, resolver)
     except socksio.ProtocolError as exc:
         raise ConnectFailed(f"the SOCKS proxy {proxy!r} broke the protocol: {exc}") from exc
     except IncompleteReadError as exc:
         raise ConnectFailed(f"the SOCKS proxy {proxy!r} closed the connection after we {step[0]}") from exc
 
 
-def _address(proxy: Proxy, origin: Origin, *, ipv4_only: bool) -> Generator[Any, Any, str]:
+def _address(
+    proxy: Proxy, origin: Origin, resolver: Resolver | None, *, ipv4_only: bool
+) -> Generator[Any, Any, str]:
     """The origin's host as the proxy is to get it: the name (remote DNS), or an address resolved here."""
     host = origin.host
     if proxy.scheme in ("socks5h", "socks4a"):
@@ -65,13 +72,15 @@ def _address(proxy: Proxy, origin: Origin, *, ipv4_only: bool) -> Generator[Any,
         pass
     family = socket.AF_INET if ipv4_only else socket.AF_UNSPEC
     try:
-        found = yield to_thread(socket.getaddrinfo, host, origin.port, family, socket.SOCK_STREAM)
+        found = yield (resolver or SystemResolver()).resolve(host, origin.port, family)
     except OSError as exc:
         raise ConnectFailed(f"cannot resolve {host!r} for {proxy!r}: {exc}") from exc
     return str(found[0][4][0])
 
 
-def _socks5(stream: Any, proxy: Proxy, origin: Origin, step: list[str]) -> Generator[Any, Any, None]:
+def _socks5(
+    stream: Any, proxy: Proxy, origin: Origin, step: list[str], resolver: Resolver | None
+) -> Generator[Any, Any, None]:
     from socksio import socks5
 
     connection: Any = socks5.SOCKS5Connection()
@@ -93,7 +102,7 @@ def _socks5(stream: Any, proxy: Proxy, origin: Origin, step: list[str]) -> Gener
     elif chosen.method != socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
         wanted = "a username and password" if proxy.username is None else "an authentication method we do not offer"
         raise ConnectFailed(f"the SOCKS proxy {proxy!r} wants {wanted}")
-    address = yield from _address(proxy, origin, ipv4_only=False)
+    address = yield from _address(proxy, origin, resolver, ipv4_only=False)
     connection.send(
         socks5.SOCKS5CommandRequest.from_address(socks5.SOCKS5Command.CONNECT, (address, origin.port))
     )
@@ -110,12 +119,14 @@ def _socks5(stream: Any, proxy: Proxy, origin: Origin, step: list[str]) -> Gener
         raise ConnectFailed(f"the SOCKS proxy {proxy!r} could not connect to {origin}: {reason}")
 
 
-def _socks4(stream: Any, proxy: Proxy, origin: Origin, step: list[str]) -> Generator[Any, Any, None]:
+def _socks4(
+    stream: Any, proxy: Proxy, origin: Origin, step: list[str], resolver: Resolver | None
+) -> Generator[Any, Any, None]:
     from socksio import socks4
 
     # SOCKS4's user id: the URL's user, or a name of ours (socksio, like some proxies, refuses an empty one).
     connection: Any = socks4.SOCKS4Connection(user_id=(proxy.username or "tasklets").encode())
-    address = yield from _address(proxy, origin, ipv4_only=True)
+    address = yield from _address(proxy, origin, resolver, ipv4_only=True)
     if proxy.scheme == "socks4a":
         request: Any = socks4.SOCKS4ARequest.from_address(socks4.SOCKS4Command.CONNECT, (address, origin.port))
     else:

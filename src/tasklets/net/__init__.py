@@ -28,6 +28,7 @@ from .._exceptions import (
     WriteTimeout,
 )
 from ._connect import open_connection, open_unix_connection
+from ._resolver import Resolver, SystemResolver
 from ._server import Server, start_server, start_unix_server
 from ._stream import Stream
 
@@ -40,11 +41,13 @@ __all__ = [
     "NameResolutionError",
     "NetworkError",
     "ReadTimeout",
+    "Resolver",
     "Server",
     "Stream",
     "StreamClosed",
     "StreamError",
     "StreamReset",
+    "SystemResolver",
     "TLSCertificateError",
     "TLSError",
     "TLSHandshakeError",

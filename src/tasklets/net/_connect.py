@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-``open_connection`` is a task. It resolves the host with ``getaddrinfo`` in
-the default thread pool (numeric addresses skip that), orders the addresses
+``open_connection`` is a task. It asks its resolver for the host's addresses
+(by default ``getaddrinfo`` in the default thread pool; numeric addresses skip
+that, see ``_resolver.py``), orders the addresses
 (``_happy_eyeballs.interleave``), then runs the connect loop: ask the pure
 policy (``_happy_eyeballs.plan``) what to do, start the attempts it names,
 and sleep on one *wake* future that any attempt finishing, or the policy's
@@ -30,7 +31,6 @@ import socket
 from collections.abc import Generator
 from typing import Any
 
-from .._combinators import to_thread
 from .._exceptions import Cancelled, ConnectTimeout, InvalidStateError, NameResolutionError
 from .._future import Future
 from .._loop import Loop
@@ -38,6 +38,7 @@ from .._task import Task, current_task
 from .._where import loop_for_caller
 from ._errors import connect_error, describe
 from ._happy_eyeballs import DEFAULT_DELAY, Attempts, interleave, plan
+from ._resolver import SYSTEM_RESOLVER, Resolver
 from ._stream import DEFAULT_HIGH_WATER, Stream
 from ._tls import handshake, make_context
 
@@ -60,10 +61,12 @@ def open_connection(
     happy_eyeballs_delay: float = DEFAULT_DELAY,
     family: int = 0,
     high_water: int = DEFAULT_HIGH_WATER,
+    resolver: Resolver | None = None,
 ) -> Task[Stream]:
     """Connect to ``host:port`` over TCP (and TLS); a future of the :class:`Stream`.
 
-    The host is resolved with ``getaddrinfo`` in the default thread pool.
+    The host is resolved with ``getaddrinfo`` in the default thread pool
+    (or by ``resolver``).
     When it has several addresses they are tried Happy-Eyeballs style
     (RFC 8305): address families alternate, and a new attempt starts every
     ``happy_eyeballs_delay`` seconds, or as soon as the previous ones failed,
@@ -82,6 +85,8 @@ def open_connection(
         happy_eyeballs_delay: seconds between staggered attempts.
         family: restrict resolution to one address family (``socket.AF_INET``...).
         high_water: the stream's write high-water mark, in bytes.
+        resolver: what resolves host names (default: the system's, a
+            :class:`SystemResolver`); ``tasklets.testing.FakeResolver`` in tests.
 
     Returns:
         A task (a future) whose result is the connected stream.
@@ -110,6 +115,7 @@ def open_connection(
         happy_eyeballs_delay,
         family,
         high_water,
+        SYSTEM_RESOLVER if resolver is None else resolver,
     )
     return Task(body, loop=loop, name=f"open_connection {describe(host, port)}")
 
@@ -143,7 +149,9 @@ def open_unix_connection(
     path = os.fspath(path)
     loop = loop_for_caller()
     infos = [(socket.AF_UNIX, socket.SOCK_STREAM, 0, "", path)]
-    body = _connect(loop, path, None, infos, context, server_hostname, timeout, None, 0.0, 0, high_water)
+    body = _connect(
+        loop, path, None, infos, context, server_hostname, timeout, None, 0.0, 0, high_water, SYSTEM_RESOLVER
+    )
     return Task(body, loop=loop, name=f"open_unix_connection {path!r}")
 
 
@@ -159,6 +167,7 @@ def _connect(
     delay: float,
     family: int,
     high_water: int,
+    resolver: Resolver,
 ) -> Generator[Any, Any, Stream]:
     timed_out = False
     timer = None
@@ -174,7 +183,7 @@ def _connect(
         timer = loop.call_later(timeout, expire)
     try:
         if infos is None:
-            infos = yield from _resolve(host, port, family)
+            infos = yield from _resolve(resolver, host, port, family)
         sock, address = yield from _connect_any(loop, host, port, infos, local_addr, delay)
         stream = Stream(sock, loop=loop, host=host, port=port, peername=address, high_water=high_water)
         try:
@@ -213,12 +222,14 @@ def _numeric(host: str, port: int) -> list[tuple[Any, ...]] | None:
     return None
 
 
-def _resolve(host: str, port: int | None, family: int) -> Generator[Any, Any, list[tuple[Any, ...]]]:
+def _resolve(
+    resolver: Resolver, host: str, port: int | None, family: int
+) -> Generator[Any, Any, list[tuple[Any, ...]]]:
     numeric = _numeric(host, port) if isinstance(host, str) and port is not None else None
     if numeric is not None and (family == 0 or numeric[0][0] == family):
         return numeric
     try:
-        infos = yield to_thread(socket.getaddrinfo, host, port, family, socket.SOCK_STREAM)
+        infos = yield resolver.resolve(host, port, family)
     except socket.gaierror as exc:
         raise NameResolutionError(f"cannot resolve {host!r}: {exc.strerror}", host=host, port=port) from exc
     if not infos:
