@@ -195,6 +195,22 @@ class PProxy(ExternalServer):
         return f"{scheme}://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}"
 
 
+class TwistedSocks(ExternalServer):
+    """Twisted's SOCKSv4 server (``python -m twisted socks``), which also speaks SOCKS4a: the one of pproxy lacks it."""
+
+    def __init__(self, *, log: str) -> None:
+        self.kind = "twisted-socks4"
+        self.scheme = "socks4a"
+        self.port = free_port()
+        command = [sys.executable, "-m", "twisted", "socks", "-i", "127.0.0.1", "-p", str(self.port)]
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(command, cwd=HERE, stdout=out, stderr=subprocess.STDOUT)
+
+    def proxy_url(self, scheme: str) -> str:
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+
 # -- connection counting for in-process servers ------------------------------------------------------------
 
 

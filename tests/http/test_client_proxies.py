@@ -1,4 +1,4 @@
-"""Proxies: SOCKS4/4a/5/5h (with credentials) and https:// proxies against pproxy; the environment's settings."""
+"""Proxies: SOCKS4/5/5h (with credentials) and https:// proxies against pproxy (SOCKS4a: test_socks4a.py); the environment's settings."""
 
 from __future__ import annotations
 
