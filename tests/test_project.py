@@ -299,12 +299,6 @@ ALLOWED_REACH_THROUGH = {
     ("tasklets._matcher", "_try_complete"): "Future's completion step",
     ("tasklets._matcher", "_complete_unseen"): "Future's completion step for a future nobody saw yet",
     ("tasklets.net._reading", "_try_set_result"): "Future's completion step that says False when cancelled",
-    # The explicit TLS transport of a Stream is not built yet: start_tls
-    # rewires the stream's receive path and reads its buffer and peer.
-    **{
-        ("tasklets.net._tls", name): "start_tls rewires the Stream (no transport seam yet)"
-        for name in ("_tls", "_buffer", "_host", "_port", "_waiter", "_sock", "_recv", "_recv_into", "_loop")
-    },
     # The HTTP head checks live on the protocol class, which the HTTP split
     # is taking apart; the client's check_request borrows them until then.
     ("tasklets.http._client", "_check_fields"): "the head checks of http/_protocol (being split)",

@@ -352,16 +352,17 @@ def test_cancelling_start_tls_leaves_nothing_behind(tls: TLSMaterial) -> None:
 
 
 def test_start_tls_misuse_leaves_the_stream_usable(tls: TLSMaterial) -> None:
-    # Refusing to start TLS twice is a programming error caught before any byte goes out: the
-    # stream's state is intact, so unlike a failed handshake it must not cost the connection.
+    # Starting TLS while a read waits is a programming error caught before any byte goes out:
+    # the stream's state is intact, so unlike a failed handshake it must not cost the connection.
     def main() -> Any:
         pair = yield from open_pair("tls", tls)
         try:
-            with pytest.raises(RuntimeError, match="already uses TLS"):
-                yield pair.client.start_tls(tls.client_context, server_hostname="localhost", timeout=5.0)
+            reading = pair.client.read(8)
+            with pytest.raises(RuntimeError, match="while a read waits"):
+                pair.client.start_tls(tls.client_context, server_hostname="localhost", timeout=5.0)
             assert not pair.client.is_closing(), "the refused start_tls aborted a working TLS stream"
             yield pair.server_side.write(b"still up")
-            assert (yield pair.client.read_exactly(8)) == b"still up"
+            assert (yield reading) == b"still up"
         finally:
             yield from pair.close()
 

@@ -39,8 +39,8 @@ from .._where import loop_for_caller
 from ._errors import connect_error, describe
 from ._happy_eyeballs import DEFAULT_DELAY, Attempts, interleave, plan
 from ._resolver import SYSTEM_RESOLVER, Resolver
-from ._stream import DEFAULT_HIGH_WATER, Stream
-from ._tls import handshake, make_context
+from ._stream import DEFAULT_HIGH_WATER, Stream, handshake
+from ._transport import make_context
 
 __all__ = ["open_connection", "open_unix_connection"]
 

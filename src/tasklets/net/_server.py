@@ -37,8 +37,8 @@ from .._future import Future
 from .._loop import Loop, TimerHandle
 from .._task import Task
 from .._where import loop_for_caller
-from ._stream import DEFAULT_HIGH_WATER, Stream
-from ._tls import handshake, make_context
+from ._stream import DEFAULT_HIGH_WATER, Stream, handshake
+from ._transport import make_context
 
 __all__ = ["Server", "start_server", "start_unix_server"]
 

@@ -33,14 +33,23 @@ called while the queue is above ``high_water`` (so the caller did not wait
 for the previous future) raises :class:`WriteBufferFull`. The queue is thus
 bounded by ``high_water`` plus one write.
 
-TLS. A stream upgraded with ``start_tls`` swaps its raw ``recv`` for the TLS
-layer's (``_tls.py``), which decrypts, and encrypts what ``write`` is given
-before it enters the same queue; everything else is shared.
+Transports. The stream reads and writes through a transport
+(``_transport.py``): a plain one, the socket itself, until ``start_tls``
+installs a TLS transport over the current one (which may be TLS already:
+TLS inside TLS). The TLS transport decrypts what ``recv`` returns and
+encrypts what ``write`` is given before it enters the same queue;
+everything else is shared. The stream caches the top transport's ``recv``,
+``recv_into`` and ``send`` (the socket's own on a plain stream, so the hot
+paths call the socket directly) and keeps the top TLS transport in
+``_tls`` (None on a plain stream), which the read and write paths test.
+The handshake is an ordinary loop over the stream's ``read``/``write``
+futures (at that point still going through the transport below), so it
+can be cancelled and timed out like any other wait.
 
 The two halves live in their own modules, ``_reading.py`` and
 ``_writing.py`` (mixins of :class:`Stream`, which declares every slot);
-this module holds what concerns the whole stream: identity, closing, TLS
-and hand-overs from other threads.
+this module holds what concerns the whole stream: identity, closing, the
+TLS upgrade and hand-overs from other threads.
 
 Closing. ``close()`` is idempotent. Queued bytes (and a TLS close_notify) are
 still flushed in the background, up to ``close_timeout`` seconds, before the
@@ -52,17 +61,20 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Generator
 from typing import Any
 
-from .._exceptions import StreamClosed
+from .._exceptions import Cancelled, ConnectTimeout, StreamClosed
 from .._future import Future, copy_outcome, done_future, failed_future
 from .._loop import Loop, TimerHandle
+from .._task import Task
+from ._errors import describe
 from ._reading import DEFAULT_LIMIT, DEFAULT_READ_AHEAD, ReadSide
-from ._tls import start_tls
+from ._transport import PlainTransport, TLSTransport, Transport, make_context
 from ._writing import DEFAULT_HIGH_WATER, WriteSide
 
-__all__ = ["Stream", "DEFAULT_HIGH_WATER", "DEFAULT_LIMIT"]
+__all__ = ["Stream", "DEFAULT_HIGH_WATER", "DEFAULT_LIMIT", "handshake"]
 
 #: Seconds ``close()`` keeps flushing queued bytes before it gives up.
 DEFAULT_CLOSE_TIMEOUT = 30.0
@@ -129,6 +141,7 @@ class Stream(ReadSide, WriteSide):
         "_closed",
         "_closed_future",
         "_close_timer",
+        "_transport",
         "_tls",
         "_host",
         "_port",
@@ -155,9 +168,12 @@ class Stream(ReadSide, WriteSide):
         self._sock = sock
         self._fd = sock.fileno()
         self._loop = loop
-        self._recv: Callable[[int], bytes] = sock.recv
-        self._recv_into: Callable[[memoryview], int] = sock.recv_into
-        self._send = sock.send
+        transport: Transport = PlainTransport(sock)
+        self._transport = transport
+        self._tls: TLSTransport | None = None  # the top transport when it is TLS (what the hot paths test)
+        self._recv = transport.recv
+        self._recv_into = transport.recv_into
+        self._send = transport.send
         self._buffer = bytearray()
         self._eof = False
         self._read_error: BaseException | None = None
@@ -187,7 +203,6 @@ class Stream(ReadSide, WriteSide):
         self._closed = False
         self._closed_future: Future[None] | None = None
         self._close_timer: TimerHandle | None = None
-        self._tls: Any = None
         self._host = host
         self._port = port
         self._peername = peername
@@ -197,7 +212,8 @@ class Stream(ReadSide, WriteSide):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "closing" if self._closing else "open"
-        kind = "TLS " if self._tls is not None else ""
+        tls = self._tls
+        kind = "" if tls is None else "TLS " if tls.lower.ssl_object is None else "TLS-in-TLS "
         return f"<tasklets.Stream {kind}{state} fd={self._fd} peer={self._peername!r}>"
 
     # -- identity -------------------------------------------------------------------------------
@@ -230,14 +246,17 @@ class Stream(ReadSide, WriteSide):
         return self._loop
 
     @property
-    def ssl_object(self) -> Any:
-        """The ``ssl.SSLObject`` of a TLS stream (certificate, cipher, ALPN), else None."""
-        return None if self._tls is None else self._tls.sslobj
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The ``ssl.SSLObject`` of a TLS stream (certificate, cipher, ALPN), else None.
+
+        On a stream upgraded twice (TLS inside TLS), the innermost session's.
+        """
+        return None if self._tls is None else self._tls.ssl_object
 
     @property
     def alpn_protocol(self) -> str | None:
         """The ALPN protocol the TLS handshake selected, or None."""
-        return None if self._tls is None else self._tls.sslobj.selected_alpn_protocol()
+        return None if self._tls is None else self._tls.ssl_object.selected_alpn_protocol()
 
     def is_closing(self) -> bool:
         """Whether ``close()`` or ``abort()`` was called (or a fatal error closed the stream)."""
@@ -390,7 +409,9 @@ class Stream(ReadSide, WriteSide):
 
         No read may be pending. Bytes already queued for writing go out
         before the handshake. A handshake that fails, times out or is
-        cancelled aborts the stream.
+        cancelled aborts the stream. A stream that is TLS already gets a
+        second session inside the first (TLS inside TLS: a tunnel through a
+        TLS proxy), whose records travel as the outer session's data.
 
         Args:
             ssl: an ``ssl.SSLContext``, or True for ``ssl.create_default_context()``.
@@ -400,7 +421,7 @@ class Stream(ReadSide, WriteSide):
             timeout: seconds the handshake may take (None: no limit).
 
         Raises:
-            RuntimeError: the stream already uses TLS, or a read waits on it
+            RuntimeError: a read waits on the stream, or it is closed
                 (raised at once; the stream is left as it was).
             TLSHandshakeError: the handshake failed (the future fails with it).
             TLSCertificateError: the peer's certificate did not verify.
@@ -413,6 +434,39 @@ class Stream(ReadSide, WriteSide):
                 )
             )
         return start_tls(self, ssl, server_side=server_side, server_hostname=server_hostname, timeout=timeout)
+
+    def _install(self, transport: TLSTransport) -> None:
+        """Read and write through ``transport`` from now on (its handshake is done)."""
+        self._transport = self._tls = transport
+        self._recv = transport.recv
+        self._recv_into = transport.recv_into
+        self._send = transport.send
+
+    def _queue_records(self, records: bytes) -> None:
+        """Send wire bytes a transport made by itself (a TLS KeyUpdate answer, made while reading).
+
+        They skip ``write``: they are encrypted already, and they go past
+        the high-water mark, since dropping them would break the session.
+        """
+        if not records or self._closing or self._write_error is not None:
+            return
+        wbuf = self._wbuf
+        if not wbuf:
+            try:
+                sent = self._send(records)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._writing_failed(exc)
+                return
+            if sent == len(records):
+                return
+            wbuf += memoryview(records)[sent:]
+            if not self._writing:
+                self._loop.add_writer(self._fd, self._on_writable)
+                self._writing = True
+        else:
+            wbuf += records
 
     # -- threads ---------------------------------------------------------------------------------------------
 
@@ -433,3 +487,103 @@ class Stream(ReadSide, WriteSide):
 
         self._loop.call_soon_threadsafe(run)
         return result
+
+
+# -- the TLS upgrade -------------------------------------------------------------------------------
+
+
+def check_can_start_tls(stream: Stream) -> None:
+    """Raise RuntimeError if ``stream`` cannot start TLS now: a read waits on it."""
+    waiter = stream._waiter
+    if waiter is not None and not waiter.done():
+        raise RuntimeError(f"cannot start TLS on {stream!r} while a read waits on it")
+
+
+def handshake(
+    stream: Stream,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool,
+    server_hostname: str | None,
+) -> Generator[Any, Any, Stream]:
+    """Run the TLS handshake over ``stream`` and install its transport (``yield from`` it in a task).
+
+    The handshake's records travel through the stream as it is (plain, or
+    TLS already: then they are the outer session's data). On failure the
+    exception is a :class:`TLSHandshakeError` (or
+    :class:`TLSCertificateError`); the caller closes the stream.
+    """
+    check_can_start_tls(stream)
+    transport = TLSTransport(
+        stream._transport, context, server_side=server_side, server_hostname=server_hostname, emit=stream._queue_records
+    )
+    buf = stream._buffer
+    if buf:  # ciphertext read ahead before the upgrade
+        transport.feed(bytes(buf))
+        buf.clear()
+    yield from transport.handshake(stream.read, stream.write, stream._host, stream._port)
+    if buf:  # application data that came right behind the last handshake flight
+        transport.feed(bytes(buf))
+        buf.clear()
+    stream._install(transport)
+    return stream
+
+
+def start_tls(
+    stream: Stream,
+    ssl_arg: Any,
+    *,
+    server_side: bool = False,
+    server_hostname: str | None = None,
+    timeout: float | None = None,
+) -> Future[Stream]:
+    """The body of :meth:`Stream.start_tls`: the handshake as a task, with a timeout.
+
+    A failed, timed-out or cancelled handshake aborts the stream: its state is
+    unknown (half a handshake on the wire), so it could not be used again.
+    Misuse (a read waiting) raises at once and costs nothing: not a byte has
+    gone out.
+    """
+    check_can_start_tls(stream)
+    context = make_context(ssl_arg, server_side=server_side)
+    host, port = stream._host, stream._port
+    if server_hostname is None and not server_side and isinstance(host, str):
+        server_hostname = host
+    loop = stream._loop
+    state = {"timed_out": False}
+
+    def run() -> Generator[Any, Any, Stream]:
+        try:
+            yield from handshake(stream, context, server_side=server_side, server_hostname=server_hostname)
+            # The handshake's last wait may have completed as the task was
+            # cancelled (a task resumes with a completed wait first): the
+            # cancellation lands here, and aborts the stream as promised.
+            yield None
+            return stream
+        except Cancelled:
+            stream.abort()
+            if state["timed_out"]:
+                raise ConnectTimeout(
+                    f"TLS handshake with {describe(host, port)} took longer than {timeout} s", host=host, port=port
+                ) from None
+            raise
+        except BaseException:
+            stream.abort()
+            raise
+
+    task: Task[Stream] = Task(run(), loop=loop, name=f"start_tls {describe(host, port)}")
+
+    def aborted_if_cancelled(done: Future[Stream]) -> None:
+        if done.cancelled():  # even before its first step, where run() could not see it
+            stream.abort()
+
+    task.add_done_callback(aborted_if_cancelled)
+    if timeout is not None:
+
+        def expire() -> None:
+            state["timed_out"] = True
+            task.cancel()
+
+        timer = loop.call_later(timeout, expire)
+        task.add_done_callback(lambda _: timer.cancel())
+    return task
