@@ -1,4 +1,4 @@
-"""Proxies: SOCKS4/5/5h (with credentials) and https:// proxies against pproxy (SOCKS4a: test_socks4a.py); the environment's settings."""
+"""Proxies: SOCKS4/5/5h (with credentials; SOCKS4a: test_socks4a.py), https:// proxies (to http and https origins)."""
 
 from __future__ import annotations
 
@@ -115,6 +115,34 @@ def test_an_https_proxy_is_reached_over_tls(
     with _client(pproxies["tls"].proxy_url("https").replace("127.0.0.1", "localhost"), context=client_context) as c:
         _, body = run(fetch, c, f"{stdlib.url}/bytes/1000")
     assert body == pattern(1000)
+
+
+@pytest.mark.parametrize("kind", ["uvicorn-h11", "hypercorn"])
+def test_https_through_an_https_proxy(
+    pproxies: dict[str, PProxy],
+    external_servers: dict[tuple[str, str], ExternalServer],
+    client_context: ssl.SSLContext,
+    kind: str,
+) -> None:
+    # TLS to pproxy (it listens on TLS only), CONNECT, then the origin's own TLS session inside
+    # the proxy's (the origin speaks TLS only): two sessions, each certificate verified.
+    target = external_servers[kind, "https"]
+    origin = f"https://localhost:{target.port}"
+    size = 3 * 1024 * 1024
+    with _client(pproxies["tls"].proxy_url("https").replace("127.0.0.1", "localhost"), context=client_context) as c:
+
+        def main() -> Any:
+            _, small = yield from fetch(c, f"{origin}/bytes/5000")
+            _, large = yield from fetch(c, f"{origin}/bytes/{size}")
+            response = yield c.post(f"{origin}/echo", data=pattern(size, 1))
+            echoed = yield response.json()
+            return small, large, echoed
+
+        small, large, echoed = run(main, limit=60.0)
+    assert small == pattern(5000)
+    assert large == pattern(size)
+    assert echoed["body"].encode("latin-1") == pattern(size, 1)
+    assert echoed["path"] == "/echo"  # the origin's own target: it was tunnelled, not forwarded
 
 
 def test_an_https_proxy_whose_certificate_does_not_verify_is_refused(

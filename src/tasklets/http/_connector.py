@@ -153,9 +153,9 @@ class Connector:
                 timeout=timeout, resolver=self.resolver,
             )
             return stream
+        # An https origin through an https proxy: TLS to the proxy, CONNECT, then
+        # the origin's TLS session inside the proxy's (start_tls stacks).
         proxy_tls = (context or default_context()) if proxy.scheme == "https" else None
-        if tls and proxy_tls is not None:
-            raise ConnectFailed(f"cannot reach {origin} through {proxy!r}: TLS inside TLS is not supported")
         stream = yield open_connection(
             proxy.host, proxy.port, ssl=proxy_tls, server_hostname=proxy.host if proxy_tls else None,
             timeout=timeout, resolver=self.resolver,
