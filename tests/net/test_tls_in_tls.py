@@ -60,6 +60,7 @@ def _with_nested_pair(
     body: Callable[[tasklets.Stream, tasklets.Stream], Generator[Any, Any, Any]],
     *,
     depth: int = 1,
+    **client_options: Any,
 ) -> Any:
     """Run ``body(client, server_side)`` over a TLS connection upgraded ``depth`` more times on both ends."""
     accepted: Future[tasklets.Stream] = Future()
@@ -75,7 +76,7 @@ def _with_nested_pair(
         client = None
         try:
             client = yield tasklets.open_connection(
-                "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="localhost"
+                "127.0.0.1", server.port, ssl=tls.client_context, server_hostname="localhost", **client_options
             )
             yield from _upgrade_client_side(client, tls, depth)
             server_side = yield accepted
@@ -326,3 +327,70 @@ def test_asyncios_client_inside_our_tls_server(tls: TLSMaterial, inner_contexts:
     assert peer_cert["subjectAltName"] == (("DNS", INNER_NAMES[0]),)
     assert digest == hashlib.sha256(payload).hexdigest().encode() + b"\n"
     assert back == payload[::-1]
+
+
+# -- records that reading makes ---------------------------------------------------------------------------
+
+
+def _asking_for_client_certificates(tls: TLSMaterial) -> TLSMaterial:
+    """A server that may ask for the client's certificate after the handshake, and a client that has one."""
+    client_context = ssl.create_default_context()
+    tls.ca.configure_trust(client_context)
+    tls.ca.issue_cert("client.example").configure_cert(client_context)
+    client_context.post_handshake_auth = True
+    server_context = _server_context(tls.ca.issue_cert("localhost", "127.0.0.1"))
+    tls.ca.configure_trust(server_context)
+    server_context.verify_mode = ssl.CERT_OPTIONAL
+    server_context.post_handshake_auth = True
+    return TLSMaterial(tls.ca, server_context, client_context)
+
+
+@pytest.mark.parametrize("depth", [0, 1], ids=["tls", "tls-in-tls"])
+def test_records_made_while_reading_reach_the_peer(tls: TLSMaterial, depth: int) -> None:
+    # TLS 1.3 post-handshake authentication: the server asks for the client's certificate
+    # after the handshake; the client's answer (Certificate, CertificateVerify, Finished) is
+    # made while it *reads* the request, and must go out through every session below.
+    asking = _asking_for_client_certificates(tls)
+    if depth:  # the inner session asks; the outer one is the usual
+        inner = _server_context(tls.ca.issue_cert(INNER_NAMES[0]))
+        tls.ca.configure_trust(inner)
+        inner.verify_mode = ssl.CERT_OPTIONAL
+        inner.post_handshake_auth = True
+        material, inner_asking = TLSMaterial(tls.ca, tls.server_context, asking.client_context), [inner]
+    else:
+        material, inner_asking = asking, []
+
+    def body(client: tasklets.Stream, server_side: tasklets.Stream) -> Any:
+        assert server_side.ssl_object is not None and client.ssl_object is not None
+        assert server_side.ssl_object.getpeercert() is None  # not asked for yet
+        server_side.ssl_object.verify_client_post_handshake()
+        yield server_side.write(b"hello")  # carries the CertificateRequest
+        reading = server_side.read(100)
+        assert (yield client.read_exactly(5)) == b"hello"
+        assert client._tls is not None and not client._tls._outgoing.pending, "the answer was not sent"
+        yield client.write(b"after")  # only now does the server's read end: the answer came first
+        assert (yield reading) == b"after"
+        assert server_side.ssl_object.getpeercert()["subjectAltName"] == (("DNS", "client.example"),)
+
+    _with_nested_pair(material, inner_asking, body, depth=depth)
+
+
+def test_records_made_while_reading_go_out_past_a_full_write_queue(tls: TLSMaterial) -> None:
+    # They used to be written with write(), which refuses bytes while the queue is above its
+    # high-water mark: the answer was dropped, and the session broken.
+    size = 8 * 1024 * 1024
+
+    def body(client: tasklets.Stream, server_side: tasklets.Stream) -> Any:
+        assert server_side.ssl_object is not None
+        server_side.ssl_object.verify_client_post_handshake()
+        yield server_side.write(b"hello")
+        draining = client.write(b"q" * size)  # more than the kernel takes: the queue stays full
+        assert not draining.done()
+        assert (yield client.read_exactly(5)) == b"hello"  # the answer is made here, behind the queue
+        assert (yield server_side.read_exactly(size)) == b"q" * size
+        yield draining
+        yield client.write(b"after")
+        assert (yield server_side.read_exactly(5)) == b"after"
+        assert server_side.ssl_object.getpeercert()["subjectAltName"] == (("DNS", "client.example"),)
+
+    _with_nested_pair(_asking_for_client_certificates(tls), [], body, depth=0, high_water=1024)
