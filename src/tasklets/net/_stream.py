@@ -421,8 +421,8 @@ class Stream(ReadSide, WriteSide):
             timeout: seconds the handshake may take (None: no limit).
 
         Raises:
-            RuntimeError: a read waits on the stream, or it is closed
-                (raised at once; the stream is left as it was).
+            RuntimeError: a read waits on the stream (raised at once; the
+                stream is left as it was).
             TLSHandshakeError: the handshake failed (the future fails with it).
             TLSCertificateError: the peer's certificate did not verify.
             ConnectTimeout: the handshake took longer than ``timeout``.
@@ -443,7 +443,7 @@ class Stream(ReadSide, WriteSide):
         self._send = transport.send
 
     def _queue_records(self, records: bytes) -> None:
-        """Send wire bytes a transport made by itself (a TLS KeyUpdate answer, made while reading).
+        """Send wire bytes a transport made while reading (a TLS 1.3 KeyUpdate or post-handshake auth answer).
 
         They skip ``write``: they are encrypted already, and they go past
         the high-water mark, since dropping them would break the session.

@@ -40,9 +40,10 @@ The catch of memory BIOs is that plaintext may wait *inside* an SSL object
 before a read waits for readiness the stream asks ``buffered()`` and, if
 bytes are there, reads them at once.
 
-Reading can make records to send (a TLS 1.3 KeyUpdate answer): they go to
-the stream's queue through the ``emit`` callable the stream gives, past the
-high-water mark (they are tiny, and dropping one would break the session).
+Reading can make records to send (a TLS 1.3 KeyUpdate answer, a client
+certificate asked for after the handshake): they go to the stream's queue
+through the ``emit`` callable the stream gives, past the high-water mark
+(they are small, and dropping one would break the session).
 
 Shutdown: ``close_notify()`` gives our close_notify (``unwrap``, for every
 TLS layer, innermost first) and does not wait for the peer's. Reading the
@@ -321,7 +322,7 @@ class TLSTransport:
             return data
 
     def _flush(self) -> None:
-        # Reading made records to send (a TLS 1.3 KeyUpdate answer).
+        # Reading made records to send (a KeyUpdate or post-handshake auth answer).
         records = self._outgoing.read()
         lower = self._lower_tls
         self._emit(records if lower is None else lower.encrypt(records))
