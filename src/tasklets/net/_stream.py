@@ -34,17 +34,19 @@ for the previous future) raises :class:`WriteBufferFull`. The queue is thus
 bounded by ``high_water`` plus one write.
 
 Transports. The stream reads and writes through a transport
-(``_transport.py``): a plain one, the socket itself, until ``start_tls``
-installs a TLS transport over the current one (which may be TLS already:
-TLS inside TLS). The TLS transport decrypts what ``recv`` returns and
-encrypts what ``write`` is given before it enters the same queue;
-everything else is shared. The stream caches the top transport's ``recv``,
-``recv_into`` and ``send`` (the socket's own on a plain stream, so the hot
-paths call the socket directly) and keeps the top TLS transport in
-``_tls`` (None on a plain stream), which the read and write paths test.
-The handshake is an ordinary loop over the stream's ``read``/``write``
-futures (at that point still going through the transport below), so it
-can be cancelled and timed out like any other wait.
+(``_transport.py``): the socket itself, until ``start_tls`` installs a TLS
+transport over the current one (which may be TLS already: TLS inside TLS).
+The TLS transport decrypts what ``recv`` returns and encrypts what
+``write`` is given before it enters the same queue; everything else is
+shared. The stream caches the transport's ``recv``, ``recv_into`` and
+``send`` (the socket's own bound methods on a plain stream, so the hot paths
+call the socket directly) and keeps the top TLS transport in ``_tls``, which
+the read and write paths test. A plain stream holds no transport object (an
+idle connection costs no more for the seam): a :class:`PlainTransport` wraps
+the socket when the first TLS transport is stacked on it. The handshake is
+an ordinary loop over the stream's ``read``/``write`` futures (at that point
+still going through the transport below), so it can be cancelled and timed
+out like any other wait.
 
 The two halves live in their own modules, ``_reading.py`` and
 ``_writing.py`` (mixins of :class:`Stream`, which declares every slot);
@@ -141,7 +143,6 @@ class Stream(ReadSide, WriteSide):
         "_closed",
         "_closed_future",
         "_close_timer",
-        "_transport",
         "_tls",
         "_host",
         "_port",
@@ -168,12 +169,11 @@ class Stream(ReadSide, WriteSide):
         self._sock = sock
         self._fd = sock.fileno()
         self._loop = loop
-        transport: Transport = PlainTransport(sock)
-        self._transport = transport
-        self._tls: TLSTransport | None = None  # the top transport when it is TLS (what the hot paths test)
-        self._recv = transport.recv
-        self._recv_into = transport.recv_into
-        self._send = transport.send
+        # The transport's calls, cached; until start_tls, the transport is the socket itself.
+        self._recv: Callable[[int], bytes] = sock.recv
+        self._recv_into: Callable[[memoryview], int] = sock.recv_into
+        self._send: Callable[[Any], int] = sock.send
+        self._tls: TLSTransport | None = None  # the transport when it is TLS (what the hot paths test)
         self._buffer = bytearray()
         self._eof = False
         self._read_error: BaseException | None = None
@@ -437,7 +437,7 @@ class Stream(ReadSide, WriteSide):
 
     def _install(self, transport: TLSTransport) -> None:
         """Read and write through ``transport`` from now on (its handshake is done)."""
-        self._transport = self._tls = transport
+        self._tls = transport
         self._recv = transport.recv
         self._recv_into = transport.recv_into
         self._send = transport.send
@@ -514,8 +514,9 @@ def handshake(
     :class:`TLSCertificateError`); the caller closes the stream.
     """
     check_can_start_tls(stream)
+    lower: Transport = stream._tls or PlainTransport(stream._sock)
     transport = TLSTransport(
-        stream._transport, context, server_side=server_side, server_hostname=server_hostname, emit=stream._queue_records
+        lower, context, server_side=server_side, server_hostname=server_hostname, emit=stream._queue_records
     )
     buf = stream._buffer
     if buf:  # ciphertext read ahead before the upgrade

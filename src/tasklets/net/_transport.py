@@ -14,9 +14,10 @@ bytes, with the few calls the two sides need (:class:`Transport`):
   ``send``, which puts wire bytes in the socket (always the socket's own);
 * closing: ``close_notify()``, the bytes that end the session cleanly.
 
-:class:`PlainTransport` is the socket itself: its ``recv``, ``recv_into``
-and ``send`` *are* the socket's bound methods, so a plain stream calls the
-socket with no layer in between (the stream caches them).
+:class:`PlainTransport` is the socket as a transport: its ``recv``,
+``recv_into`` and ``send`` *are* the socket's bound methods. It is what the
+first TLS transport stacks on; a plain stream needs no object for it (it
+caches the same bound methods and calls the socket with no layer between).
 
 :class:`TLSTransport` is an ``ssl.SSLObject`` over memory BIOs, on top of
 another transport (as asyncio's ``sslproto`` does, rather than an
@@ -112,7 +113,7 @@ class Transport(Protocol):
 
 
 class PlainTransport:
-    """The socket's bytes as they are."""
+    """The socket's bytes as they are: the bottom of a stack of TLS transports."""
 
     __slots__ = ("recv", "recv_into", "send")
 
