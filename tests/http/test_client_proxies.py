@@ -1,4 +1,7 @@
-"""Proxies: SOCKS4/5/5h (with credentials) and https:// proxies against pproxy (SOCKS4a: test_socks4a.py); the environment's settings."""
+"""Proxies: SOCKS4/5/5h (with credentials) and https:// proxies against pproxy; the environment's settings.
+
+SOCKS4a, which pproxy lacks, is tested in test_socks4a.py.
+"""
 
 from __future__ import annotations
 
