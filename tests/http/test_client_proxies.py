@@ -1,4 +1,7 @@
-"""Proxies: SOCKS4/5/5h (with credentials; SOCKS4a: test_socks4a.py), https:// proxies (to http and https origins)."""
+"""Proxies: SOCKS4/5/5h (with credentials) and https:// proxies (to http and https origins) against pproxy.
+
+Also the environment's settings. SOCKS4a, which pproxy lacks, is tested in test_socks4a.py.
+"""
 
 from __future__ import annotations
 

@@ -114,7 +114,8 @@ class Connector:
 
         Args:
             route: where the connection goes.
-            timeout: seconds for connecting, proxy handshakes and TLS together (None: no limit).
+            timeout: seconds for each step (None: no limit): connecting (name resolution
+                and TLS included), each read of a proxy's handshake, TLS through a tunnel.
             on_release: called by the connection when its response is done (the pool's).
 
         Raises:
