@@ -1,4 +1,4 @@
-"""uvicorn and hypercorn in subprocesses, serving ``_cli_asgi_app``, for the ``tasklets fetch`` flag tests.
+"""uvicorn and hypercorn in subprocesses, serving ``_cli_asgi_app`` (or httpbin), for the ``tasklets fetch`` tests.
 
 Each server listens on 127.0.0.1 and a free port, optionally with TLS
 (``trustme`` certificates). The tests read the server's own record of what
@@ -55,13 +55,22 @@ def wait_listening(process: subprocess.Popen[bytes], port: int, name: str, log: 
 
 
 class RealServer:
-    """``kind`` (``"uvicorn"`` or ``"hypercorn"``) serving the test app; TLS with ``certfile`` and ``keyfile``."""
+    """``kind`` (``"uvicorn"`` or ``"hypercorn"``) serving the test app; TLS with ``certfile`` and ``keyfile``.
+
+    ``"httpbin"`` is httpbin's own (Flask) application under uvicorn's WSGI interface, on plain HTTP; it has
+    none of the test app's controls (``/log``, ``/release``).
+    """
 
     def __init__(self, kind: str, log: str, *, certfile: str | None = None, keyfile: str | None = None) -> None:
         self.kind = kind
         self.port = free_port()
         self.scheme = "https" if certfile else "http"
-        if kind == "uvicorn":
+        if kind == "httpbin":
+            command = [
+                *("-m", "uvicorn", "httpbin:app", "--interface", "wsgi", "--host", "127.0.0.1", "--port"),
+                *(str(self.port), "--log-level", "warning", "--no-access-log", "--lifespan", "off"),
+            ]
+        elif kind == "uvicorn":
             command = [
                 *("-m", "uvicorn", "_cli_asgi_app:app", "--host", "127.0.0.1", "--port", str(self.port)),
                 *("--log-level", "warning", "--no-access-log", "--lifespan", "off"),

@@ -347,16 +347,14 @@ def test_quiet_prints_only_failures_and_the_summary(uvicorn: RealServer) -> None
     assert lines[2:] == ["  1 x HTTPError"]
 
 
-def test_json_fields_are_what_docs_cli_md_documents(
-    real: RealServer, tmp_path: Path, refused_url: str, redirects_supported: bool
-) -> None:
+def test_json_fields_are_what_docs_cli_md_documents(real: RealServer, tmp_path: Path, refused_url: str) -> None:
     ok, redirected, missing = real.url("/bytes/42"), real.url("/redirect/2"), real.url("/status/404")
     done = run_cli("fetch", "--json", "-o", str(tmp_path), ok, redirected, missing, refused_url, "not a url")
     by_url = records(done.stdout)
     assert by_url[ok] | {"ms": 0} == {
         "url": ok,
         "final_url": ok,
-        "redirects": by_url[ok]["redirects"],
+        "redirects": 0,
         "status": 200,
         "content_type": "application/octet-stream",
         "bytes": 42,
@@ -370,25 +368,23 @@ def test_json_fields_are_what_docs_cli_md_documents(
     }
     assert isinstance(by_url[ok]["ms"], float) and by_url[ok]["ms"] > 0
     hop = by_url[redirected]
-    assert (hop["final_url"], hop["status"], hop["content_type"], hop["bytes"]) == (
+    assert (hop["final_url"], hop["redirects"], hop["status"], hop["content_type"], hop["bytes"]) == (
         real.url("/redirect/0"),
+        2,
         200,
         "text/plain; charset=utf-8",
         4,
     )
-    if redirects_supported:
-        assert (by_url[ok]["redirects"], hop["redirects"]) == (0, 2)
-    else:
-        assert hop["redirects"] is None  # the client has no Response.history yet: unknown, never a wrong number
     failure = by_url[missing]
     assert (failure["status"], failure["final_url"], failure["path"], failure["attempts"]) == (404, missing, None, 1)
+    assert failure["redirects"] == 0
     assert (failure["error"], failure["error_class"], failure["error_message"]) == (
         "HTTPError: 404 Not Found",
         "HTTPError",
         "404 Not Found",
     )
     refused = by_url[refused_url]
-    assert (refused["status"], refused["final_url"], refused["content_type"]) == (None, None, None)
+    assert (refused["status"], refused["final_url"], refused["redirects"], refused["content_type"]) == (None,) * 4
     assert refused["error_class"] == "ConnectFailed" and refused["error"].startswith("ConnectionRefused: ")
     assert by_url["not a url"]["error_class"] == "InvalidURL"
     # docs/cli.md has a table of exactly these fields, in this order.
@@ -396,12 +392,35 @@ def test_json_fields_are_what_docs_cli_md_documents(
     assert documented == list(JSON_FIELDS)
 
 
-@pytest.fixture
-def redirects_supported() -> bool:
-    """Whether the library's responses say how many redirects they followed (``Response.history``)."""
-    from tasklets.http import Response
+@pytest.fixture(scope="module")
+def httpbin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
+    pytest.importorskip("httpbin")
+    server = RealServer("httpbin", str(tmp_path_factory.mktemp("httpbin") / "log"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    return "history" in Response.__init__.__code__.co_names or hasattr(Response, "history")
+
+def test_json_redirects_count_the_redirect_responses_of_httpbin(httpbin: RealServer, tmp_path: Path) -> None:
+    """``redirects`` is the length of the response's history, whatever the kind of redirect, and for an
+    error reached through redirects too (its final URL is the error's)."""
+    urls = {
+        "/redirect/3": (3, "/get", 200),
+        "/relative-redirect/2": (2, "/get", 200),
+        "/absolute-redirect/1": (1, "/get", 200),
+        "/redirect-to?url=%2Fstatus%2F404": (1, "/status/404", 404),
+        "/get": (0, "/get", 200),
+    }
+    done = run_cli("fetch", "--json", "-o", str(tmp_path), *(httpbin.url(path) for path in urls))
+    assert done.returncode == 1, done.stderr  # the 404
+    by_url = records(done.stdout)
+    fields = ("redirects", "final_url", "status")
+    got = {path: tuple(by_url[httpbin.url(path)][key] for key in fields) for path in urls}
+    assert got == {path: (count, httpbin.url(final), status) for path, (count, final, status) in urls.items()}
+    saved = by_url[httpbin.url("/redirect/3")]
+    assert saved["path"] == str(tmp_path / safe_file_name(httpbin.url("/redirect/3")))
+    assert json.loads(Path(saved["path"]).read_bytes())["url"] == httpbin.url("/get")
 
 
 def test_options_may_follow_the_urls(uvicorn: RealServer) -> None:

@@ -37,7 +37,7 @@ from .._future import Future
 from .._sync import Semaphore
 from .._task import Task
 from .._where import current_loop
-from ..http import Client, PoolLimits, Retry, Timeout
+from ..http import Client, PoolLimits, Response, Retry, Timeout
 from ._names import safe_file_name
 from ._pace import Pacer
 from ._report import Result
@@ -118,7 +118,7 @@ class _StartOver(Exception):
 
 @dataclass(slots=True)
 class _Fetched:
-    response: Any
+    response: Response | HTTPError  # an HTTPError for a 416 that says the partial file is whole
     size: int
     path: str | None
 
@@ -317,7 +317,7 @@ def _failure(url: str, exc: BaseException, attempts: int, started: float) -> Res
             "HTTPError",
             f"{exc.code} {_reason(exc.code, exc.msg)}".rstrip(),
             final_url=exc.url,
-            redirects=_redirects(exc.response) if exc.response is not None else None,
+            redirects=_redirects(exc),
             content_type=headers.get("Content-Type") if headers is not None else None,
             attempts=attempts,
             error_class="HTTPError",
@@ -345,10 +345,14 @@ def _reason(status: int, reason: str | None) -> str:
         return ""
 
 
-def _redirects(response: Any) -> int | None:
-    """The redirects followed to ``response``; None if the client does not say (a response with no history)."""
-    history = getattr(response, "history", None)
-    return None if history is None else len(history)
+def _redirects(response: Response | HTTPError) -> int | None:
+    """The redirects followed to ``response``: its ``history`` (the redirect responses); None for an
+    ``HTTPError`` made without a response (not by our client)."""
+    if isinstance(response, HTTPError):
+        if not isinstance(response.response, Response):
+            return None
+        response = response.response
+    return len(response.history)
 
 
 def _complete_length(headers: Any) -> int | None:
