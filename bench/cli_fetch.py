@@ -7,6 +7,7 @@ Usage::
     python bench/cli_fetch.py --rounds 3 --urls 20000
     python bench/cli_fetch.py --git-ref HEAD   # measure the committed tasklets, not src/ as it is now
     python bench/cli_fetch.py --skip curl --skip tasklets-10x --rounds 7   # tasklets against the threads, closely
+    python bench/cli_fetch.py --baseline main   # an A/B: src/ against main's tasklets, in the same rounds
 
 What it measures
 ----------------
@@ -32,7 +33,10 @@ body (checked: status lines, byte counts or the summary):
 * **threads urllib**: a Python script, ``ThreadPoolExecutor(64)`` calling
   ``urllib.request.urlopen`` per URL (a new connection each: urllib sends
   ``Connection: close``), the blocking code tasklets replaces;
-* **tasklets 10x**: tasklets again on ten times the URLs, for memory only.
+* **tasklets 10x**: tasklets again on ten times the URLs, for memory only;
+* **tasklets baseline** (with ``--baseline REF``, no target): tasklets as
+  committed at REF (``main``, say), interleaved with the others: an A/B of a
+  change, on the same machine in the same rounds.
 
 Wall time is measured around the whole command (interpreter start-up
 included: it is what the user waits for). Peak RSS is GNU time's ``%M``
@@ -56,6 +60,10 @@ nothing is kept per URL).
 The children import tasklets from a snapshot of the package copied when the
 run starts (others edit ``src/`` while benchmarks run); ``--git-ref REF``
 snapshots ``src/tasklets`` of a commit instead (``git archive``, read-only).
+Each snapshot is byte-compiled once, as ``pip install`` does: without that,
+under ``PYTHONDONTWRITEBYTECODE`` every tasklets command of the run would
+compile its ~60 modules at start (about 0.35 s here), a cost no installed
+copy pays and the thread script (stdlib only, compiled) does not pay either.
 Everything stays on 127.0.0.1; every command is bounded in time; nginx is
 stopped on every way out.
 """
@@ -63,6 +71,7 @@ stopped on every way out.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import importlib.util
 import io
@@ -225,11 +234,23 @@ def run_threads(env: dict[str, str], work: Path) -> Callable[[Path, int, Path], 
     return run
 
 
-def make_contenders(env: dict[str, str], work: Path, nginx: Nginx, count: int, memory_count: int) -> list[Contender]:
+def make_contenders(
+    env: dict[str, str],
+    work: Path,
+    nginx: Nginx,
+    count: int,
+    memory_count: int,
+    baseline: tuple[str, dict[str, str]] | None = None,
+) -> list[Contender]:
     small = write_urls(work / "urls.txt", nginx, count)
     large = write_urls(work / "urls-10x.txt", nginx, memory_count)
+    extra = []
+    if baseline is not None:
+        ref, base_env = baseline
+        extra = [Contender("tasklets-base", f"tasklets fetch as at {ref} (A/B)", small, count, run_tasklets(base_env))]
     return [
         Contender("tasklets", "tasklets fetch -c 64 --per-host 64", small, count, run_tasklets(env)),
+        *extra,
         Contender("tasklets-polite", "tasklets fetch -c 64 (8 per host, ref.)", small, count, run_tasklets(env, None)),
         Contender("curl", "xargs -P 64 -n 1 curl", small, count, run_curl(env, 1)),
         Contender("curl-batched", "xargs -P 64 -n 100 curl (reference)", small, count, run_curl(env, 100)),
@@ -251,13 +272,15 @@ def snapshot(directory: Path, git_ref: str | None, source: Path | None) -> Path:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(directory / "git", filter="data")
         shutil.move(directory / "git" / "src" / "tasklets", directory / "tasklets")
-        return directory
-    if source is None:
-        spec = importlib.util.find_spec("tasklets")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("tasklets is not installed: python -m pip install -e .")
-        source = Path(next(iter(spec.submodule_search_locations)))
-    shutil.copytree(source, directory / "tasklets", ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        if source is None:
+            spec = importlib.util.find_spec("tasklets")
+            if spec is None or not spec.submodule_search_locations:
+                raise SystemExit("tasklets is not installed: python -m pip install -e .")
+            source = Path(next(iter(spec.submodule_search_locations)))
+        shutil.copytree(source, directory / "tasklets", ignore=shutil.ignore_patterns("__pycache__"))
+    if not compileall.compile_dir(directory / "tasklets", quiet=1):
+        raise SystemExit(f"the snapshot of tasklets in {directory} does not compile")
     return directory
 
 
@@ -308,6 +331,7 @@ def report(contenders: dict[str, Contender]) -> int:
         ("threads", "1.5x faster than ThreadPoolExecutor(64)+urllib", SPEED_TARGET),
         ("curl-batched", "(reference) faster than xargs -n 100 curl", 1.0),
         ("tasklets-polite", "(reference) vs the default --per-host 8", 1.0),
+        ("tasklets-base", "(reference) vs --baseline (the A/B)", 1.0),
     ):
         if name not in contenders:
             continue
@@ -336,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="recorded rounds (3; 2, the least, with --quick)")
     parser.add_argument("--git-ref", metavar="REF", help="snapshot src/tasklets of this commit (git archive)")
     parser.add_argument("--tasklets-from", type=Path, metavar="DIR", help="snapshot this package directory")
+    parser.add_argument("--baseline", metavar="REF", help="an A/B: also run tasklets as committed at REF (main, say)")
     parser.add_argument(
         "--skip",
         action="append",
@@ -361,13 +386,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_snapshot(env, path)
         origin = f"git {args.git_ref}" if args.git_ref else str(args.tasklets_from or "the installed package")
         print(f"# tasklets: a snapshot of {origin} taken at {time.strftime('%H:%M:%S')}")
+        baseline = None
+        if args.baseline:
+            (work / "baseline").mkdir()
+            base_path = snapshot(work / "baseline", args.baseline, None)
+            base_env = dict(
+                env, PYTHONPATH=os.pathsep.join(filter(None, [str(base_path), os.environ.get("PYTHONPATH")]))
+            )
+            check_snapshot(base_env, base_path)
+            baseline = (args.baseline, base_env)
+            print(f"# tasklets-base: git {args.baseline}")
         print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; Python {sys.version.split()[0]}")
         try:
             with nginx_server({FILE_NAME: pattern_bytes(FILE_SIZE)}) as nginx:
                 print(f"# nginx {nginx.version} on 127.0.0.1:{nginx.port}, one {FILE_SIZE}-byte file")
                 print(f"# {count:,} URLs per sample, concurrency {CONCURRENCY}, {rounds} rounds after a warm-up")
                 contenders = [
-                    c for c in make_contenders(env, work, nginx, count, count * 10) if c.name not in args.skip
+                    c for c in make_contenders(env, work, nginx, count, count * 10, baseline) if c.name not in args.skip
                 ]
                 out = work / "out"
                 out.mkdir()
