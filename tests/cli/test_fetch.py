@@ -765,15 +765,22 @@ def test_a_stdout_that_cannot_be_written_ends_the_run_with_one_line(
         assert len(lines) == 1, lines
 
 
-def test_results_written_to_a_file_reach_it_while_the_run_goes_on(server: Server, tmp_path: Path) -> None:
-    # A regular file is flushed a few times a second, not at every line: `tail -f` still follows it.
+@pytest.mark.parametrize("buffered", [False, True], ids=["unbuffered", "buffered"])
+def test_results_written_to_a_file_reach_it_while_the_run_goes_on(
+    server: Server, tmp_path: Path, buffered: bool
+) -> None:
+    # A regular file is written a few times a second, not at every line: `tail -f` still follows it,
+    # whether Python buffers stdout (as a user runs it) or not (PYTHONUNBUFFERED).
+    env = cli_env()
+    if buffered:
+        env.pop("PYTHONUNBUFFERED")
     results = tmp_path / "results.txt"
     with open(results, "w") as out:
         child = subprocess.Popen(
             command("fetch", server.url("/bytes/1"), server.url("/bytes/2"), server.url("/slow/0")),
             stdout=out,
             stderr=subprocess.PIPE,
-            env=cli_env(),
+            env=env,
         )
     try:
         server.wait_slow(1)

@@ -1,12 +1,20 @@
-"""Plain unit tests of the CLI's pure parts: pacing, terminal-safe text, the progress line's text."""
+"""Plain unit tests of the CLI's pure parts: pacing, terminal-safe text, the progress line's text, the writer."""
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
 import pytest
 
+import tasklets
 from tasklets.cli._pace import Pacer
-from tasklets.cli._report import Result, Summary
+from tasklets.cli._report import Result, Summary, make_reporter
 from tasklets.cli._terminal import printable
+from tasklets.testing import VirtualClock, run_strict
 
 
 class TestPacer:
@@ -77,3 +85,80 @@ class TestProgressText:
         eta = text.rsplit("ETA ", 1)[1]
         h, m, s = map(int, eta.split(":"))
         assert 25 <= h * 3600 + m * 60 + s <= 30  # 30 left at 1 a second (the clock moved a little)
+
+
+class TestResultsToARegularFile:
+    """Lines for a regular file are held and written a few times a second, whatever the stream's buffering:
+    ``PYTHONUNBUFFERED`` (common in containers) makes ``sys.stdout`` write through, a system call per line."""
+
+    @pytest.fixture
+    def out(self, tmp_path: Path) -> Iterator[_CountingStream]:
+        with open(tmp_path / "out.txt", "w", encoding="utf-8") as file:
+            file.reconfigure(write_through=True)
+            yield _CountingStream(file)
+
+    def test_held_for_the_interval_then_written_at_once(self, out: _CountingStream) -> None:
+        reporter = make_reporter(Summary(), as_json=True, progress=False, out=out, err=io.StringIO())
+
+        def main() -> Generator[Any, Any, list[int]]:
+            writes = []
+            for n in range(100):
+                reporter.result(Result(f"http://h/{n}", 200, 1))
+            writes.append(out.writes)
+            yield tasklets.sleep(0.19)
+            writes.append(out.writes)
+            yield tasklets.sleep(0.02)  # no other result comes: the timer writes them (`tail -f` sees them)
+            writes.append(out.writes)
+            reporter.result(Result("http://h/100", 200, 1))
+            yield tasklets.sleep(0.25)
+            writes.append(out.writes)
+            return writes
+
+        assert run_strict(main, clock=VirtualClock()) == [0, 0, 1, 2]
+        reporter.finish()
+        assert out.writes == 2  # the summary goes to stderr with --json
+        lines = out.path.read_text().splitlines()
+        assert [json.loads(line)["url"] for line in lines] == [f"http://h/{n}" for n in range(101)]
+
+    def test_held_lines_are_bounded_in_number(self, out: _CountingStream) -> None:
+        reporter = make_reporter(Summary(), as_json=False, progress=False, out=out, err=io.StringIO())
+
+        def main() -> Generator[Any, Any, int]:
+            for n in range(3000):
+                reporter.result(Result(f"http://h/{n}", 200, 1))
+            writes = out.writes
+            yield tasklets.sleep(0.25)  # the rest, by the timer
+            return writes
+
+        assert run_strict(main, clock=VirtualClock()) == 2  # at 1024 lines held, and at 2048
+        assert out.writes == 3
+        reporter.finish()
+        assert out.writes == 4
+        assert len(out.path.read_text().splitlines()) == 3000 + 1  # and the summary
+
+    def test_with_no_loop_each_line_is_written(self, out: _CountingStream) -> None:
+        reporter = make_reporter(Summary(), as_json=False, progress=False, out=out, err=io.StringIO())
+        reporter.result(Result("http://h/", 200, 1))
+        assert out.writes == 1
+
+
+class _CountingStream:
+    """A text file that counts the writes asked of it (a regular file: it has the file's descriptor)."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+        self.path = Path(file.name)
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return self.file.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def isatty(self) -> bool:
+        return False

@@ -23,13 +23,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .._exceptions import LoopError
+from .._where import current_loop
 from ._progress import ProgressLine
 from ._terminal import printable
 
 __all__ = ["JSON_FIELDS", "Result", "Summary", "make_reporter"]
 
-#: Seconds between flushes of results written to a regular file.
+#: Seconds a result line for a regular file is held at most before it is written.
 _FILE_FLUSH_INTERVAL = 0.2
+#: Lines held for a regular file at most (a bound on the buffer, whatever the rate).
+_FILE_FLUSH_LINES = 1024
 
 #: The keys of every ``--json`` line, in order (docs/cli.md documents each; a test checks both).
 JSON_FIELDS = (
@@ -200,10 +204,14 @@ class Reporter:
         self.output_error: OSError | None = None
         self.progress = ProgressLine(err, summary.progress) if progress else None
         self._out_on_terminal = progress and _isatty(out)
-        # A regular file is flushed a few times a second rather than at every line: nobody waits on
-        # each line there (a pipe's reader or a terminal does), and a write per URL is 4% of a fast run.
+        # Lines for a regular file are held and written a few times a second rather than one by one:
+        # nobody waits on each line there (a pipe's reader or a terminal does), and a write per URL is
+        # 4% of a fast run. They are held here, not in the stream's buffer, which PYTHONUNBUFFERED
+        # (common in containers) turns into a system call per line; and a loop timer writes them, so
+        # that `tail -f` sees a line within the interval even when no other result follows it.
         self._out_is_file = _is_regular_file(out)
-        self._flushed = time.monotonic()
+        self._held: list[str] = []
+        self._flush_timer: Any = None
 
     def started(self, url: str) -> None:
         self.summary.in_flight += 1
@@ -245,18 +253,46 @@ class Reporter:
             self._write(stream, text)
 
     def _write(self, stream: TextIO, text: str, *, final: bool = False) -> None:
-        """Write and flush ``text``: a stream that fails ends the output, never the run with a traceback."""
+        """Write and flush ``text``: a stream that fails ends the output, never the run with a traceback.
+
+        For a regular file ``out``, ``text`` is held (see ``__init__``) unless ``final``.
+        """
+        if stream is self.out and self._out_is_file:
+            self._held.append(text)
+            if not final and len(self._held) < _FILE_FLUSH_LINES and self._flush_later():
+                return
+            text = self._take_held()
+            if not text:
+                return
         try:
             stream.write(text)
-            if stream is self.out and self._out_is_file and not final:
-                now = time.monotonic()
-                if now - self._flushed < _FILE_FLUSH_INTERVAL:
-                    return
-                self._flushed = now
             stream.flush()
         except OSError as exc:
             if stream is self.out:
                 self._output_failed(exc)
+
+    def _flush_later(self) -> bool:
+        """Have the held lines written within the interval; False when no loop runs here to do it."""
+        if self._flush_timer is None:
+            try:
+                loop = current_loop()
+            except LoopError:
+                return False
+            self._flush_timer = loop.call_later(_FILE_FLUSH_INTERVAL, self._flush_held)
+        return True
+
+    def _flush_held(self) -> None:
+        self._flush_timer = None
+        if self._held and not self.output_closed:
+            self._write(self.out, "", final=True)
+
+    def _take_held(self) -> str:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        text = "".join(self._held)
+        self._held.clear()
+        return text
 
     def _output_failed(self, exc: OSError) -> None:
         """Stop writing, and stop the run: nobody will see its results.
