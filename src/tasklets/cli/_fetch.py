@@ -157,7 +157,8 @@ class Fetcher:
         attempt = 0
         while True:
             attempt += 1
-            yield from self._pace(url)
+            if self._pacers:
+                yield from self._pace(url)
             try:
                 fetched = yield from self._attempt(url, final)
             except Exception as exc:  # every failure is this URL's result, or a retry
@@ -183,8 +184,6 @@ class Fetcher:
             )
 
     def _pace(self, url: str) -> Generator[Any, Any, None]:
-        if not self._pacers:
-            return
         now = current_loop().time()
         host = _host(url)
         wait = max(pacer.reserve(host if per_host else "", now) for pacer, per_host in self._pacers)

@@ -68,6 +68,9 @@ class UrlSource:
         self._waiters: deque[Future[str | None]] = deque()
         self._cond = threading.Condition()
         self._ahead = ahead
+        # The reader is woken only once half the URLs ahead are taken, to read the other half in one go,
+        # rather than at every URL taken (a lock hand-off to another thread per URL).
+        self._refill = max(ahead // 2, 1)
         self._finished = input_file is None
         self._closed = False
         self._close_input = close_input
@@ -83,7 +86,8 @@ class UrlSource:
                 return None
             if self._ready:
                 url = self._ready.popleft()
-                self._cond.notify()
+                if len(self._ready) < self._refill:
+                    self._cond.notify()
                 return url
             if self._finished:
                 return None
@@ -96,7 +100,8 @@ class UrlSource:
         with self._cond:
             if self._ready and not self._closed:
                 url = self._ready.popleft()
-                self._cond.notify()
+                if len(self._ready) < self._refill:
+                    self._cond.notify()
                 return url
             return None
 

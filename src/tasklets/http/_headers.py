@@ -55,6 +55,8 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` (any case), or ``default``."""
+        if not self._pairs:  # most requests add no header: no index to build nor name to lower
+            return default
         values = self._lookup().get(name.lower())
         return values[0] if values else default
 
@@ -83,7 +85,7 @@ class Headers:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
+        return bool(self._pairs) and isinstance(name, str) and name.lower() in self._lookup()
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._pairs)

@@ -27,6 +27,8 @@ _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9\-_]{0,61}[A-Za-z0-9_])?"
 _HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 # Characters left as they are when percent-encoding a path or query.
 _SAFE_IN_TARGET = "/%:@!$&'()*+,;=~-._?"
+# A path or query made only of those and of what ``quote`` never encodes: ``quote`` would return it as it is.
+_NOTHING_TO_QUOTE = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=~\-._?]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,27 @@ def parse_url(url: str) -> URL:
         parts = urllib.parse.urlsplit(url)
     except ValueError as exc:
         raise InvalidURL(f"cannot parse URL {url!r}: {exc}") from exc
+    origin = _origin(parts, url)
+    target = _quote(parts.path or "/")
+    if parts.query:
+        target += "?" + _quote(parts.query)
+    if not target.startswith("/"):
+        target = "/" + target
+    return URL(origin, target)
+
+
+def _quote(text: str) -> str:
+    if _NOTHING_TO_QUOTE.fullmatch(text):
+        return text
+    return urllib.parse.quote(text, safe=_SAFE_IN_TARGET)
+
+
+def _origin(parts: urllib.parse.SplitResult, url: str) -> Origin:
+    """The origin of ``url``: one per scheme and authority (URLs of one host differ in their paths)."""
+    try:
+        return _ORIGINS[parts.scheme, parts.netloc]
+    except KeyError:
+        pass
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise UnsupportedScheme(
@@ -110,12 +133,16 @@ def parse_url(url: str) -> URL:
         port = DEFAULT_PORTS[scheme]
     elif port == 0:
         raise InvalidURL(f"bad port in URL {url!r}: 0")
-    target = urllib.parse.quote(parts.path or "/", safe=_SAFE_IN_TARGET)
-    if parts.query:
-        target += "?" + urllib.parse.quote(parts.query, safe=_SAFE_IN_TARGET)
-    if not target.startswith("/"):
-        target = "/" + target
-    return URL(Origin(scheme, host, port), target)
+    origin = Origin(scheme, host, port)
+    if len(_ORIGINS) >= _ORIGINS_KEPT:
+        _ORIGINS.clear()  # a crawl over many hosts: bounded, and safe while other threads read it
+    _ORIGINS[parts.scheme, parts.netloc] = origin
+    return origin
+
+
+#: Origins by (scheme, netloc) as written, at most ``_ORIGINS_KEPT`` (only valid ones: errors are not kept).
+_ORIGINS: dict[tuple[str, str], Origin] = {}
+_ORIGINS_KEPT = 4096
 
 
 def _encode_host(hostname: str | None, url: str) -> str:
