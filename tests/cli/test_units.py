@@ -61,6 +61,12 @@ class TestPrintable:
     def test_control_characters_become_escapes(self, text: str, shown: str) -> None:
         assert printable(text) == shown
 
+    def test_every_escaped_character_is_one_isprintable_refuses(self) -> None:
+        # printable() returns text that str.isprintable() accepts as it is: that must never skip an escape.
+        escaped = [chr(code) for code in range(0x3000) if printable(chr(code)) != chr(code)]
+        assert len(escaped) == 32 + 33 + 1 + 2 + 2 + 5 + 4
+        assert not any(char.isprintable() for char in escaped)
+
     def test_a_failure_line_with_escapes_is_printable(self) -> None:
         line = Result("http://h/", 500, error_kind="HTTPError", error="500 \x1b[2Jboom").line()
         assert "\x1b" in line  # the line carries the text; the writer makes it printable

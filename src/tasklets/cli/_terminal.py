@@ -29,4 +29,6 @@ def _escape(match: re.Match[str]) -> str:
 
 def printable(text: str) -> str:
     """``text`` with every control character (newlines too) written as a backslash escape."""
+    if text.isprintable():  # none of _UNSAFE is (each is a control, format or separator character)
+        return text
     return _UNSAFE.sub(_escape, text)
