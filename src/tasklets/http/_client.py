@@ -47,7 +47,7 @@ from .._exceptions import (
 )
 from .._future import Future
 from .._loop import Loop
-from .._task import Task
+from .._task import Task, current_task
 from .._where import loop_for_caller
 from . import _protocol as protocol
 from ._auth import basic_authorization, url_credentials
@@ -321,12 +321,15 @@ class BaseClient:
                 raise HTTPError(response.url, response.status, response.reason, response.headers, body, response)
             # A task resumes with a wait that completed (here: the head) even
             # when it was cancelled meanwhile; the cancellation lands at this
-            # wait, and the response nobody is left to take is closed.
-            try:
-                yield None
-            except BaseException:
-                response.close()
-                raise
+            # wait, and the response nobody is left to take is closed. Waited
+            # only when a cancellation is pending: a step less per request.
+            task = current_task()
+            if task is None or task.cancelling():
+                try:
+                    yield None
+                except BaseException:
+                    response.close()
+                    raise
             return response
 
     def _exchange_with_deadline(
