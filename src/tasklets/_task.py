@@ -41,7 +41,7 @@ import inspect
 import itertools
 import logging
 import types
-from asyncio.tasks import _enter_task, _leave_task  # asyncio is loaded already: Cancelled is its CancelledError
+from asyncio.tasks import _enter_task, _leave_task, _register_task  # loaded already: Cancelled is its CancelledError
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
@@ -54,7 +54,7 @@ from ._bridge import is_asyncio_future, running_asyncio_loop
 from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
-from ._guest import guest_loop_for
+from ._guest import GuestLoop, guest_loop_for
 from ._loop import Loop, _get_ident
 from ._where import default_executor, loop_for_caller
 
@@ -120,9 +120,14 @@ class Task(Future[T]):
         # Bound once, not at every wait: registered on every future the task
         # waits on, and enqueued at every step. (Cycles broken in _finish.)
         self._wakeup = self._on_done
-        # On an asyncio loop each step also makes the task asyncio's
-        # current_task(); chosen here, so plain loops pay nothing for it.
-        self._stepper = self._step_as_asyncio_task if isinstance(loop, EventLoop) else self._step
+        # On an asyncio loop (its own, or a foreign one as a guest) the task is
+        # in asyncio.all_tasks() and each step makes it asyncio's current_task();
+        # chosen here, so plain loops pay nothing for it.
+        if isinstance(loop, (EventLoop, GuestLoop)):
+            self._stepper = self._step_as_guest_task if type(loop) is GuestLoop else self._step_as_asyncio_task
+            _register_task(self)  # type: ignore[arg-type]
+        else:
+            self._stepper = self._step
         self._loop: Loop = loop
         loop._tasks.add(self)
         loop._enqueue(self._stepper)
@@ -147,9 +152,10 @@ class Task(Future[T]):
 
     # -- the asyncio.Task methods asyncio and anyio call (on tasklets.asyncio.EventLoop) ------------
 
-    def get_loop(self) -> Loop:
-        """The loop that steps this task (asyncio's name for :attr:`loop`)."""
-        return self._loop
+    def get_loop(self) -> Any:
+        """The asyncio loop that steps this task: :attr:`loop`, or for a guest task the foreign loop it runs in."""
+        loop = self._loop
+        return loop.host if type(loop) is GuestLoop else loop
 
     def get_coro(self) -> Any:
         """The generator or coroutine the task runs (None once it is done)."""
@@ -396,6 +402,14 @@ class Task(Future[T]):
             self._step()
         finally:
             _leave_task(loop, self)  # type: ignore[arg-type]
+
+    def _step_as_guest_task(self) -> None:
+        host = self._loop.host  # type: ignore[attr-defined]
+        _enter_task(host, self)  # type: ignore[arg-type]
+        try:
+            self._step()
+        finally:
+            _leave_task(host, self)  # type: ignore[arg-type]
 
     def _wait_on(self, future: Any) -> None:
         self._waiting_on = future

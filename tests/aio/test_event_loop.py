@@ -45,7 +45,9 @@ class TestTheLoopOfEveryTask:
                 yield tasklets.sleep(0)
                 return asyncio.current_task(loop)
 
-            assert loop.run_until_complete(tasklets.Task(main(), loop=loop)) is None
+            job = tasklets.Task(main(), loop=loop)
+            assert asyncio.all_tasks(loop) == set()
+            assert loop.run_until_complete(job) is None
         finally:
             loop.close()
 
@@ -87,6 +89,23 @@ class TestTasksAreAsyncioTasks:
             return me.get_name(), me.cancelling()
 
         assert tasklets.run(body) == ("renamed", 0)
+
+    def test_all_tasks_lists_tasks_until_they_finish(self) -> None:
+        def main():
+            release: Future[None] = Future()
+
+            async def waits():
+                await release
+                return asyncio.current_task() in asyncio.all_tasks()
+
+            job = tasklets.spawn(waits)
+            yield tasklets.sleep(0)
+            listed = job in asyncio.all_tasks()
+            release.set_result(None)
+            inside = yield job
+            return listed, inside, job in asyncio.all_tasks()
+
+        assert tasklets.run(main) == (True, True, False)
 
     def test_cancelling_counts_and_uncancel_takes_back(self) -> None:
         def main():
