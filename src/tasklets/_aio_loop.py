@@ -40,6 +40,7 @@ import sys
 import threading
 from asyncio import events
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future as _CfFuture
 from contextvars import copy_context as _copy_context
 from typing import Any
 
@@ -474,12 +475,12 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
     def run_until_complete(self, future: Any) -> Any:
-        if asyncio.isfuture(future) or not hasattr(future, "add_done_callback"):
+        if not isinstance(future, _CfFuture) and (asyncio.isfuture(future) or not hasattr(future, "add_done_callback")):
             return asyncio.SelectorEventLoop.run_until_complete(self, future)
         # A tasklets (or concurrent.futures) future: the kernel's way.
         self._check_closed()
         self._check_running()
-        return Loop.run_until_complete(self, future)
+        return Loop.run_until_complete(self, future)  # type: ignore[arg-type]  # any future-like serves
 
     def stop(self) -> None:
         Loop.stop(self)

@@ -41,7 +41,6 @@ import inspect
 import itertools
 import logging
 import types
-from asyncio.tasks import _enter_task, _leave_task, _register_task  # loaded already: Cancelled is its CancelledError
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
@@ -49,6 +48,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
 from ._aio_loop import EventLoop
+from ._aio_task import AsyncioTask, register_task
 from ._aio_wait import asyncio_outcome, asyncio_proxy
 from ._bridge import is_asyncio_future, running_asyncio_loop
 from ._combinators import gather
@@ -68,7 +68,7 @@ P = ParamSpec("P")
 _task_numbers = itertools.count(1)
 
 
-class Task(Future[T]):
+class Task(Future[T], AsyncioTask):
     """A generator or coroutine running on a loop; its result is the task's result.
 
     Create tasks by calling a function decorated with :func:`task`, or with
@@ -125,7 +125,7 @@ class Task(Future[T]):
         # chosen here, so plain loops pay nothing for it.
         if isinstance(loop, (EventLoop, GuestLoop)):
             self._stepper = self._step_as_guest_task if type(loop) is GuestLoop else self._step_as_asyncio_task
-            _register_task(self)  # type: ignore[arg-type]
+            register_task(self)
         else:
             self._stepper = self._step
         self._loop: Loop = loop
@@ -149,42 +149,6 @@ class Task(Future[T]):
     def loop(self) -> Loop:
         """The loop that steps this task."""
         return self._loop
-
-    # -- the asyncio.Task methods asyncio and anyio call (on tasklets.asyncio.EventLoop) ------------
-
-    def get_loop(self) -> Any:
-        """The asyncio loop that steps this task: :attr:`loop`, or for a guest task the foreign loop it runs in."""
-        loop = self._loop
-        return loop.host if type(loop) is GuestLoop else loop
-
-    def get_coro(self) -> Any:
-        """The generator or coroutine the task runs (None once it is done)."""
-        return self._coro
-
-    def get_name(self) -> str:
-        """asyncio's name for :attr:`name`."""
-        return self.name
-
-    def set_name(self, value: object) -> None:
-        """asyncio's way to set :attr:`name`."""
-        self.name = str(value)
-
-    def cancelling(self) -> int:
-        """How many cancellation requests are pending (asyncio's count, for ``timeout()`` and task groups)."""
-        return self._cancels
-
-    def uncancel(self) -> int:
-        """Take back one cancellation request; return how many remain (asyncio's contract)."""
-        if self._cancels > 0:
-            self._cancels -= 1
-            if self._cancels == 0:
-                self._must_cancel = False
-        return self._cancels
-
-    @property
-    def _fut_waiter(self) -> Any:
-        # What anyio reads on asyncio tasks to decide whether a cancellation is due.
-        return self._waiting_on
 
     def __repr__(self) -> str:
         parts = [f"<Task {self.name!r} {self._describe_state()}"]
@@ -394,22 +358,6 @@ class Task(Future[T]):
             self._finish(None, error)
         finally:
             loop._current_task = outer
-
-    def _step_as_asyncio_task(self) -> None:
-        loop = self._loop
-        _enter_task(loop, self)  # type: ignore[arg-type]
-        try:
-            self._step()
-        finally:
-            _leave_task(loop, self)  # type: ignore[arg-type]
-
-    def _step_as_guest_task(self) -> None:
-        host = self._loop.host  # type: ignore[attr-defined]
-        _enter_task(host, self)  # type: ignore[arg-type]
-        try:
-            self._step()
-        finally:
-            _leave_task(host, self)  # type: ignore[arg-type]
 
     def _wait_on(self, future: Any) -> None:
         self._waiting_on = future

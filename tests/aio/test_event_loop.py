@@ -107,6 +107,28 @@ class TestTasksAreAsyncioTasks:
 
         assert tasklets.run(main) == (True, True, False)
 
+    @pytest.mark.parametrize("pending", [1, 3])
+    def test_runner_shutdown_cancels_pending_tasks(self, pending: int) -> None:
+        # asyncio.Runner cancels and gathers all_tasks() outside the loop,
+        # where (with a loop factory) there is no current event loop.
+        cleaned: list[int] = []
+
+        async def forever(n: int):
+            try:
+                await Future()
+            finally:
+                cleaned.append(n)
+
+        async def main():
+            jobs = [tasklets.spawn(forever, n) for n in range(pending)]
+            jobs.append(asyncio.ensure_future(asyncio.sleep(3600)))
+            await asyncio.sleep(0.001)
+            return jobs
+
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            jobs = runner.run(main())
+        assert sorted(cleaned) == list(range(pending)) and all(job.cancelled() for job in jobs)
+
     def test_cancelling_counts_and_uncancel_takes_back(self) -> None:
         def main():
             started: Future[None] = Future()

@@ -157,6 +157,26 @@ class TestGuestMode:
 
         assert run(main()) == (True, True, False)
 
+    def test_the_host_s_shutdown_cancels_a_pending_guest_task(self, run) -> None:
+        # asyncio.run and uvloop.run cancel and gather all_tasks() once main
+        # returns, outside the loop (uvloop.run with no current event loop).
+        cleaned: list[str] = []
+        jobs = []
+
+        @tasklets.task
+        async def forever():
+            try:
+                await Future()
+            finally:
+                cleaned.append("cleaned")
+
+        async def main():
+            jobs.append(forever())
+            await asyncio.sleep(0.001)
+
+        run(main())
+        assert cleaned == ["cleaned"] and jobs[0].cancelled()
+
 
 async def _await(future):
     return await future
