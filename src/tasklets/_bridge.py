@@ -67,7 +67,8 @@ def await_elsewhere(future: Any) -> Generator[Any, Any, Any]:
     loop = None if asyncio is None else asyncio._get_running_loop()
     if future.done():
         if loop is not None and future.cancelled():
-            raise asyncio.CancelledError()  # what awaiting a cancelled future raises there
+            # What awaiting a cancelled future raises there (asyncio is loaded: its loop runs).
+            raise asyncio.CancelledError()  # type: ignore[union-attr]
         return _at_once(future.result())
     if loop is not None:
         return _await_in_asyncio(future, loop)
