@@ -25,9 +25,8 @@ from ._guest import GuestLoop
 __all__ = ["AsyncioTask", "register_task"]
 
 
-def register_task(task: Any) -> None:
-    """Make ``task``, a task of an asyncio loop, one of ``asyncio.all_tasks()`` (until it is collected)."""
-    _register_task(task)
+#: Make a task of an asyncio loop one of ``asyncio.all_tasks()`` (until it is collected).
+register_task: Callable[[Any], None] = _register_task
 
 
 class AsyncioTask:

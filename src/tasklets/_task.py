@@ -122,12 +122,12 @@ class Task(Future[T], AsyncioTask):
         self._wakeup = self._on_done
         # On an asyncio loop (its own, or a foreign one as a guest) the task is
         # in asyncio.all_tasks() and each step makes it asyncio's current_task();
-        # chosen here, so plain loops pay nothing for it.
-        if isinstance(loop, (EventLoop, GuestLoop)):
+        # chosen here, so plain loops pay nothing for it (one identity test).
+        if type(loop) is Loop or not isinstance(loop, (EventLoop, GuestLoop)):
+            self._stepper = self._step
+        else:
             self._stepper = self._step_as_guest_task if type(loop) is GuestLoop else self._step_as_asyncio_task
             register_task(self)
-        else:
-            self._stepper = self._step
         self._loop: Loop = loop
         loop._tasks.add(self)
         loop._enqueue(self._stepper)

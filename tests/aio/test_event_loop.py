@@ -76,6 +76,43 @@ class TestLoopFactory:
             loop.close()
 
 
+class TestCallbacks:
+    @pytest.mark.parametrize("schedule", ["call_soon", "call_later", "add_reader"])
+    def test_a_failing_callback_goes_to_the_exception_handler_as_on_stock(self, schedule: str) -> None:
+        assert _report_of_a_failing_callback(new_event_loop, schedule) == _report_of_a_failing_callback(
+            asyncio.new_event_loop, schedule
+        )
+
+
+def _fails(tag: str) -> None:
+    raise ValueError(tag)
+
+
+def _report_of_a_failing_callback(factory, schedule: str) -> tuple[str, str, bool]:
+    import socket
+
+    loop = factory()
+    seen: list[dict] = []
+    loop.set_exception_handler(lambda _, context: (seen.append(context), loop.stop()))
+    a, b = socket.socketpair()
+    try:
+        if schedule == "call_soon":
+            handle = loop.call_soon(_fails, "x")
+        elif schedule == "call_later":
+            handle = loop.call_later(0.001, _fails, "x")
+        else:
+            b.send(b"!")
+            loop.add_reader(a.fileno(), _fails, "x")
+            handle = None
+        loop.run_forever()
+    finally:
+        a.close()
+        b.close()
+        loop.close()
+    [context] = seen
+    return context["message"], repr(context["exception"]), handle is None or context["handle"] is handle
+
+
 class TestTasksAreAsyncioTasks:
     """While a task steps on an EventLoop it is asyncio.current_task(), with asyncio.Task's methods."""
 
