@@ -139,6 +139,20 @@ class TestGuestMode:
 
         assert run(main()) == (["a", "b"], True)
 
+    def test_sniffio_names_asyncio_in_a_guest_task(self, run) -> None:
+        # What httpx and anyio ask to choose their backend.
+        sniffio = pytest.importorskip("sniffio")
+
+        @tasklets.task
+        async def which():
+            await asyncio.sleep(0)
+            return sniffio.current_async_library()
+
+        async def main():
+            return await which()
+
+        assert run(main()) == "asyncio"
+
     def test_all_tasks_lists_guest_tasks_until_they_finish(self, run) -> None:
         release: Future[None] = Future()
 
