@@ -305,7 +305,6 @@ ALLOWED_REACH_THROUGH = {
     # tasklets.asyncio.EventLoop runs asyncio's own handles, as asyncio's loop does
     # (their _cancelled and _run are asyncio's, not the kernel Handle's).
     ("tasklets._aio_loop", "_cancelled"): "asyncio's Handle, run by the loop as asyncio's own loop does",
-    ("tasklets._aio_loop", "_run"): "asyncio's Handle, run by the loop as asyncio's own loop does",
     # ``await future`` asks whether a task of this thread's loop is stepping
     # (the hot path of every await in an async def task).
     ("tasklets._future", "_current_task"): "await's driver check, on its hot path",

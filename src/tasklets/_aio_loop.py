@@ -38,8 +38,9 @@ import selectors
 import signal
 import sys
 import threading
-from asyncio import events
+from asyncio import events, format_helpers
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future as _CfFuture
 from contextvars import copy_context as _copy_context
 from typing import Any
 
@@ -55,14 +56,33 @@ _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
 
 
+def _report_failure(handle: Any, exc: BaseException) -> None:
+    """What asyncio's ``Handle._run`` does when its callback raises: tell the loop's exception handler."""
+    debug = {"debug": handle._loop.get_debug()} if sys.version_info >= (3, 13) else {}
+    source = format_helpers._format_callback_source(handle._callback, handle._args, **debug)
+    context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
 class _Handle(events.Handle):
-    """An asyncio handle the kernel can call: it runs unless cancelled."""
+    """An asyncio handle the kernel can call: it runs unless cancelled.
+
+    ``__call__`` is ``Handle._run`` inlined (one Python frame less on every
+    callback the loop runs), with its report of a failure.
+    """
 
     __slots__ = ()
 
     def __call__(self) -> None:
         if not self._cancelled:
-            self._run()
+            try:
+                self._context.run(self._callback, *self._args)  # type: ignore[attr-defined]
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                _report_failure(self, exc)
         # As in Handle._run: a traceback that captured this frame (through a
         # coroutine's f_back) must not keep the handle, and so its task, alive.
         self = None  # type: ignore[assignment]
@@ -90,39 +110,15 @@ class _TimerHandle(events.TimerHandle):
     def when(self) -> _When:
         return _When(self._when)  # type: ignore[attr-defined]
 
-    def __call__(self) -> None:
-        if not self._cancelled:
-            self._run()
-        # As in Handle._run: a traceback that captured this frame (through a
-        # coroutine's f_back) must not keep the handle, and so its task, alive.
-        self = None  # type: ignore[assignment]
-
-
-def _fast_handle(callback: Callable[..., object], args: tuple[Any, ...], loop: Any, context: Any) -> Any:
-    """``_Handle(callback, args, loop, context)`` without debug mode's bookkeeping (call_soon's hot path).
-
-    Handle.__init__ asks the loop for its debug flag on every call; the
-    caller has just done so.
-    """
-    handle: Any = _new_handle(_Handle)
-    handle._context = _copy_context() if context is None else context
-    handle._loop = loop
-    handle._callback = callback
-    handle._args = args
-    handle._cancelled = False
-    handle._repr = None
-    handle._source_traceback = None
-    return handle
+    __call__ = _Handle.__call__
 
 
 _new_handle = object.__new__
 
 
-def _run_handle(handle: events.Handle) -> None:
-    """Run an asyncio handle made elsewhere (readers, writers, signal handlers)."""
-    if not handle._cancelled:
-        handle._run()
-    handle = None  # type: ignore[assignment]  # see _Handle.__call__
+# An asyncio handle made elsewhere (readers, writers, signal handlers) runs
+# through _Handle's __call__, a plain function here: one frame, as our own.
+_run_handle = _Handle.__call__
 
 
 def _fileobj_to_fd(fileobj: Any) -> int:
@@ -288,14 +284,24 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
     def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> Any:  # type: ignore[override]
         if self._closed:
             raise LoopError("Event loop is closed")
+        handle: Any
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")  # type: ignore[attr-defined]
             handle = _Handle(callback, args, self, context)
-            if handle._source_traceback:  # type: ignore[attr-defined]
-                del handle._source_traceback[-1]  # type: ignore[attr-defined]
+            if handle._source_traceback:
+                del handle._source_traceback[-1]
         else:
-            handle = _fast_handle(callback, args, self, context)
+            # Handle.__init__ inlined, without its debug-mode bookkeeping (its
+            # debug check asks the loop again): call_soon's hot path.
+            handle = _new_handle(_Handle)
+            handle._context = _copy_context() if context is None else context
+            handle._loop = self
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._repr = None
+            handle._source_traceback = None
         self._ready.append(handle)
         return handle
 
@@ -474,12 +480,12 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
     def run_until_complete(self, future: Any) -> Any:
-        if asyncio.isfuture(future) or not hasattr(future, "add_done_callback"):
+        if not isinstance(future, _CfFuture) and (asyncio.isfuture(future) or not hasattr(future, "add_done_callback")):
             return asyncio.SelectorEventLoop.run_until_complete(self, future)
         # A tasklets (or concurrent.futures) future: the kernel's way.
         self._check_closed()
         self._check_running()
-        return Loop.run_until_complete(self, future)
+        return Loop.run_until_complete(self, future)  # type: ignore[arg-type]  # any future-like serves
 
     def stop(self) -> None:
         Loop.stop(self)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from _thread import get_ident
 from collections.abc import Generator
 from typing import Any
 
@@ -56,14 +57,21 @@ def is_asyncio_future(obj: object) -> bool:
 
 
 def await_elsewhere(future: Any) -> Generator[Any, Any, Any]:
-    """``await future`` from a coroutine that no tasklets task drives."""
-    loop = running_asyncio_loop()
+    """``await future`` from a coroutine that no tasklets task drives: the iterator to delegate to.
+
+    Called by ``Future.__await__`` (a generator) at its first step, so what
+    this raises is raised at the ``await``; it is no generator itself, which
+    spares every step of the await one level of delegation.
+    """
+    asyncio = sys.modules.get("asyncio")
+    loop = None if asyncio is None else asyncio._get_running_loop()
     if future.done():
         if loop is not None and future.cancelled():
-            raise sys.modules["asyncio"].CancelledError()  # what awaiting a cancelled future raises there
-        return future.result()
+            # What awaiting a cancelled future raises there (asyncio is loaded: its loop runs).
+            raise asyncio.CancelledError()  # type: ignore[union-attr]
+        return _at_once(future.result())
     if loop is not None:
-        return (yield from _await_in_asyncio(future, loop))
+        return _await_in_asyncio(future, loop)
     trio = sys.modules.get("trio")
     if trio is not None:
         try:
@@ -71,7 +79,7 @@ def await_elsewhere(future: Any) -> Generator[Any, Any, Any]:
         except RuntimeError:
             pass
         else:
-            return (yield from _await_in_trio(future, trio).__await__())
+            return _await_in_trio(future, trio).__await__()
     raise LoopError(
         f"nothing here can wait on {future!r}: a tasklets future is awaited inside a tasklets task, "
         "or in a coroutine run by asyncio (or uvloop) or trio, and this coroutine is driven by none of "
@@ -80,17 +88,33 @@ def await_elsewhere(future: Any) -> Generator[Any, Any, Any]:
     )
 
 
+def _at_once(value: Any) -> Generator[Any, Any, Any]:
+    return value
+    yield  # a generator that finishes at its first step
+
+
 def _await_in_asyncio(future: Any, loop: Any) -> Generator[Any, Any, Any]:
     waiter = loop.create_future()
-    future.add_done_callback(functools.partial(_deliver_to_asyncio, loop, waiter))
-    waiter.add_done_callback(functools.partial(_cancel_with, future))
-    return (yield from waiter)
+    future.add_done_callback(functools.partial(_deliver_to_asyncio, loop, get_ident(), waiter))
+    try:
+        return (yield from waiter)
+    finally:
+        # Cancelling the awaiting asyncio task cancels the waiter and throws
+        # CancelledError in here: the cancelled await cancels what it awaited.
+        # (Here rather than in a done-callback of the waiter, which asyncio
+        # would schedule as one more callback on every await.)
+        if waiter.cancelled():
+            future.cancel()
 
 
-def _deliver_to_asyncio(loop: Any, waiter: Any, future: Any) -> None:
-    """The tasklets future's done-callback (any thread): complete ``waiter`` on its loop."""
-    if running_asyncio_loop() is loop:
-        _copy_to_asyncio(future, waiter)
+def _deliver_to_asyncio(loop: Any, thread: int, waiter: Any, future: Any) -> None:
+    """The tasklets future's done-callback (any thread): complete ``waiter`` on its loop, which runs in ``thread``."""
+    if get_ident() == thread:
+        try:
+            _copy_to_asyncio(future, waiter)
+        except RuntimeError:
+            if not loop.is_closed():
+                raise  # else the loop closed meanwhile: nobody awaits any more
     else:
         try:
             loop.call_soon_threadsafe(_copy_to_asyncio, future, waiter)
@@ -101,18 +125,15 @@ def _deliver_to_asyncio(loop: Any, waiter: Any, future: Any) -> None:
 def _copy_to_asyncio(future: Any, waiter: Any) -> None:
     if waiter.done():
         return  # cancelled meanwhile
-    if future.cancelled():
-        waiter.cancel()
-    elif future.exception() is not None:  # done: neither call waits
-        waiter.set_exception(future.exception())
+    try:
+        value = future.result()  # done: it does not wait
+    except BaseException as exc:
+        if future.cancelled():
+            waiter.cancel()
+        else:
+            waiter.set_exception(exc)
     else:
-        waiter.set_result(future.result())
-
-
-def _cancel_with(future: Any, waiter: Any) -> None:
-    """The waiter's done-callback: a cancelled await cancels what it awaited."""
-    if waiter.cancelled():
-        future.cancel()
+        waiter.set_result(value)
 
 
 async def _await_in_trio(future: Any, trio: Any) -> Any:

@@ -13,6 +13,12 @@ runs what was ready, like one kernel iteration, with the guest marked as
 the thread's loop, so the tasks inside see a tasklets loop (their waits,
 timers, ``current_task()``, ``BlockingResultError``). Timers, readers and
 writers are the foreign loop's own.
+
+To asyncio the guest's tasks are tasks of the foreign loop: they are in
+``asyncio.all_tasks()``, their ``get_loop()`` is the foreign loop, and each
+step makes the task ``asyncio.current_task()`` there (``asyncio.timeout()``,
+anyio's cancel scopes and sniffio ask it). The steps run in ``drain``, a
+plain callback of the foreign loop, so no asyncio task is current then.
 """
 
 from __future__ import annotations
@@ -79,6 +85,11 @@ class GuestLoop(Loop):
 
     def __repr__(self) -> str:
         return f"<tasklets guest loop on {self._host!r}>"
+
+    @property
+    def host(self) -> Any:
+        """The foreign asyncio loop this guest runs in (what ``get_loop()`` of its tasks returns)."""
+        return self._host
 
     def _schedule_drain(self) -> None:
         self._drain_scheduled = True

@@ -41,7 +41,6 @@ import inspect
 import itertools
 import logging
 import types
-from asyncio.tasks import _enter_task, _leave_task  # asyncio is loaded already: Cancelled is its CancelledError
 from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future as _CfFuture
 from concurrent.futures._base import FINISHED, PENDING, RUNNING
@@ -49,12 +48,13 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
 from ._aio_loop import EventLoop
+from ._aio_task import AsyncioTask, register_task
 from ._aio_wait import asyncio_outcome, asyncio_proxy
 from ._bridge import is_asyncio_future, running_asyncio_loop
 from ._combinators import gather
 from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
-from ._guest import guest_loop_for
+from ._guest import GuestLoop, guest_loop_for
 from ._loop import Loop, _get_ident
 from ._where import default_executor, loop_for_caller
 
@@ -68,7 +68,7 @@ P = ParamSpec("P")
 _task_numbers = itertools.count(1)
 
 
-class Task(Future[T]):
+class Task(Future[T], AsyncioTask):
     """A generator or coroutine running on a loop; its result is the task's result.
 
     Create tasks by calling a function decorated with :func:`task`, or with
@@ -120,9 +120,14 @@ class Task(Future[T]):
         # Bound once, not at every wait: registered on every future the task
         # waits on, and enqueued at every step. (Cycles broken in _finish.)
         self._wakeup = self._on_done
-        # On an asyncio loop each step also makes the task asyncio's
-        # current_task(); chosen here, so plain loops pay nothing for it.
-        self._stepper = self._step_as_asyncio_task if isinstance(loop, EventLoop) else self._step
+        # On an asyncio loop (its own, or a foreign one as a guest) the task is
+        # in asyncio.all_tasks() and each step makes it asyncio's current_task();
+        # chosen here, so plain loops pay nothing for it (one identity test).
+        if type(loop) is Loop or not isinstance(loop, (EventLoop, GuestLoop)):
+            self._stepper = self._step
+        else:
+            self._stepper = self._step_as_guest_task if type(loop) is GuestLoop else self._step_as_asyncio_task
+            register_task(self)
         self._loop: Loop = loop
         loop._tasks.add(self)
         loop._enqueue(self._stepper)
@@ -144,41 +149,6 @@ class Task(Future[T]):
     def loop(self) -> Loop:
         """The loop that steps this task."""
         return self._loop
-
-    # -- the asyncio.Task methods asyncio and anyio call (on tasklets.asyncio.EventLoop) ------------
-
-    def get_loop(self) -> Loop:
-        """The loop that steps this task (asyncio's name for :attr:`loop`)."""
-        return self._loop
-
-    def get_coro(self) -> Any:
-        """The generator or coroutine the task runs (None once it is done)."""
-        return self._coro
-
-    def get_name(self) -> str:
-        """asyncio's name for :attr:`name`."""
-        return self.name
-
-    def set_name(self, value: object) -> None:
-        """asyncio's way to set :attr:`name`."""
-        self.name = str(value)
-
-    def cancelling(self) -> int:
-        """How many cancellation requests are pending (asyncio's count, for ``timeout()`` and task groups)."""
-        return self._cancels
-
-    def uncancel(self) -> int:
-        """Take back one cancellation request; return how many remain (asyncio's contract)."""
-        if self._cancels > 0:
-            self._cancels -= 1
-            if self._cancels == 0:
-                self._must_cancel = False
-        return self._cancels
-
-    @property
-    def _fut_waiter(self) -> Any:
-        # What anyio reads on asyncio tasks to decide whether a cancellation is due.
-        return self._waiting_on
 
     def __repr__(self) -> str:
         parts = [f"<Task {self.name!r} {self._describe_state()}"]
@@ -388,14 +358,6 @@ class Task(Future[T]):
             self._finish(None, error)
         finally:
             loop._current_task = outer
-
-    def _step_as_asyncio_task(self) -> None:
-        loop = self._loop
-        _enter_task(loop, self)  # type: ignore[arg-type]
-        try:
-            self._step()
-        finally:
-            _leave_task(loop, self)  # type: ignore[arg-type]
 
     def _wait_on(self, future: Any) -> None:
         self._waiting_on = future

@@ -45,7 +45,9 @@ class TestTheLoopOfEveryTask:
                 yield tasklets.sleep(0)
                 return asyncio.current_task(loop)
 
-            assert loop.run_until_complete(tasklets.Task(main(), loop=loop)) is None
+            job = tasklets.Task(main(), loop=loop)
+            assert asyncio.all_tasks(loop) == set()
+            assert loop.run_until_complete(job) is None
         finally:
             loop.close()
 
@@ -74,6 +76,43 @@ class TestLoopFactory:
             loop.close()
 
 
+class TestCallbacks:
+    @pytest.mark.parametrize("schedule", ["call_soon", "call_later", "add_reader"])
+    def test_a_failing_callback_goes_to_the_exception_handler_as_on_stock(self, schedule: str) -> None:
+        assert _report_of_a_failing_callback(new_event_loop, schedule) == _report_of_a_failing_callback(
+            asyncio.new_event_loop, schedule
+        )
+
+
+def _fails(tag: str) -> None:
+    raise ValueError(tag)
+
+
+def _report_of_a_failing_callback(factory, schedule: str) -> tuple[str, str, bool]:
+    import socket
+
+    loop = factory()
+    seen: list[dict] = []
+    loop.set_exception_handler(lambda _, context: (seen.append(context), loop.stop()))
+    a, b = socket.socketpair()
+    try:
+        if schedule == "call_soon":
+            handle = loop.call_soon(_fails, "x")
+        elif schedule == "call_later":
+            handle = loop.call_later(0.001, _fails, "x")
+        else:
+            b.send(b"!")
+            loop.add_reader(a.fileno(), _fails, "x")
+            handle = None
+        loop.run_forever()
+    finally:
+        a.close()
+        b.close()
+        loop.close()
+    [context] = seen
+    return context["message"], repr(context["exception"]), handle is None or context["handle"] is handle
+
+
 class TestTasksAreAsyncioTasks:
     """While a task steps on an EventLoop it is asyncio.current_task(), with asyncio.Task's methods."""
 
@@ -87,6 +126,45 @@ class TestTasksAreAsyncioTasks:
             return me.get_name(), me.cancelling()
 
         assert tasklets.run(body) == ("renamed", 0)
+
+    def test_all_tasks_lists_tasks_until_they_finish(self) -> None:
+        def main():
+            release: Future[None] = Future()
+
+            async def waits():
+                await release
+                return asyncio.current_task() in asyncio.all_tasks()
+
+            job = tasklets.spawn(waits)
+            yield tasklets.sleep(0)
+            listed = job in asyncio.all_tasks()
+            release.set_result(None)
+            inside = yield job
+            return listed, inside, job in asyncio.all_tasks()
+
+        assert tasklets.run(main) == (True, True, False)
+
+    @pytest.mark.parametrize("pending", [1, 3])
+    def test_runner_shutdown_cancels_pending_tasks(self, pending: int) -> None:
+        # asyncio.Runner cancels and gathers all_tasks() outside the loop,
+        # where (with a loop factory) there is no current event loop.
+        cleaned: list[int] = []
+
+        async def forever(n: int):
+            try:
+                await Future()
+            finally:
+                cleaned.append(n)
+
+        async def main():
+            jobs = [tasklets.spawn(forever, n) for n in range(pending)]
+            jobs.append(asyncio.ensure_future(asyncio.sleep(3600)))
+            await asyncio.sleep(0.001)
+            return jobs
+
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            jobs = runner.run(main())
+        assert sorted(cleaned) == list(range(pending)) and all(job.cancelled() for job in jobs)
 
     def test_cancelling_counts_and_uncancel_takes_back(self) -> None:
         def main():

@@ -87,6 +87,110 @@ class TestGuestMode:
 
         assert run(main()) == ("cleaned", True)
 
+    def test_the_guest_task_is_asyncio_s_current_task(self, run) -> None:
+        @tasklets.task
+        async def inside():
+            await asyncio.sleep(0)
+            me = asyncio.current_task()
+            return me is tasklets.current_task(), me.get_loop() is asyncio.get_running_loop()
+
+        async def main():
+            host_task = asyncio.current_task()
+            seen = await inside()
+            return seen, asyncio.current_task() is host_task
+
+        assert run(main()) == ((True, True), True)
+
+    def test_asyncio_timeout_in_a_guest_task(self, run) -> None:
+        @tasklets.task
+        async def bounded():
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.01):
+                    await tasklets.sleep(3600)
+            async with asyncio.timeout(10):
+                await asyncio.sleep(0)
+            return asyncio.current_task().cancelling()
+
+        async def main():
+            return await bounded()
+
+        assert run(main()) == 0
+
+    def test_anyio_task_group_and_move_on_after_in_a_guest_task(self, run) -> None:
+        anyio = pytest.importorskip("anyio")
+
+        @tasklets.task
+        async def body():
+            results: list[str] = []
+
+            async def child(name: str, delay: float) -> None:
+                await anyio.sleep(delay)
+                results.append(name)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(child, "b", 0.002)
+                group.start_soon(child, "a", 0.001)
+            with anyio.move_on_after(0.01) as scope:
+                await tasklets.sleep(3600)
+            return sorted(results), scope.cancelled_caught
+
+        async def main():
+            return await body()
+
+        assert run(main()) == (["a", "b"], True)
+
+    def test_sniffio_names_asyncio_in_a_guest_task(self, run) -> None:
+        # What httpx and anyio ask to choose their backend.
+        sniffio = pytest.importorskip("sniffio")
+
+        @tasklets.task
+        async def which():
+            await asyncio.sleep(0)
+            return sniffio.current_async_library()
+
+        async def main():
+            return await which()
+
+        assert run(main()) == "asyncio"
+
+    def test_all_tasks_lists_guest_tasks_until_they_finish(self, run) -> None:
+        release: Future[None] = Future()
+
+        @tasklets.task
+        async def waits():
+            await release
+            return asyncio.current_task() in asyncio.all_tasks()
+
+        async def main():
+            job = waits()
+            await asyncio.sleep(0.001)
+            listed = job in asyncio.all_tasks()
+            release.set_result(None)
+            inside = await job
+            return listed, inside, job in asyncio.all_tasks()
+
+        assert run(main()) == (True, True, False)
+
+    def test_the_host_s_shutdown_cancels_a_pending_guest_task(self, run) -> None:
+        # asyncio.run and uvloop.run cancel and gather all_tasks() once main
+        # returns, outside the loop (uvloop.run with no current event loop).
+        cleaned: list[str] = []
+        jobs = []
+
+        @tasklets.task
+        async def forever():
+            try:
+                await Future()
+            finally:
+                cleaned.append("cleaned")
+
+        async def main():
+            jobs.append(forever())
+            await asyncio.sleep(0.001)
+
+        run(main())
+        assert cleaned == ["cleaned"] and jobs[0].cancelled()
+
 
 async def _await(future):
     return await future
