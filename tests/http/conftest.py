@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -27,6 +28,37 @@ def _open_fds() -> dict[int, str]:
         except OSError:
             pass  # the listing's own descriptor, gone already
     return found
+
+
+def _describe_sockets(leaked: dict[int, str]) -> dict[int, str]:
+    """Each leaked socket's TCP endpoints and state, from /proc/net/tcp (which tells a client's from a server's)."""
+    states = {"01": "ESTABLISHED", "02": "SYN_SENT", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+              "0A": "LISTEN", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "09": "LAST_ACK", "0B": "CLOSING"}
+    by_inode = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, remote = (int(end.rsplit(":", 1)[1], 16) for end in fields[1:3])
+                    by_inode[fields[9]] = f"port {local} -> {remote} {states.get(fields[3], fields[3])}"
+        except OSError:
+            pass
+    described = {}
+    for fd, target in leaked.items():
+        described[fd] = by_inode.get(target.strip("socket:[]"), target)
+        if described[fd] == target and target.startswith("socket:"):  # not a TCP endpoint: ask the socket itself
+            try:
+                with socket.socket(fileno=os.dup(fd)) as sock:
+                    try:
+                        peer = sock.getpeername()
+                    except OSError:
+                        peer = None
+                    described[fd] = f"{target} {sock.family.name} {sock.type.name} {sock.getsockname()!r} -> {peer!r}"
+            except OSError as exc:
+                described[fd] = f"{target} ({exc})"
+    return described
 
 
 def _close_default_client() -> None:
@@ -67,16 +99,21 @@ def no_leaked_fds(_runtime_started: None) -> Iterator[None]:
     for server in list(LIVE):
         assert server.wait_idle(5.0), f"{server!r} still has connections open: the client kept them"
     leaked = {fd: target for fd, target in _open_fds().items() if fd not in before}
-    if leaked:
-        # A connection the client opened and closed at once (a cancelled connect) may still wait in
-        # a server's accept queue as the count above is taken: once accepted it is a server-side
-        # descriptor, counted by its server. Count again once the servers have seen it closed.
+    # A connection the client opened and closed at once (a cancelled connect) may still wait in a
+    # server's accept queue as the count above is taken, or have been accepted a moment ago by a
+    # server thread that has not counted it yet: a server-side descriptor that its server closes
+    # once it sees the client's close. The client's loop is closed by now, so nothing of the
+    # client's closes later: what is still open after a bounded wait is a leak.
+    deadline = time.monotonic() + 5.0
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.01)
         for server in list(LIVE):
             server.wait_idle(5.0)
-        leaked = {fd: target for fd, target in _open_fds().items() if fd not in before}
+        now_open = _open_fds()
+        leaked = {fd: target for fd, target in leaked.items() if now_open.get(fd) == target}
     if leaked:
         gc.collect()  # a socket dropped unclosed then warns (ResourceWarning) here, naming itself
-    assert not leaked, f"the test leaked descriptors: {leaked!r}"
+    assert not leaked, f"the test leaked descriptors: {_describe_sockets(leaked)!r}"
 
 
 # -- TLS -----------------------------------------------------------------------------------------------------
