@@ -11,6 +11,8 @@ import pytest
 import tasklets
 from tasklets import BadYieldError, BlockingResultError, Future, LoopError
 
+from ._shared import foreign_runners
+
 
 @tasklets.task
 def double(x: int):
@@ -33,18 +35,7 @@ def wait_forever(started: Future[None], cleaned: Future[str]):
         cleaned.set_result("cleaned up")
 
 
-def _loop_runners() -> list[object]:
-    runners: list[object] = [pytest.param(asyncio.run, id="asyncio")]
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is in the test extra
-        pass
-    else:
-        runners.append(pytest.param(uvloop.run, id="uvloop"))
-    return runners
-
-
-@pytest.mark.parametrize("run", _loop_runners())
+@pytest.mark.parametrize("run", foreign_runners())
 class TestAwaitFromAsyncio:
     """A coroutine run by asyncio or uvloop awaits a tasklets future like its own."""
 

@@ -10,16 +10,7 @@ import pytest
 import tasklets
 from tasklets import BlockingResultError, Future
 
-
-def _runners() -> list[object]:
-    runners: list[object] = [pytest.param(asyncio.run, id="asyncio")]
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is in the test extra
-        pass
-    else:
-        runners.append(pytest.param(uvloop.run, id="uvloop"))
-    return runners
+from ._shared import anyio_group_then_move_on_after, foreign_runners
 
 
 @tasklets.task
@@ -28,7 +19,7 @@ def where():
     return threading.current_thread(), asyncio.get_running_loop(), type(tasklets.current_loop()).__name__
 
 
-@pytest.mark.parametrize("run", _runners())
+@pytest.mark.parametrize("run", foreign_runners())
 class TestGuestMode:
     def test_tasks_run_on_the_calling_loop_not_the_background_thread(self, run) -> None:
         async def main():
@@ -121,18 +112,7 @@ class TestGuestMode:
 
         @tasklets.task
         async def body():
-            results: list[str] = []
-
-            async def child(name: str, delay: float) -> None:
-                await anyio.sleep(delay)
-                results.append(name)
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(child, "b", 0.002)
-                group.start_soon(child, "a", 0.001)
-            with anyio.move_on_after(0.01) as scope:
-                await tasklets.sleep(3600)
-            return sorted(results), scope.cancelled_caught
+            return await anyio_group_then_move_on_after(anyio, tasklets.sleep)
 
         async def main():
             return await body()

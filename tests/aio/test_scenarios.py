@@ -18,6 +18,8 @@ import pytest
 import tasklets
 from tasklets import BlockingResultError, Future
 
+from ._shared import anyio_group_then_move_on_after
+
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import web  # noqa: E402
 
@@ -152,18 +154,7 @@ class TestHttpxAndAnyioInTasks:
         anyio = pytest.importorskip("anyio")
 
         async def main():
-            results: list[str] = []
-
-            async def child(name: str, delay: float) -> None:
-                await anyio.sleep(delay)
-                results.append(name)
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(child, "b", 0.002)
-                group.start_soon(child, "a", 0.001)
-            with anyio.move_on_after(0.01) as scope:
-                await anyio.sleep(3600)
-            return sorted(results), scope.cancelled_caught
+            return await anyio_group_then_move_on_after(anyio, anyio.sleep)
 
         assert tasklets.run(main) == (["a", "b"], True)
 
