@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio  # before anything that could import _asyncio (see the module tasklets.asyncio)
 import collections.abc
+import errno
 import heapq
 import selectors
 import signal
@@ -402,25 +403,36 @@ class EventLoop(Loop, asyncio.SelectorEventLoop):
         the handler and the wake-up fd found here, where asyncio resets them
         to the defaults (and would take Ctrl-C away from ``run()``).
         """
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)  # type: ignore[attr-defined]
         self._check_closed()
-        fresh = sig not in self._signal_handlers
-        previous = signal.getsignal(sig) if fresh else None
         if self._previous_wakeup_fd is None:
             try:
                 self._previous_wakeup_fd = signal.set_wakeup_fd(self._csock.fileno())
             except (ValueError, OSError) as exc:  # not the main thread
                 raise RuntimeError(str(exc)) from None
+        fresh = sig not in self._signal_handlers
+        previous = signal.getsignal(sig) if fresh else None
+        # Not through asyncio's add_signal_handler: it installs a no-op Python
+        # handler first and reads signals from the self-pipe, which this loop
+        # does not; a signal landing between the two would be lost. Here the
+        # handle is in place before the handler, so a signal at any moment
+        # reaches the old handler or the new one.
+        self._signal_handlers[sig] = events.Handle(callback, args, self, None)  # type: ignore[assignment]  # asyncio's _handle_signal reads them
         try:
-            asyncio.SelectorEventLoop.add_signal_handler(self, sig, callback, *args)
-        except BaseException:
+            signal.signal(sig, self._on_asyncio_signal)
+            signal.siginterrupt(sig, False)  # SA_RESTART, as asyncio sets
+        except OSError as exc:
+            del self._signal_handlers[sig]
             if not self._signal_handlers:
                 signal.set_wakeup_fd(self._previous_wakeup_fd)
                 self._previous_wakeup_fd = None
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
             raise
         if fresh:
             self._previous_signal_handlers[sig] = previous
-        signal.signal(sig, self._on_asyncio_signal)
 
     def remove_signal_handler(self, sig: int) -> bool:
         self._check_signal(sig)  # type: ignore[attr-defined]

@@ -88,8 +88,7 @@ class Handle(functools.partial):  # type: ignore[type-arg]
     def cancel(self) -> None:
         """Stop the callback from running (a no-op once it ran)."""
         if not self._cancelled:
-            # Swap in a callback that does nothing, dropping what it kept alive.
-            # partial.__setstate__ exists (C implementation) but typeshed does not declare it.
+            # Swap in a do-nothing callback, dropping what it kept alive (typeshed lacks partial.__setstate__).
             self.__setstate__((_do_nothing, (), None, None))  # type: ignore[attr-defined]
             self._cancelled = True
 
@@ -339,14 +338,15 @@ class Loop:
 
     def remove_signal_handler(self, sig: int) -> bool:
         """Give ``sig`` back to the handler it had before ``add_signal_handler``; True if we handled it."""
-        if self._signal_handlers.pop(sig, None) is None:
+        if sig not in self._signal_handlers:
             return False
-        # Straight back, never through the default handler: tasklets.run()
-        # counts Ctrl-C in its own handler while this loop closes.
+        # Straight back, not via the default handler (run() counts Ctrl-C in its
+        # own); and before the handle goes, so no signal falls between the two.
         previous = self._previous_signal_handlers.pop(sig, None)
         if previous is None:  # installed from outside Python
             previous = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
         signal.signal(sig, previous)
+        del self._signal_handlers[sig]
         if not self._signal_handlers and self._previous_wakeup_fd is not None:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
             self._previous_wakeup_fd = None

@@ -124,6 +124,11 @@ class _Run:
                         self.phase = _CLOSING
                         self.forward = None
                         loop.close()  # also gives the Python-level SIGINT back to _on_signal
+                        # Let go of the loop and its tasks while Ctrl-C still comes here:
+                        # their finalizers run now, and Python drops a KeyboardInterrupt
+                        # raised inside a finalizer ("Exception ignored in ...").
+                        self.loop = self.main = self.waiting = self.give_up = None
+                        del loop
         finally:
             if handles_sigint and signal.getsignal(signal.SIGINT) == self._on_signal:
                 signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import tasklets
 import tasklets.asyncio
+from _signal_steps import signal_at_step
 from tasklets import Future
 from tasklets.asyncio import EventLoop, new_event_loop
 
@@ -379,3 +382,51 @@ class TestSignalHandlers:
             assert self._wakeup_fd() == -1
         finally:
             loop.close()
+
+
+@pytest.mark.parametrize("make", [tasklets.Loop, new_event_loop], ids=["Loop", "EventLoop"])
+def test_a_signal_at_any_step_of_adding_or_removing_a_handler_is_heard_once(make: Callable[[], Any]) -> None:
+    """Found by the Ctrl-C campaign: a Ctrl-C that landed inside add_signal_handler was lost.
+
+    asyncio's add_signal_handler installs a no-op Python handler and reads the
+    signal from the self-pipe later; the EventLoop put its own handler in a
+    few steps after, so a signal in between reached neither. Removing one
+    dropped the handle before giving the signal back. Here the signal is
+    raised at every bytecode step of both, in turn: the handler found before
+    or the loop's callback hears it, exactly once.
+    """
+    heard: list[str] = []
+
+    def before(signum: int, frame: object) -> None:
+        heard.append("before")
+
+    def run_once() -> None:
+        done = Future[None]()
+        loop.call_soon(done.set_result, None)  # behind any callback the signal queued
+        loop.run_until_complete(done)
+
+    previous = signal.signal(signal.SIGUSR1, before)
+    loop = make()
+    try:
+        for adding in (True, False):
+            for step in range(1000):
+                heard.clear()
+                if not adding:
+                    loop.add_signal_handler(signal.SIGUSR1, heard.append, "loop")
+                if adding:
+                    fired = signal_at_step(
+                        step, signal.SIGUSR1, lambda: loop.add_signal_handler(signal.SIGUSR1, heard.append, "loop")
+                    )
+                else:
+                    fired = signal_at_step(step, signal.SIGUSR1, lambda: loop.remove_signal_handler(signal.SIGUSR1))
+                run_once()
+                if adding:
+                    loop.remove_signal_handler(signal.SIGUSR1)
+                if not fired:
+                    break
+                assert len(heard) == 1, f"{'adding' if adding else 'removing'}, signal at step {step}: heard {heard}"
+            assert 5 < step < 1000
+            assert signal.getsignal(signal.SIGUSR1) is before
+    finally:
+        loop.close()
+        signal.signal(signal.SIGUSR1, previous)

@@ -373,6 +373,44 @@ class TestCtrlCInEveryPhase:
         assert lines[0] == "lost []", (lines, err)
         _assert_interrupted(code, lines, err)
 
+    def test_at_every_line_run_executes_none_is_lost(self) -> None:
+        # The campaign found a Ctrl-C lost inside the loop's add_signal_handler,
+        # and one raised inside a finalizer as run() let go of its loop. Here
+        # run() is repeated with the signal raised at each of its lines in turn
+        # (those of the loop, the tasks and asyncio below it included).
+        code, lines, err = _run_child(
+            f"""
+            sys.path.insert(0, {str(pathlib.Path(__file__).parent.parent)!r})
+            from _signal_steps import signal_at_step
+
+            def leftover():
+                try:
+                    yield tasklets.Future()
+                finally:
+                    yield None  # a clean-up that takes a step
+
+            def main():
+                tasklets.spawn(leftover)
+                yield tasklets.sleep(0)
+                return 1
+
+            before = open_fds()
+            lost = []
+            for step in range(100_000):
+                result = []
+                try:
+                    if not signal_at_step(step, signal.SIGINT, lambda: result.append(tasklets.run(main))):
+                        break
+                except KeyboardInterrupt:
+                    continue
+                lost.append((step, result))
+            print(f"{{step}} steps, lost at {{lost[:10]}}, {{open_fds() - before}} fds left", flush=True)
+            """
+        )
+        assert code == 0 and len(lines) == 1, (lines, err)
+        assert lines[0].endswith(" steps, lost at [], 0 fds left") and int(lines[0].split()[0]) > 500, (lines, err)
+        assert not err, err
+
     @pytest.mark.parametrize(
         "clean_up",
         [
