@@ -153,6 +153,9 @@ class GuestLoop(Loop):
     def remove_writer(self, fd: int) -> bool:
         return bool(self._host.remove_writer(fd))
 
+    # The host's loop is the only poller here: net's registrations go to it as well.
+    watch_reader, watch_writer, unwatch_reader, unwatch_writer = add_reader, add_writer, remove_reader, remove_writer
+
     def is_running(self) -> bool:
         return bool(self._host.is_running())
 

@@ -55,13 +55,11 @@ __all__ = ["Loop", "LoopStatistics", "Handle", "TimerHandle"]
 
 logger = logging.getLogger("tasklets")
 
-# How long a busy loop may go without looking at its sockets.
-_POLL_INTERVAL = 0.0005
+_POLL_INTERVAL = 0.0005  # how long a busy loop may go without looking at its sockets
 # A busy loop with no timers reads the clock (to decide whether to poll) only
 # every this many iterations: a task switch is then a deque pop and a send.
 _UNCLOCKED_ITERATIONS = 8
-# Rebuild the timer heap once this share of it is cancelled timers.
-_CANCELLED_TIMER_SHARE = 0.5
+_CANCELLED_TIMER_SHARE = 0.5  # rebuild the timer heap once this share of it is cancelled timers
 _MIN_CANCELLED_TIMERS_FOR_REBUILD = 100
 
 _get_ident = threading.get_ident
@@ -71,8 +69,7 @@ def _debug_from_environment() -> bool:
     return os.environ.get("TASKLETS_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _do_nothing(*args: Any) -> None:
-    return None
+def _do_nothing(*args: Any) -> None: ...
 
 
 class Handle(functools.partial):  # type: ignore[type-arg]
@@ -106,10 +103,7 @@ class Handle(functools.partial):  # type: ignore[type-arg]
 
 
 class TimerHandle(Handle):
-    """A callback due at ``when`` on its loop's clock.
-
-    ``when`` and ``_loop`` are set by ``Loop.call_at`` right after creation.
-    """
+    """A callback due at ``when`` on its loop's clock (``when`` and ``_loop`` set by ``Loop.call_at``)."""
 
     when: float
     _loop: Loop | None
@@ -274,6 +268,10 @@ class Loop:
     def remove_writer(self, fd: int) -> bool:
         """Stop watching ``fd`` for writing; True if a writer was registered."""
         return self._clear_io_handler(fd, 1)
+
+    # The kernel's own, under names tasklets.asyncio.EventLoop leaves alone (it gives add_reader
+    # & co. asyncio's contract, a context copy per callback): for code that owns its fd, as net.
+    watch_reader, watch_writer, unwatch_reader, unwatch_writer = add_reader, add_writer, remove_reader, remove_writer
 
     def _set_io_handler(self, fd: int, direction: int, handle: Handle) -> Handle:
         if self._closed:

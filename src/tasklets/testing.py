@@ -256,8 +256,8 @@ def _clean_up(loop: Loop) -> None:
         loop.call_later(0.01, loop.stop)
         loop.run_forever()
     for fd in loop.statistics().registrations:
-        loop.remove_reader(fd)
-        loop.remove_writer(fd)
+        for remove in (loop.remove_reader, loop.remove_writer, loop.unwatch_reader, loop.unwatch_writer):
+            remove(fd)  # on an asyncio EventLoop, asyncio's registrations and the kernel's are apart
 
 
 def stream_pair(*, loop: Loop, **options: Any) -> tuple[Stream, Stream]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -430,3 +432,39 @@ def test_a_signal_at_any_step_of_adding_or_removing_a_handler_is_heard_once(make
     finally:
         loop.close()
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_watch_reader_is_the_kernel_s_own_and_add_reader_keeps_asyncio_s_contract() -> None:
+    """tasklets.net registers with watch_reader: on an EventLoop that is the kernel's own (no Handle, no
+    context copy per readiness event); add_reader stays asyncio's, running the callback in the context
+    it was registered from."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="the loop's")
+    loop = new_event_loop()
+    a, b = socket.socketpair()
+    b.send(b"x")  # readable from now on
+    seen: list[tuple[str, str]] = []
+
+    def registered_from_a_context(how: str, register: Callable[..., object], remove: Callable[[int], object]) -> None:
+        done = Future[None]()
+
+        def on_readable() -> None:
+            remove(a.fileno())
+            seen.append((how, var.get()))
+            done.set_result(None)
+
+        def register_there() -> None:
+            var.set("the registrant's")
+            register(a.fileno(), on_readable)
+
+        contextvars.copy_context().run(register_there)
+        loop.run_until_complete(done)
+
+    try:
+        registered_from_a_context("add_reader", loop.add_reader, loop.remove_reader)
+        registered_from_a_context("watch_reader", loop.watch_reader, loop.unwatch_reader)
+        assert seen == [("add_reader", "the registrant's"), ("watch_reader", "the loop's")]
+        assert EventLoop.watch_reader is tasklets.Loop.add_reader
+    finally:
+        loop.close()
+        a.close()
+        b.close()

@@ -807,7 +807,7 @@ def test_a_body_waits_in_the_kernel_until_it_is_read(client: Client) -> None:
     def main() -> Any:
         loop = tasklets.current_loop()
         stopped: tasklets.Future[int] = tasklets.Future()
-        add_reader, remove_reader = loop.add_reader, loop.remove_reader
+        add_reader, remove_reader = loop.watch_reader, loop.unwatch_reader
 
         def on_add(fd: int, callback: Any) -> Any:
             head_awaited.set()
@@ -819,14 +819,14 @@ def test_a_body_waits_in_the_kernel_until_it_is_read(client: Client) -> None:
                 stopped.set_result(fd)
             return result
 
-        loop.add_reader, loop.remove_reader = on_add, on_remove  # type: ignore[method-assign]
+        loop.watch_reader, loop.unwatch_reader = on_add, on_remove  # type: ignore[method-assign]
         try:
             response = yield client.urlopen(f"{server.url}/")
             stream = response._connection.stream
             # The rest of the body made the socket readable while nobody read: the stream stopped watching...
             assert (yield stopped) == stream.socket.fileno()
         finally:
-            del loop.add_reader, loop.remove_reader  # the class's methods are back
+            del loop.watch_reader, loop.unwatch_reader  # the class's methods are back
         assert stream.buffered == 0  # ...and read none of it ahead (it used to take 256 KiB)
         assert (yield from response.read()) == body
 

@@ -501,16 +501,16 @@ def _stops_watching(stream: tasklets.Stream) -> Future[None]:
     """A future that resolves when the stream next removes its socket's reader (it stopped reading)."""
     loop = stream.loop
     stopped: Future[None] = Future()
-    remove_reader = loop.remove_reader
+    unwatch_reader = loop.unwatch_reader
 
     def spy(fd: int) -> Any:
-        result = remove_reader(fd)
+        result = unwatch_reader(fd)
         if fd == stream.socket.fileno() and not stopped.done():
-            del loop.remove_reader  # the instance attribute goes: the class's method is back
+            del loop.unwatch_reader  # the instance attribute goes: the class's method is back
             stopped.set_result(None)
         return result
 
-    loop.remove_reader = spy  # type: ignore[method-assign]
+    loop.unwatch_reader = spy  # type: ignore[method-assign]
     return stopped
 
 

@@ -12,7 +12,7 @@ next deadline, resolves. The first attempt to connect wins; the rest are
 cancelled, which closes their sockets.
 
 An attempt is a non-blocking ``connect_ex`` followed, when it is in
-progress, by ``add_writer`` and a look at ``SO_ERROR`` when the socket turns
+progress, by ``watch_writer`` and a look at ``SO_ERROR`` when the socket turns
 writable. Cancelling the attempt's future removes the writer and closes the
 socket, so a connect abandoned at any point (another address won, the
 timeout fired, the caller cancelled) leaves no descriptor and no
@@ -332,7 +332,7 @@ def _attempt(loop: Loop, info: tuple[Any, ...], local_addr: tuple[str, int] | No
     retry: list[Any] = [None]
 
     def connected() -> None:
-        loop.remove_writer(fd)
+        loop.unwatch_writer(fd)
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err == 0:
             try:
@@ -361,14 +361,14 @@ def _attempt(loop: Loop, info: tuple[Any, ...], local_addr: tuple[str, int] | No
     if family == socket.AF_UNIX and err in (errno.EAGAIN, errno.EWOULDBLOCK):
         retry[0] = loop.call_later(_UNIX_RETRY, retry_unix)
     else:
-        loop.add_writer(fd, connected)
+        loop.watch_writer(fd, connected)
 
     def on_done(f: Future[socket.socket]) -> None:
         if f.cancelled():
             if retry[0] is not None:
                 retry[0].cancel()
             else:
-                loop.remove_writer(fd)
+                loop.unwatch_writer(fd)
             sock.close()
 
     future.add_done_callback(on_done)

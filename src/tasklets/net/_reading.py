@@ -413,7 +413,7 @@ class ReadSide:
         self._kind = kind
         self._arg = arg
         if not self._reading:
-            self._loop.add_reader(self._fd, self._on_readable)
+            self._loop.watch_reader(self._fd, self._on_readable)
             self._reading = True
         if self.timeout is not None:
             self._arm_read_deadline()
@@ -488,7 +488,7 @@ class ReadSide:
         buf = self._buffer
         if self.read_ahead <= 0:  # leave the bytes in the kernel until a read asks for them
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            self._loop.unwatch_reader(self._fd)
             return
         try:
             if self._tls is None:
@@ -506,7 +506,7 @@ class ReadSide:
             if self._tls is not None and self._tls.buffered():
                 self._pull(self.read_ahead)  # drain what the TLS layer holds: readiness cannot see it
             if len(buf) >= self.read_ahead and self._reading:
-                self._loop.remove_reader(self._fd)  # pause; the next read that must wait resumes
+                self._loop.unwatch_reader(self._fd)  # pause; the next read that must wait resumes
                 self._reading = False
         else:
             self._set_eof()
@@ -547,14 +547,14 @@ class ReadSide:
         self._eof = True
         if self._reading:
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            self._loop.unwatch_reader(self._fd)
 
     def _reading_failed(self, exc: OSError) -> BaseException:
         error = translate_stream_error(exc, self._host, self._port)
         self._read_error = error
         if self._reading:
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            self._loop.unwatch_reader(self._fd)
         waiter = self._waiter
         if waiter is not None:
             self._resolve_waiter(failed_future(error))

@@ -125,13 +125,13 @@ class Server:
             return
         self._serving = True
         for sock in self.sockets:
-            self._loop.add_reader(sock.fileno(), self._accept, sock)
+            self._loop.watch_reader(sock.fileno(), self._accept, sock)
 
     def _stop_accepting(self) -> None:
         if self._serving:
             self._serving = False
             for sock in self.sockets:
-                self._loop.remove_reader(sock.fileno())
+                self._loop.unwatch_reader(sock.fileno())
 
     def _accept(self, listener: socket.socket) -> None:
         loop = self._loop

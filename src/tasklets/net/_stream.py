@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A stream belongs to one loop and is driven by readiness callbacks registered
-with the loop's public ``add_reader``/``add_writer``; nothing here lives in
+with the loop's public ``watch_reader``/``watch_writer``; nothing here lives in
 the loop.
 
 Reading. ``read`` serves from the buffer when it can, returning a future that
@@ -301,7 +301,7 @@ class Stream(ReadSide, WriteSide):
                 self._wbuf.clear()
         if self._wbuf and self._write_error is None:
             if not self._writing:
-                self._loop.add_writer(self._fd, self._on_writable)
+                self._loop.watch_writer(self._fd, self._on_writable)
                 self._writing = True
             self._close_timer = self._loop.call_later(self.close_timeout, self.abort)
         else:
@@ -334,7 +334,7 @@ class Stream(ReadSide, WriteSide):
     def _stop_reading(self, error: BaseException) -> None:
         if self._reading:
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            self._loop.unwatch_reader(self._fd)
         if self._read_error is None:
             self._read_error = error
         if self._waiter is not None:
@@ -347,10 +347,10 @@ class Stream(ReadSide, WriteSide):
         self._closing = True
         if self._reading:
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            self._loop.unwatch_reader(self._fd)
         if self._writing:
             self._writing = False
-            self._loop.remove_writer(self._fd)
+            self._loop.unwatch_writer(self._fd)
         for timer in (self._read_timer, self._write_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
@@ -463,7 +463,7 @@ class Stream(ReadSide, WriteSide):
                 return
             wbuf += memoryview(records)[sent:]
             if not self._writing:
-                self._loop.add_writer(self._fd, self._on_writable)
+                self._loop.watch_writer(self._fd, self._on_writable)
                 self._writing = True
         else:
             wbuf += records

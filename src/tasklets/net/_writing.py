@@ -101,7 +101,7 @@ class WriteSide:
             if sent == len(data):
                 return _WRITTEN
             wbuf += memoryview(data)[sent:]
-            self._loop.add_writer(self._fd, self._on_writable)
+            self._loop.watch_writer(self._fd, self._on_writable)
             self._writing = True
         else:
             wbuf += data
@@ -225,7 +225,7 @@ class WriteSide:
                     waiter.set_result(None)
                 self._disarm_write_timer()
         if not wbuf:
-            self._loop.remove_writer(self._fd)
+            self._loop.unwatch_writer(self._fd)
             self._writing = False
             waiters = self._flush_waiters
             if waiters:
@@ -268,7 +268,7 @@ class WriteSide:
         self._wbuf.clear()
         if self._writing:
             self._writing = False
-            self._loop.remove_writer(self._fd)
+            self._loop.unwatch_writer(self._fd)
         self._fail_write_waiters(error)
         if self._closing:
             self._finish_close()
