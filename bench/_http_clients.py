@@ -1,11 +1,12 @@
 """The clients that ``http_client.py`` measures, each run in a fresh interpreter (its ``--child``).
 
 Each runner takes ``(url, expected, requests, warmup, concurrency)``: it runs
-an untimed batch of ``warmup`` requests (opening the connections), then
-times ``requests`` more, ``concurrency`` at a time, checks every response
-(status 200 and a body equal to ``expected``) and returns a :class:`Sample`:
-wall and CPU time, requests, body bytes and the process's minor page faults
-over the timed batch. ``USE["body"] = "decode"`` has every caller decode
+a first batch of ``warmup`` requests (making the client and opening its
+connections: the first client of a fresh process, as a user meets it), then
+``requests`` more (the steady state), ``concurrency`` at a time, checks every
+response (status 200 and a body equal to ``expected``) and returns a
+:class:`Sample`: wall and CPU time, requests, body bytes and the process's
+minor page faults over each batch. ``USE["body"] = "decode"`` has every caller decode
 every body too.
 """
 
@@ -38,13 +39,23 @@ def _check(status: int, body: bytes, expected: bytes) -> None:
 
 @dataclass
 class Sample:
-    """One timed batch: wall and CPU seconds, requests, body bytes and minor page faults."""
+    """The steady batch: wall and CPU seconds, requests, body bytes and minor page faults; and the first batch's."""
 
     seconds: float
     cpu: float
     requests: int
     nbytes: int
     faults: int = 0
+    first_seconds: float = 0.0  # the first batch: from making the client to its last response
+    first_cpu: float = 0.0
+    first_requests: int = 0
+    first_faults: int = 0
+
+    def add_first(self, first: Sample) -> Sample:
+        """This sample, with ``first`` as its first batch."""
+        self.first_seconds, self.first_cpu = first.seconds, first.cpu
+        self.first_requests, self.first_faults = first.requests, first.faults
+        return self
 
 
 def _faults() -> int:
@@ -63,13 +74,13 @@ class _Clock:
         return Sample(wall - self.wall, cpu - self.cpu, requests, nbytes, faults - self.faults)
 
 
-def _timed(run_batch: Callable[[int], int], warmup: int, requests: int) -> Sample:
-    """Run an untimed warm-up batch, then time ``requests`` (for the blocking clients)."""
-    run_batch(warmup)
+def _timed(run_batch: Callable[[int], int], warmup: int, requests: int, first: _Clock) -> Sample:
+    """Time the first batch (from ``first``'s start) and the steady one (for the blocking clients)."""
+    first_sample = first.stop(warmup, run_batch(warmup))
     clock = _Clock()
     clock.start()
     nbytes = run_batch(requests)
-    return clock.stop(requests, nbytes)
+    return clock.stop(requests, nbytes).add_first(first_sample)
 
 
 def run_tasklets(
@@ -82,6 +93,8 @@ def run_tasklets(
     import tasklets
     from tasklets.http import Client, PoolLimits
 
+    first = _Clock()
+    first.start()
     client = Client(limits=PoolLimits(max_connections=concurrency, max_per_host=concurrency), proxies=None)
 
     def fetch() -> Any:
@@ -116,11 +129,11 @@ def run_tasklets(
     batch = mapped_batch if mapped else workers
 
     def main() -> Any:
-        yield from batch(warmup)
+        first_sample = first.stop(warmup, (yield from batch(warmup)))
         clock = _Clock()
         clock.start()
         nbytes = yield from batch(requests)
-        return clock.stop(requests, nbytes)
+        return clock.stop(requests, nbytes).add_first(first_sample)
 
     try:
         sample: Sample = tasklets.run(main)
@@ -134,6 +147,9 @@ def run_aiohttp(url: str, expected: bytes, requests: int, warmup: int, concurren
     import asyncio
 
     import aiohttp
+
+    first = _Clock()
+    first.start()
 
     async def main() -> Sample:
         connector = aiohttp.TCPConnector(limit=concurrency)
@@ -154,11 +170,11 @@ def run_aiohttp(url: str, expected: bytes, requests: int, warmup: int, concurren
 
                 return sum(await asyncio.gather(*(worker() for _ in range(concurrency))))
 
-            await batch(warmup)
+            first_sample = first.stop(warmup, await batch(warmup))
             clock = _Clock()
             clock.start()
             nbytes = await batch(requests)
-            return clock.stop(requests, nbytes)
+            return clock.stop(requests, nbytes).add_first(first_sample)
 
     return asyncio.run(main())
 
@@ -168,6 +184,9 @@ def run_httpx(url: str, expected: bytes, requests: int, warmup: int, concurrency
     import asyncio
 
     import httpx
+
+    first = _Clock()
+    first.start()
 
     async def main() -> Sample:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -188,11 +207,11 @@ def run_httpx(url: str, expected: bytes, requests: int, warmup: int, concurrency
 
                 return sum(await asyncio.gather(*(worker() for _ in range(concurrency))))
 
-            await batch(warmup)
+            first_sample = first.stop(warmup, await batch(warmup))
             clock = _Clock()
             clock.start()
             nbytes = await batch(requests)
-            return clock.stop(requests, nbytes)
+            return clock.stop(requests, nbytes).add_first(first_sample)
 
     return asyncio.run(main())
 
@@ -202,6 +221,8 @@ def run_urllib_threads(url: str, expected: bytes, requests: int, warmup: int, co
     import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
+    first = _Clock()
+    first.start()
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 
     def one(_: int) -> int:
@@ -211,7 +232,7 @@ def run_urllib_threads(url: str, expected: bytes, requests: int, warmup: int, co
             return len(body)
 
     with ThreadPoolExecutor(concurrency) as pool:
-        return _timed(lambda count: sum(pool.map(one, range(count))), warmup, requests)
+        return _timed(lambda count: sum(pool.map(one, range(count))), warmup, requests, first)
 
 
 def run_threads_keepalive(url: str, expected: bytes, requests: int, warmup: int, concurrency: int) -> Sample:
@@ -221,6 +242,8 @@ def run_threads_keepalive(url: str, expected: bytes, requests: int, warmup: int,
     import urllib.parse
     from concurrent.futures import ThreadPoolExecutor
 
+    first = _Clock()
+    first.start()
     parts = urllib.parse.urlsplit(url)
     local = threading.local()
 
@@ -235,7 +258,7 @@ def run_threads_keepalive(url: str, expected: bytes, requests: int, warmup: int,
         return len(body)
 
     with ThreadPoolExecutor(concurrency) as pool:
-        return _timed(lambda count: sum(pool.map(one, range(count))), warmup, requests)
+        return _timed(lambda count: sum(pool.map(one, range(count))), warmup, requests, first)
 
 
 def run_raw_floor(url: str, expected: bytes, requests: int, warmup: int, concurrency: int) -> Sample:
@@ -245,6 +268,8 @@ def run_raw_floor(url: str, expected: bytes, requests: int, warmup: int, concurr
     import socket
     import urllib.parse
 
+    first = _Clock()
+    first.start()
     parts = urllib.parse.urlsplit(url)
     request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
     content_length = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
@@ -301,7 +326,7 @@ def run_raw_floor(url: str, expected: bytes, requests: int, warmup: int, concurr
         return count * size
 
     try:
-        return _timed(batch, warmup, requests)
+        return _timed(batch, warmup, requests, first)
     finally:
         poller.close()
         for sock, _, _ in conns.values():

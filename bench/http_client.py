@@ -306,6 +306,10 @@ class Cell:
         """The client's CPU seconds per request in every round."""
         return [s.cpu / s.requests for s in self.samples[client]]
 
+    def first_cpu_per_request(self, client: str) -> list[float]:
+        """The client's CPU seconds per request of its first batch (client made, connections opened), every round."""
+        return [s.first_cpu / s.first_requests for s in self.samples[client] if s.first_requests]
+
 
 def progress(message: str) -> None:
     """A progress note on stderr (the tables go to stdout)."""
@@ -401,7 +405,7 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
     )
     print(
         f"   {'client':<32} {'requests':>8} {unit:>9} {'CPU us/req':>11} {'faults/req':>10} {'nginx us/req':>12}   "
-        f"{'tasklets/this [min-max]':<24}  CPU/req this/tasklets"
+        f"{'tasklets/this [min-max]':<24}  CPU/req this/tasklets   first batch: CPU us/req faults/req"
     )
     base = "tasklets" if "tasklets" in clients else None
     for client in clients:
@@ -409,6 +413,8 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
         rate = statistics.median(cell.rates(client))
         cpu_us = statistics.median(cell.cpu_per_request(client)) * 1e6
         faults = statistics.median(s.faults / s.requests for s in samples)
+        first_cpu = statistics.median(cell.first_cpu_per_request(client)) * 1e6
+        first_faults = statistics.median(s.first_faults / max(1, s.first_requests) for s in samples)
         nginx_us = statistics.median(cell.nginx_cpu[client]) * 1e6
         ratio_text = cpu_text = ""
         if base and client != base:
@@ -418,9 +424,25 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
             cpu_text = f"{statistics.median(cpu_ratios):.2f}" if cpu_ratios else ""
         print(
             f"   {LABELS[client].replace('C ', f'{cell.concurrency} ', 1):<32} {samples[0].requests:>8,} "
-            f"{rate:>9,.0f} {cpu_us:>11.1f} {faults:>10.1f} {nginx_us:>12.1f}   {ratio_text:<24}  {cpu_text}",
+            f"{rate:>9,.0f} {cpu_us:>11.1f} {faults:>10.1f} {nginx_us:>12.1f}   {ratio_text:<24}  {cpu_text:<21}   "
+            f"{first_cpu:>10.1f} {first_faults:>10.1f}",
             flush=True,
         )
+    if base:
+        quoted = []
+        for client in clients:
+            pairs = zip(cell.first_cpu_per_request(base), cell.first_cpu_per_request(client), strict=False)
+            values = [ours / theirs for ours, theirs in pairs if theirs]
+            if client != base and values:
+                quoted.append(
+                    f"{LABELS[client].split(' (')[0]} {statistics.median(values):.2f} "
+                    f"[{min(values):.2f}-{max(values):.2f}]"
+                )
+        if quoted:
+            print(
+                f"   first batch ({warmup_requests(cell.concurrency)} requests, client made and connections "
+                f"opened), CPU/req tasklets/this: {'; '.join(quoted)}"
+            )
     verdicts = []
     if base and not cell.use:  # the targets are on the plain cells; the others are quoted
         for target in TARGETS[cell.name]:

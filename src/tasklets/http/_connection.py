@@ -27,10 +27,11 @@ would corrupt the next response.
 
 When the whole of a large Content-Length body is wanted, ``read_rest()``
 reads it instead: the bytes go from the kernel straight into one buffer of
-the body's size (``Stream.read_into`` into a ``BodyBuffer``) and past the
-parser, which only counts them, and are copied out once, so a 1 MiB body
-costs the kernel's copy and one more rather than a ``bytes`` object per
-read, the parser's copy of each, and a join.
+the body's size (``Stream.read_into`` into a ``BodyBuffer`` lent by the
+pool, and given back for the next body once the read that completed it is
+over) and past the parser, which only counts them, and are copied out once,
+so a 1 MiB body costs the kernel's copy and one more rather than a ``bytes``
+object per read, the parser's copy of each, and a join.
 """
 
 from __future__ import annotations
@@ -404,8 +405,12 @@ class HTTPConnection:
             return position + count
         self._message_complete()
         receiving, self._receiving = self._receiving, None
-        assert receiving is not None
-        result.set_result(receiving.take(end))
+        assert receiving is not None and self.body_buffers is not None
+        body = receiving.take(end)
+        # The read that filled it is over: the buffer can serve the next body. (One whose
+        # body failed, above, is not given back: a read may still be writing into it.)
+        self.body_buffers.give_back(receiving)
+        result.set_result(body)
         return -1
 
     def _read_body(self, read: Future[bytes], result: Future[bytes]) -> None:

@@ -264,6 +264,7 @@ class ConnectionPool:
     def close(self) -> None:
         """Close every idle connection; busy ones close when their response is done."""
         self._closed = True
+        self.body_buffers.close()
         for conn in list(self._idle):
             self._forget(conn)
             conn.close()
