@@ -51,41 +51,35 @@ target.
 
 Every sample is the first and only client of a fresh interpreter, as a user
 meets it: nothing runs in that process before it (no throwaway client, no
-allocator tuning), so whatever state a fresh process's allocator is in
-counts. Inside it, a warm-up batch (2C requests) opens the connections, then
-the timed batch runs. Every response must have status 200 and a body equal
-to the file (length and content), or the sample fails: a broken client
-cannot look fast. The child also counts its minor page faults over the timed
-batch (``getrusage``): a body whose memory is faulted in anew costs 256 per
-MiB, so the count shows whether a client reuses memory or makes the kernel
-hand it over and zero it again, whatever the machine's speed or load.
+allocator tuning). Its first batch (2C requests: the client made, the
+connections opened, the first bodies received) and then its steady batch
+are timed apart, and both are reported: client CPU time per request
+(``time.process_time``) and minor page faults per request (``getrusage``: a
+body whose memory is faulted in anew costs 256 per MiB, whatever the
+machine's speed or load). Every response must have status 200 and a body
+equal to the file, or the sample fails: a broken client cannot look fast.
 
 How it compares
 ---------------
-The machine has 2 cores shared with other work, and flips between two
-speeds. So the clients run interleaved, one sample each per round (the order
-rotated every round), after one short unrecorded warm-up round; the verdicts
-come from the **median of per-round ratios** tasklets / peer (higher is
-better for tasklets here), shown with their range over rounds. The absolute
-figures are medians over rounds, for scale. Client CPU time per request
-(``time.process_time`` in the child, all threads) and nginx's CPU per request
-(``/proc/<pid>/schedstat``, in nanoseconds, over the warm-up and the timed
-batch) are shown too, with the median per-round ratio
-of CPU per request, peer / tasklets (above 1: tasklets spends less). CPU per
-request is much less sensitive to a busy machine than throughput; note that
-when other work competes for the cores, a 64-thread client gets a larger
-share of them than a one-thread event loop (the scheduler shares CPU between
-threads, not processes), which flatters the thread pools' throughput.
+The clients run interleaved, one sample each per round (the order rotated
+every round), after one short unrecorded warm-up round; the verdicts come
+from the **median of per-round ratios** tasklets / peer (higher is better
+for tasklets here), with their range over rounds. Absolute figures are
+medians over rounds, for scale. nginx's CPU per request
+(``/proc/<pid>/schedstat``) is shown too. On a shared machine, wall-clock
+speed moves with the load: ``--cpu-time`` takes the speed ratios (and their
+verdicts) from client CPU per request instead. Note that a 64-thread client
+gets a larger share of busy cores than a one-thread event loop, which
+flatters the thread pools' throughput.
 
-Targets (issue 17), at concurrency 64 and 256 alike:
+Targets (issue 17), at concurrency 64 and 256 alike, on the steady batch:
 
 * 1 KiB: tasklets req/s >= 1.3x aiohttp's;
 * 1 MiB: tasklets MB/s >= 1.0x aiohttp's, and tasklets' client CPU per
-  request <= 1.5x the raw-socket floor's (median of per-round ratios).
+  request <= 1.5x the raw-socket floor's.
 
 The header names the CPU (model, cache sizes) and the load average before
-and after: a 64 x 1 MiB working set fits in some CPUs' caches and not in
-others', and the figures of a loaded machine are worth less.
+and after.
 
 The children import tasklets from a snapshot of the package copied when the
 run starts (``--no-snapshot`` to import ``src/`` as it is): others edit
@@ -99,13 +93,12 @@ nginx and every child are stopped on exit, errors and Ctrl-C included.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import dataclasses
+import functools
 import json
 import os
 import platform
-import pstats
 import statistics
 import subprocess
 import sys
@@ -120,6 +113,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from _http_clients import RUNNERS, USE, Sample  # noqa: E402
+from _http_profile import profile_client  # noqa: E402
 from _nginx import Nginx, NginxUnavailable, die_with_parent, nginx_server, pattern_bytes  # noqa: E402
 from _run_env import cpu_description, installed, snapshot_tasklets  # noqa: E402
 
@@ -167,6 +161,7 @@ class Config:
     small_requests: int
     large_requests: int
     sample_timeout: float
+    cpu_time: bool = False  # speed ratios from client CPU per request, not wall time
 
     def requests(self, client: str, name: str, concurrency: int) -> int:
         """Timed requests per sample for ``client`` on file ``name`` at ``concurrency``."""
@@ -302,6 +297,12 @@ class Cell:
         """The client's figure in every round."""
         return [self.rate(s) for s in self.samples[client]]
 
+    def speeds(self, client: str, cpu_time: bool) -> list[float]:
+        """What speed ratios compare, every round: the figure, or with ``cpu_time`` requests per CPU second."""
+        if cpu_time:
+            return [s.requests / s.cpu for s in self.samples[client]]
+        return self.rates(client)
+
     def cpu_per_request(self, client: str) -> list[float]:
         """The client's CPU seconds per request in every round."""
         return [s.cpu / s.requests for s in self.samples[client]]
@@ -359,22 +360,24 @@ class Target:
     what: str
     bound: float
 
-    def ratios(self, cell: Cell) -> list[float]:
+    def ratios(self, cell: Cell, cpu_time: bool = False) -> list[float]:
         if self.what in ("rate", "rate-at-most"):
-            pairs = zip(cell.rates("tasklets"), cell.rates(self.peer), strict=True)
+            pairs = zip(cell.speeds("tasklets", cpu_time), cell.speeds(self.peer, cpu_time), strict=True)
         else:
             pairs = zip(cell.cpu_per_request("tasklets"), cell.cpu_per_request(self.peer), strict=True)
         return [ours / theirs for ours, theirs in pairs if theirs]
 
-    def judge(self, cell: Cell) -> Verdict | None:
-        values = self.ratios(cell)
+    def judge(self, cell: Cell, cpu_time: bool = False) -> Verdict | None:
+        values = self.ratios(cell, cpu_time)
         if not values:
             return None
         median = statistics.median(values)
         passed = median >= self.bound if self.what == "rate" else median <= self.bound
         sign = ">=" if self.what == "rate" else "<="
         measure = f"{cell.title}: " + (
-            f"speed vs {LABELS[self.peer]}" if self.what != "cpu" else f"CPU/req vs {LABELS[self.peer]}"
+            (f"{'CPU-time ' if cpu_time else ''}speed vs {LABELS[self.peer]}")
+            if self.what != "cpu"
+            else f"CPU/req vs {LABELS[self.peer]}"
         )
         if self.what == "rate-at-most":
             passed, sign = median <= self.bound, "<="
@@ -405,7 +408,8 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
     )
     print(
         f"   {'client':<32} {'requests':>8} {unit:>9} {'CPU us/req':>11} {'faults/req':>10} {'nginx us/req':>12}   "
-        f"{'tasklets/this [min-max]':<24}  CPU/req this/tasklets   first batch: CPU us/req faults/req"
+        f"{'speed tasklets/this':<24}  {'CPU/req this/tasklets':<21}   "
+        "first batch: CPU us/req faults/req"
     )
     base = "tasklets" if "tasklets" in clients else None
     for client in clients:
@@ -421,7 +425,8 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
             values = Target(client, "rate", 0).ratios(cell)
             ratio_text = f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
             cpu_ratios = [1 / r for r in Target(client, "cpu", 0).ratios(cell) if r]
-            cpu_text = f"{statistics.median(cpu_ratios):.2f}" if cpu_ratios else ""
+            if cpu_ratios:
+                cpu_text = f"{statistics.median(cpu_ratios):.2f} [{min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}]"
         print(
             f"   {LABELS[client].replace('C ', f'{cell.concurrency} ', 1):<32} {samples[0].requests:>8,} "
             f"{rate:>9,.0f} {cpu_us:>11.1f} {faults:>10.1f} {nginx_us:>12.1f}   {ratio_text:<24}  {cpu_text:<21}   "
@@ -447,7 +452,7 @@ def report(cell: Cell, clients: Sequence[str], config: Config) -> list[Verdict]:
     if base and not cell.use:  # the targets are on the plain cells; the others are quoted
         for target in TARGETS[cell.name]:
             if target.peer in clients:
-                verdict = target.judge(cell)
+                verdict = target.judge(cell, config.cpu_time)
                 if verdict is not None:
                     verdicts.append(verdict)
     return verdicts
@@ -467,50 +472,17 @@ def summary(verdicts: Sequence[Verdict]) -> int:
     return missed
 
 
-def profile(bench: Bench, names: Sequence[str], concurrency: int) -> None:
-    """cProfile the tasklets client; print where its time goes, per request."""
-    for name in names:
-        requests = bench.config.requests("tasklets", name, concurrency)
-        warmup = warmup_requests(concurrency)
-        with tempfile.NamedTemporaryFile(suffix=".prof", delete=False) as handle:
-            path = handle.name
-        try:
-            bench.run_sample("tasklets", name, concurrency, requests, warmup, profile_to=path)
-            total = requests + warmup
-            print(
-                f"\n== cProfile of the tasklets client, {name} ({SIZES[name]:,} bytes), concurrency {concurrency}, "
-                f"{total:,} requests (warm-up included); wall-clock times per request, inflated by the "
-                "profiler\n   (socket.send includes being preempted by nginx, which its send wakes)"
-            )
-            stats = pstats.Stats(path)
-            rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)  # type: ignore[attr-defined]
-            print(f"   {'tottime us/req':>14} {'cumtime us/req':>14} {'calls/req':>9}  function")
-            for (filename, line, function), (_, ncalls, tottime, cumtime, _) in rows[:25]:
-                where = _short_path(filename)
-                print(
-                    f"   {tottime / total * 1e6:>14.2f} {cumtime / total * 1e6:>14.2f} {ncalls / total:>9.2f}  "
-                    f"{where}:{line}({function})"
-                )
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-
-
-def _short_path(filename: str) -> str:
-    """``tasklets/http/_client.py`` for a file of the snapshot or of src/; stdlib and packages by name."""
-    if "/tasklets/" in filename:
-        return "tasklets/" + filename.rsplit("/tasklets/", 1)[1]
-    for marker in ("/site-packages/", "/lib/python3"):
-        if marker in filename:
-            return filename.split(marker, 1)[1]
-    return filename
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line; run the child, or the whole benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds, fewer requests (a few minutes)")
     parser.add_argument("--rounds", type=int, help="rounds to record (default 5, 3 with --quick)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="speed ratios (and their verdicts) from client CPU time per request rather than wall time: "
+        "steadier on a shared machine",
+    )
     parser.add_argument("--clients", help=f"comma-separated subset of {','.join(ALL_CLIENTS)}")
     parser.add_argument("--only", choices=("small", "large"), help="just one of the two files")
     parser.add_argument(
@@ -545,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = QUICK if args.quick else FULL
     if args.rounds:
         config = dataclasses.replace(config, rounds=args.rounds)
+    if args.cpu_time:
+        config = dataclasses.replace(config, cpu_time=True)
     default = tuple(c for c in ALL_CLIENTS if c not in OPTIONAL_CLIENTS)
     if args.baseline:
         default += ("tasklets-baseline",)
@@ -586,14 +560,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench = Bench(nginx, config, env, baseline_env)
             verdicts: list[Verdict] = []
             for name, concurrency, use, wanted in cells:
-                here = [c for c in clients if wanted is None or c in wanted]
+                here = [c for c in clients if wanted is None or c in wanted or c in OPTIONAL_CLIENTS]
                 if here:
                     cell = measure(bench, name, concurrency, use, here)
                     verdicts += report(cell, here, config)
             print(f"\n# load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
             missed = summary(verdicts)
             if args.profile:
-                profile(bench, names, concurrencies[0])
+                for name in names:
+                    count = bench.config.requests("tasklets", name, concurrencies[0])
+                    warmup = warmup_requests(concurrencies[0])
+                    run = functools.partial(bench.run_sample, "tasklets", name, concurrencies[0], count, warmup)
+                    what = f"{name} ({SIZES[name]:,} bytes), concurrency {concurrencies[0]}"
+                    profile_client(run, what, count + warmup)
     except NginxUnavailable as exc:
         print(f"cannot run the benchmark: {exc}", file=sys.stderr)
         return 2
