@@ -51,8 +51,10 @@ __all__ = ["GRANULE", "MAX_BODY_BUFFER", "MAX_IDLE_BYTES", "BodyBuffer", "BodyBu
 
 #: The largest body received whole into one buffer; larger ones are read chunk by chunk.
 MAX_BODY_BUFFER = 16 * 1024 * 1024
-#: The most memory a pool keeps in idle buffers.
-MAX_IDLE_BYTES = 64 * 1024 * 1024
+#: The most memory a pool keeps in idle buffers: as much as its largest buffer. On loopback a
+#: body has arrived whole before it is read, and one buffer serves every body; on a slower link
+#: more are lent at once, and those beyond the bound are freed when their bodies end.
+MAX_IDLE_BYTES = MAX_BODY_BUFFER
 #: Buffer sizes are multiples of this, so that bodies of nearly the same size share buffers.
 GRANULE = 64 * 1024
 
