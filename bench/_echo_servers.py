@@ -100,9 +100,16 @@ def _tasklets_main(context: ssl.SSLContext | None) -> Generator[Any, Any, None]:
         pass  # a connection the client left open: the process exits anyway
 
 
-def _run_tasklets(context: ssl.SSLContext | None) -> None:
+def _run_tasklets(context: ssl.SSLContext | None, loop: str) -> None:
     import tasklets
 
+    if loop == "plain":
+        try:
+            import tasklets._where as where
+        except ImportError:
+            pass  # a copy from before tasklets.asyncio: run() makes a plain Loop anyway
+        else:
+            where.LOOP_FACTORY = tasklets.Loop
     tasklets.run(_tasklets_main, context)
 
 
@@ -171,13 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--cert", help="server certificate chain (PEM); enables TLS")
     parser.add_argument("--key", help="private key of --cert (PEM)")
+    parser.add_argument("--loop", choices=("default", "plain"), default="default",
+                        help="tasklets only: run()'s default loop, or a plain tasklets Loop")  # fmt: skip
     parser.add_argument("--profile", metavar="OUT", help="cProfile the loop thread, dump stats to OUT")
     args = parser.parse_args(argv)
     _raise_fd_limit()
     context = _server_context(args.cert, args.key)
     run: Callable[[], None]
     if args.kind == "tasklets":
-        run = lambda: _run_tasklets(context)  # noqa: E731
+        run = lambda: _run_tasklets(context, args.loop)  # noqa: E731
     else:
         run = lambda: _run_asyncio(args.kind, context)  # noqa: E731
     if args.profile is None:

@@ -49,10 +49,13 @@ from typing import Any
 import tasklets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _asyncio_loop
-from _asyncio_loop import bench_asyncio_loop
+import _core_ab
 from _harness import Report, interleave, median, ratio_of, rss_bytes, run_child
 
+try:
+    import _asyncio_loop
+except ImportError:  # a copy of tasklets from before tasklets.asyncio: a --baseline child
+    _asyncio_loop = None  # type: ignore[assignment]
 try:
     import uvloop
 except ImportError:  # pragma: no cover - the bench extra installs it
@@ -400,11 +403,12 @@ def bench_switch(report: Report, rounds: int, switches: int) -> None:
             f"1. task switch, {tasks} task{'s' if tasks > 1 else ''} (us per switch)",
             f"{switches:,} switches in all; tasklets: 'yield None'; asyncio/uvloop: 'await asyncio.sleep(0)'.",
         )
-        cases = [("tasklets", lambda t=tasks: tasklets_switch(switches, t))]
+        cases = _core_ab.cases("switch", [switches, tasks], lambda t=tasks: tasklets_switch(switches, t))
         cases += [(kind, lambda k=kind, t=tasks: asyncio_switch(k, switches, t)) for kind in ASYNCIO_KINDS]
         figures = interleave(cases, rounds, progress=_progress)
         ours = figures["tasklets"]
         report.figure("tasklets", median(ours) * 1e6, "us")
+        _core_ab.report_baseline(report, figures, 1e6, "us")
         targets = {"asyncio": 0.5, "uvloop": 1.0}
         for kind in ASYNCIO_KINDS:
             report.figure(kind, median(figures[kind]) * 1e6, "us", ratio_of(ours, figures[kind]), targets[kind])
@@ -416,11 +420,12 @@ def bench_round_trip(report: Report, rounds: int, trips: int) -> None:
         "2. future round trip (us per trip)",
         f"{trips:,} trips: new future, loop.call_soon(f.set_result, 1), wait on it.",
     )
-    cases = [("tasklets", lambda: tasklets_round_trip(trips))]
+    cases = _core_ab.cases("round-trip", [trips], lambda: tasklets_round_trip(trips))
     cases += [(kind, lambda k=kind: asyncio_round_trip(k, trips)) for kind in ASYNCIO_KINDS]
     figures = interleave(cases, rounds, progress=_progress)
     ours = figures["tasklets"]
     report.figure("tasklets", median(ours) * 1e6, "us")
+    _core_ab.report_baseline(report, figures, 1e6, "us")
     targets = {"asyncio": 0.6, "uvloop": 1.5}
     for kind in ASYNCIO_KINDS:
         report.figure(kind, median(figures[kind]) * 1e6, "us", ratio_of(ours, figures[kind]), targets[kind])
@@ -432,11 +437,12 @@ def bench_spawn(report: Report, rounds: int, count: int, memory_rounds: int) -> 
         f"3a. spawn {count:,} tasks that return at once, wait for all (ms)",
         "tasklets: spawn(gen_fn) x N + yield gather(tasks); asyncio/uvloop: create_task x N + gather.",
     )
-    cases = [("tasklets", lambda: tasklets_spawn(count))]
+    cases = _core_ab.cases("spawn", [count], lambda: tasklets_spawn(count))
     cases += [(kind, lambda k=kind: asyncio_spawn(k, count)) for kind in ASYNCIO_KINDS]
     figures = interleave(cases, rounds, progress=_progress)
     ours = figures["tasklets"]
     report.figure("tasklets", median(ours) * 1e3, "ms", digits=1)
+    _core_ab.report_baseline(report, figures, 1e3, "ms", digits=1)
     targets = {"asyncio": 1.0, "uvloop": None}
     for kind in ASYNCIO_KINDS:
         report.figure(kind, median(figures[kind]) * 1e3, "ms", ratio_of(ours, figures[kind]), targets[kind], digits=1)
@@ -480,7 +486,8 @@ def bench_as_completed(report: Report, rounds: int, sizes: list[int], per_sample
     cases: list[tuple[str, Callable[[], float]]] = []
     for size in sizes:
         repeats = max(1, per_sample // size)
-        cases.append((f"tasklets {size}", lambda s=size, r=repeats: tasklets_as_completed(s, r, s)))
+        in_process = lambda s=size, r=repeats: tasklets_as_completed(s, r, s)  # noqa: E731
+        cases += _core_ab.cases("as-completed", [size, repeats, size], in_process, f" {size}")
         cases += [
             (f"{kind} {size}", lambda k=kind, s=size, r=repeats: asyncio_as_completed(k, s, r, s))
             for kind in ASYNCIO_KINDS
@@ -494,6 +501,7 @@ def bench_as_completed(report: Report, rounds: int, sizes: list[int], per_sample
         print(f"   -- {size:,} futures")
         ours = figures[f"tasklets {size}"]
         report.figure(f"tasklets {size:,}", median(ours) * 1e6, "us")
+        _core_ab.report_baseline(report, figures, 1e6, "us", f" {size}", f"baseline {size:,}")
         for peer in (*ASYNCIO_KINDS, "cf"):
             target = 1.0 if peer in ("asyncio", "cf") else None
             theirs = figures[f"{peer} {size}"]
@@ -517,15 +525,30 @@ def bench_cross_thread(report: Report, rounds: int, count: int, tasks: int) -> N
         "on its own in turn; tasklets yields pool.submit(fn), asyncio/uvloop await wrap_future(...).",
     )
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        cases = [("tasklets", lambda: tasklets_cross_thread(pool, count, tasks))]
+        cases = _core_ab.cases("cross-thread", [count, tasks], lambda: tasklets_cross_thread(pool, count, tasks))
         cases += [(kind, lambda k=kind: asyncio_cross_thread(k, pool, count, tasks)) for kind in ASYNCIO_KINDS]
         figures = interleave(cases, rounds, progress=_progress)
     ours = figures["tasklets"]
     report.figure("tasklets", median(ours) * 1e6, "us")
+    _core_ab.report_baseline(report, figures, 1e6, "us")
     targets = {"asyncio": 1.0, "uvloop": None}
     for kind in ASYNCIO_KINDS:
         report.figure(kind, median(figures[kind]) * 1e6, "us", ratio_of(ours, figures[kind]), targets[kind])
 
+
+def _cross_thread_sample(count: int, tasks: int) -> float:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        return tasklets_cross_thread(pool, count, tasks)
+
+
+#: The tasklets sample of each time measure, as ``--child-sample`` runs it (see ``_core_ab.py``).
+SAMPLES: dict[str, Callable[..., float]] = {
+    "switch": tasklets_switch,
+    "round-trip": tasklets_round_trip,
+    "spawn": tasklets_spawn,
+    "as-completed": tasklets_as_completed,
+    "cross-thread": _cross_thread_sample,
+}
 
 MEASURES = ("switch", "round-trip", "spawn", "as-completed", "cross-thread", "asyncio-loop")
 
@@ -542,6 +565,12 @@ def main(argv: list[str] | None = None) -> int:
         help="time samples by the process's CPU time, not the wall clock: on a machine loaded by other "
         "work, time spent descheduled is not counted (the memory measures are unchanged)",
     )
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="A/B: also the tasklets imported from DIR (a src/ snapshot); every tasklets sample "
+                        "of measures 1-5 then runs in a fresh interpreter (see _core_ab.py)")  # fmt: skip
+    parser.add_argument("--tasklets-loop", choices=("default", "plain"), default="default",
+                        help="run tasklets on run()'s default loop or on a plain Loop")  # fmt: skip
+    parser.add_argument("--child-sample", nargs=2, metavar=("MEASURE", "ARGS"), help=argparse.SUPPRESS)
     parser.add_argument("--child-memory", nargs=3, metavar=("LIBRARY", "COUNT", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -552,7 +581,17 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cpu_time:
         global perf_counter
-        perf_counter = _asyncio_loop.perf_counter = time.process_time
+        perf_counter = time.process_time
+        if _asyncio_loop is not None:
+            _asyncio_loop.perf_counter = time.process_time
+    if args.tasklets_loop == "plain" and _asyncio_loop is not None:  # else run() makes a plain Loop anyway
+        tasklets._where.LOOP_FACTORY = tasklets.Loop
+    if args.child_sample:
+        name, sample_args = args.child_sample
+        print(json.dumps({"value": SAMPLES[name](*json.loads(sample_args))}))
+        return 0
+    _core_ab.baseline = args.baseline
+    _core_ab.child_flags = [*(["--cpu-time"] if args.cpu_time else []), "--tasklets-loop", args.tasklets_loop]
     quick = args.quick
     rounds = args.rounds or (3 if quick else 7)
     scale = 5 if quick else 1
@@ -579,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     if "cross-thread" in only:
         bench_cross_thread(report, rounds, 100_000 // scale, tasks=100)
     if "asyncio-loop" in only:
-        bench_asyncio_loop(report, rounds, 100_000 // scale, _progress)
+        _asyncio_loop.bench_asyncio_loop(report, rounds, 100_000 // scale, _progress)
     missed = report.summary()
     print(f"   ({perf_counter() - started:.0f} s)")
     return missed

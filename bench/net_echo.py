@@ -75,9 +75,12 @@ TLS_KINDS = ("tasklets", "asyncio-streams", "uvloop-streams")
 FLOOR = "c-floor"
 #: The thinnest task-and-future server in pure Python: not a contender, the floor of our design.
 TASK_FLOOR = "task-floor"
+#: The tasklets server imported from ``--baseline DIR``: an A/B against another copy, in the same rounds.
+BASELINE = "tasklets-base"
 LABELS = {
     FLOOR: "C epoll (floor)",
     TASK_FLOOR: "task floor (pure Python)",
+    BASELINE: "tasklets (baseline)",
     "tasklets": "tasklets",
     "asyncio-streams": "asyncio streams",
     "asyncio-protocols": "asyncio protocols",
@@ -204,17 +207,17 @@ class Children:
     live: list[Child] = field(default_factory=list)
     started: int = 0
 
-    def start(self, args: list[str]) -> Child:
-        """Start one of our Python scripts."""
-        return self.start_command([sys.executable, *args])
+    def start(self, args: list[str], env: dict[str, str] | None = None) -> Child:
+        """Start one of our Python scripts (in ``env``, or ``CHILD_ENV``)."""
+        return self.start_command([sys.executable, *args], env)
 
-    def start_command(self, command: list[str]) -> Child:
+    def start_command(self, command: list[str], env: dict[str, str] | None = None) -> Child:
         """Start a child; its stderr goes to a file (a pipe nobody reads would fill and block it)."""
         self.started += 1
         log_path = os.path.join(self.log_dir, f"child-{self.started}.log")
         with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=CHILD_ENV
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=env or CHILD_ENV
             )
         child = Child(proc, log_path)
         self.live.append(child)
@@ -258,12 +261,14 @@ def start_server(kids: Children, kind: str, certs: dict[str, str] | None = None,
         assert certs is None and profile is None
         child = kids.start([str(TASK_FLOOR_SCRIPT)])
     else:
-        args = [str(SERVER_SCRIPT), kind]
+        args = [str(SERVER_SCRIPT), "tasklets" if kind == BASELINE else kind]
+        if kind in ("tasklets", BASELINE) and TASKLETS_LOOP != "default":
+            args += ["--loop", TASKLETS_LOOP]
         if certs is not None:
             args += ["--cert", certs["cert"], "--key", certs["key"]]
         if profile is not None:
             args += ["--profile", profile]
-        child = kids.start(args)
+        child = kids.start(args, BASELINE_ENV if kind == BASELINE else None)
     line = child.read_line(START_TIMEOUT)
     if not line.startswith("PORT "):
         kids.stop(child)
@@ -288,6 +293,10 @@ def build_c_client(directory: str) -> str | None:
 C_CLIENT: str | None = None
 #: The environment of the children (``--tasklets-path`` puts another copy of tasklets first).
 CHILD_ENV: dict[str, str] | None = None
+#: The environment of the baseline server (``--baseline DIR`` first on its path).
+BASELINE_ENV: dict[str, str] | None = None
+#: The loop the tasklets servers run on (``--tasklets-loop``): run()'s default, or a plain Loop.
+TASKLETS_LOOP = "default"
 
 
 def run_pingpong(server: Server, size: int, conns: int, cfg: Config, ca: str | None = None) -> dict[str, Any]:
@@ -689,6 +698,20 @@ def _range_details(results: Results, a: str, b: str) -> str:
     return ", ".join(texts)
 
 
+def _cpu_range_details(results: Results, a: str, b: str) -> str:
+    """``a``'s server CPU per message over ``b``'s in every cell, median [min-max] of rounds (< 1: ``a`` cheaper)."""
+    texts = []
+    for (size, conns), runs in results.items():
+        ratios = [
+            x["server_us_per_msg"] / y["server_us_per_msg"]
+            for x, y in zip(runs.get(a, []), runs.get(b, []))
+            if x and y and x.get("server_us_per_msg") and y.get("server_us_per_msg")
+        ]
+        value = f"{statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]" if ratios else "n/a"
+        texts.append(f"{_size_label(size)} x {conns}: {value}")
+    return ", ".join(texts) or "not run"
+
+
 def verdict(ok: bool | None) -> str:
     """PASS, MISS, or n/a when there was nothing to compare."""
     return "n/a " if ok is None else "PASS" if ok else "MISS"
@@ -727,6 +750,11 @@ def targets(plain: Results, tls: Results, memory: dict[str, list[float | None]])
         lines.append(
             f"- [info] tasklets / the task floor, messages/s: {_range_details(plain, 'tasklets', TASK_FLOOR)}; "
             f"the task floor / asyncio protocols: {_range_details(plain, TASK_FLOOR, 'asyncio-protocols')}"
+        )
+    if any(BASELINE in runs for runs in plain.values()):
+        lines.append(
+            f"- [info] tasklets / its baseline, messages/s: {_range_details(plain, 'tasklets', BASELINE)}; "
+            f"server CPU per message: {_cpu_range_details(plain, 'tasklets', BASELINE)}"
         )
     mark, text = _ratio_target(tls, "asyncio-streams", list(tls), strict=False)
     lines.append(f"- [{mark}] TLS echo: tasklets ≥ asyncio streams with ssl ({text})")
@@ -773,6 +801,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="plain-TCP load client: compiled C (default, falls back to uvloop) or uvloop")  # fmt: skip
     parser.add_argument("--tasklets-path", metavar="DIR",
                         help="import tasklets from DIR (say, a snapshot of src/) in the servers")  # fmt: skip
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="add the tasklets server imported from DIR (say, a snapshot of another commit's src/) "
+                        "as a contender, interleaved in the same rounds: an A/B of two copies (plain TCP)")  # fmt: skip
+    parser.add_argument("--tasklets-loop", choices=("default", "plain"), default="default",
+                        help="the loop of the tasklets servers: run()'s default, or a plain tasklets Loop")  # fmt: skip
     parser.add_argument("--json", metavar="OUT", help="also write every raw measurement to OUT")
     parser.add_argument("--report-from", metavar="JSON", help="print the report of a --json run; run nothing")
     parser.add_argument("--rounds", type=int, help="override the number of interleaved rounds")
@@ -795,6 +828,13 @@ def main(argv: list[str] | None = None) -> int:
         CHILD_ENV["PYTHONPATH"] = os.pathsep.join(
             p for p in (os.path.abspath(args.tasklets_path), os.environ.get("PYTHONPATH")) if p
         )
+    global BASELINE_ENV, TASKLETS_LOOP
+    TASKLETS_LOOP = args.tasklets_loop
+    if args.baseline:
+        BASELINE_ENV = dict(os.environ)
+        BASELINE_ENV["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.path.abspath(args.baseline), os.environ.get("PYTHONPATH")) if p
+        )
     phases = set(args.only or ["plain", "tls", "memory", *(["profile"] if args.profile else [])])
     kinds, notes = available_kinds()
     for note in notes:
@@ -811,7 +851,10 @@ def main(argv: list[str] | None = None) -> int:
         client_name = "C (epoll), one process" if C_CLIENT else "uvloop + protocols, one process"
         if "plain" in phases:
             log("ping-pong echo, servers interleaved:")
-            plain = throughput_phase(kids, [*kinds, TASK_FLOOR, *([FLOOR] if C_CLIENT else [])], cfg.cells, cfg)
+            baseline = [BASELINE] if args.baseline and "tasklets" in kinds else []
+            plain = throughput_phase(
+                kids, [*kinds, *baseline, TASK_FLOOR, *([FLOOR] if C_CLIENT else [])], cfg.cells, cfg
+            )
         if "tls" in phases:
             log("TLS ping-pong echo:")
             certs = make_certs(tmp)
@@ -836,6 +879,8 @@ def main(argv: list[str] | None = None) -> int:
         "client": client_name,
         "elapsed": time.monotonic() - started,
         "tasklets_path": os.path.abspath(args.tasklets_path) if args.tasklets_path else None,
+        "baseline": os.path.abspath(args.baseline) if args.baseline else None,
+        "tasklets_loop": args.tasklets_loop,
         "notes": notes,
         "plain": _cells_to_json(plain),
         "tls": _cells_to_json(tls),
@@ -872,6 +917,10 @@ def render(report: dict[str, Any]) -> None:
     )
     if report["tasklets_path"]:
         print(f"> tasklets imported from {report['tasklets_path']} (a snapshot), not the work tree\n")
+    if report.get("baseline"):
+        print(f"> tasklets (baseline): the same server with tasklets imported from {report['baseline']}\n")
+    if report.get("tasklets_loop", "default") != "default":
+        print(f"> the tasklets servers run on a {report['tasklets_loop']} Loop, not run()'s default\n")
     for note in report["notes"]:
         print(f"> {note}\n")
     if plain:

@@ -298,6 +298,7 @@ ALLOWED_REACH_THROUGH = {
     # have been cancelled from another thread a moment ago.
     ("tasklets._matcher", "_try_complete"): "Future's completion step",
     ("tasklets._matcher", "_complete_unseen"): "Future's completion step for a future nobody saw yet",
+    ("tasklets._matcher", "_complete_unseen_from"): "the same, with a done input's outcome, in one call",
     ("tasklets.net._reading", "_try_set_result"): "Future's completion step that says False when cancelled",
     # The HTTP head checks live on the protocol class, which the HTTP split
     # is taking apart; the client's check_request borrows them until then.

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar, overload
 from ._combinators import SignalFuture, check_futures
 from ._exceptions import TimeoutError
 from ._future import Future, detach
-from ._matcher import Matcher
+from ._matcher import SPENT, Matcher
 from ._timers import Timer
 
 __all__ = ["as_completed", "AsCompleted"]
@@ -32,6 +32,7 @@ class AsCompleted(Generic[T]):
         self._left = len(self._futures)  # requests still to hand out (one more for each that gives way)
         self._closed = False
         self._matcher = Matcher()
+        self._request = self._matcher.request  # bound once: called for every input
         self._timer: Timer | None = None  # __del__ tells a half-built iterator by its absence
         on_done = self._matcher.on_done  # one bound method for all inputs, not one each
         for f in self._futures:
@@ -45,7 +46,14 @@ class AsCompleted(Generic[T]):
     def __next__(self) -> SignalFuture[T]:
         """A signal future for the next input to complete (``.completed`` names it)."""
         signal: SignalFuture[T] = SignalFuture()
-        self._take(signal, StopIteration)
+        # The hand-out is written out here and in __anext__ (not a shared
+        # method): a call per input is a tenth of the iteration's cost.
+        if self._left <= 0 and not self._reclaim():
+            raise StopIteration
+        self._left -= 1
+        if self._request(signal) == SPENT:
+            self._left = 0  # past the deadline, a signal failed and what finished in time is out
+            raise StopIteration
         return signal
 
     def __aiter__(self) -> AsCompleted[T]:
@@ -54,22 +62,20 @@ class AsCompleted(Generic[T]):
     def __anext__(self) -> Future[concurrent.futures.Future[T]]:
         """Under ``async for``: the next *original* future to complete."""
         waiter: Future[concurrent.futures.Future[T]] = Future()
-        self._take(waiter, StopAsyncIteration)
+        if self._left <= 0 and not self._reclaim():
+            raise StopAsyncIteration
+        self._left -= 1
+        if self._request(waiter) == SPENT:
+            self._left = 0
+            raise StopAsyncIteration
         return waiter
 
-    def _take(self, request: Future[Any], stop: type[BaseException]) -> None:
-        matcher = self._matcher
-        if matcher.spent_by_failure():
-            self._left = 0  # past the deadline, a signal failed and what finished in time is out
-            raise stop
-        if self._left <= 0:
-            if self._closed:
-                raise stop
-            self._left += matcher.reclaim()  # one more request for each that gave way
-            if self._left <= 0:
-                raise stop
-        self._left -= 1
-        matcher.request(request)
+    def _reclaim(self) -> bool:
+        """Every request is handed out: True if one more is owed (one for each that gave way)."""
+        if self._closed:
+            return False
+        self._left += self._matcher.reclaim()
+        return self._left > 0
 
     def close(self) -> None:
         """Stop: detach from every input and from the timer, cancel the signals still waiting.

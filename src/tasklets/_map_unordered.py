@@ -24,7 +24,7 @@ from typing import Any
 from ._combinators import SignalFuture
 from ._future import Future, cancel_soon, is_future_like
 from ._loop import Loop
-from ._matcher import Completed, Matcher, SignalRequest
+from ._matcher import WAITS, Completed, Matcher, SignalRequest
 from ._task import Task
 from ._where import loop_for_caller
 
@@ -170,7 +170,7 @@ class MapUnordered:
             self._abort()  # if this very call found the error
             if matcher.spent_by_failure():
                 raise StopIteration  # the error went to the signals that were waiting
-        if matcher.request(request):
+        if matcher.request(request) == WAITS:  # not SPENT: that takes an error, checked above
             # It waits: if we are dropped, keep the calls going for it, until
             # it resolves or gives up (then the callback lets go of us).
             matcher.hold_while_waiting(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import gc
 import itertools
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -135,6 +136,27 @@ class TestAsCompleted:
 
     def test_empty_input(self) -> None:
         assert list(tasklets.as_completed([])) == []
+
+    def test_a_failed_task_handed_out_is_retrieved(self, vrun, caplog: pytest.LogCaptureFixture) -> None:
+        # The task fails before the iteration asks for it: its exception goes
+        # to a fresh signal (the matcher's fast path), and the signal's taker
+        # has it, so the task must not report it as never retrieved.
+        def main():
+            failing = tasklets.spawn(_after, 0, error=ValueError("boom"))
+            yield tasklets.sleep(1)
+            assert failing.done()
+            caught = []
+            for signal in tasklets.as_completed([failing]):
+                try:
+                    yield signal
+                except ValueError as exc:
+                    caught.append(str(exc))
+            return caught
+
+        with caplog.at_level(logging.ERROR, logger="tasklets"):
+            assert vrun(main) == ["boom"]
+            gc.collect()
+        assert "never retrieved" not in caplog.text
 
     def test_timeout_hands_out_what_finished_then_fails_then_stops(self, vrun) -> None:
         def main():

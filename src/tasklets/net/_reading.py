@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._context import thread_context
 from .._exceptions import IncompleteReadError, InvalidStateError, LimitOverrunError, ReadTimeout, StreamClosed
 from .._future import Future, done_future, failed_future, read_outcome
 from .._loop import Loop
@@ -114,7 +115,9 @@ class ReadSide:
             RuntimeError: another read is still pending (raised at once).
             ValueError: ``max_bytes`` is not positive.
         """
-        if self._loop.is_foreign_thread():
+        # This thread's running loop first (an attribute read): is_foreign_thread() is a call,
+        # and this runs for every message.
+        if self._loop is not thread_context.loop and self._loop.is_foreign_thread():
             return self._hand_over(self.read, max_bytes)
         if max_bytes <= 0:
             raise ValueError(f"read() needs a positive max_bytes, got {max_bytes!r}")
@@ -188,7 +191,7 @@ class ReadSide:
             RuntimeError: another read is still pending (raised at once).
             TypeError, ValueError: a read-only or an empty buffer.
         """
-        if self._loop.is_foreign_thread():
+        if self._loop is not thread_context.loop and self._loop.is_foreign_thread():
             return self._hand_over(self.read_into, buffer)
         view = memoryview(buffer)
         if view.readonly:
@@ -237,7 +240,7 @@ class ReadSide:
             (carrying the ``partial`` bytes, which are consumed) when the peer
             closes its side first.
         """
-        if self._loop.is_foreign_thread():
+        if self._loop is not thread_context.loop and self._loop.is_foreign_thread():
             return self._hand_over(self.read_exactly, n)
         if n < 0:
             raise ValueError(f"read_exactly() needs n >= 0, got {n!r}")
@@ -264,7 +267,7 @@ class ReadSide:
             without a separator (they stay buffered), and with
             :class:`IncompleteReadError` when the peer closes its side first.
         """
-        if self._loop.is_foreign_thread():
+        if self._loop is not thread_context.loop and self._loop.is_foreign_thread():
             return self._hand_over(self.read_until, separator, limit)
         if not separator:
             raise ValueError("read_until() needs a non-empty separator")

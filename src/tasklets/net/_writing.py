@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._context import thread_context
 from .._exceptions import StreamClosed, StreamError, WriteBufferFull, WriteTimeout
 from .._future import Future, done_future, failed_future
 from .._loop import Loop
@@ -69,7 +70,9 @@ class WriteSide:
                 future of an earlier write has not resolved yet: wait for it.
             StreamClosed: the stream was closed.
         """
-        if self._loop.is_foreign_thread():
+        # This thread's running loop first (an attribute read): is_foreign_thread() is a call,
+        # and this runs for every message.
+        if self._loop is not thread_context.loop and self._loop.is_foreign_thread():
             return self._hand_over(self.write, data)
         if self._closing or self._eof_pending:
             raise StreamClosed(
@@ -119,7 +122,7 @@ class WriteSide:
         It fails with :class:`WriteTimeout` when the peer takes none of the
         queued bytes for ``timeout`` seconds.
         """
-        if self._loop.is_foreign_thread():
+        if self._loop is not thread_context.loop and self._loop.is_foreign_thread():
             return self._hand_over(self.drain)
         if self._write_error is not None:
             return failed_future(self._write_error)
@@ -138,7 +141,7 @@ class WriteSide:
         Raises:
             StreamError: on a TLS stream, which cannot half-close.
         """
-        if self._loop.is_foreign_thread():
+        if self._loop is not thread_context.loop and self._loop.is_foreign_thread():
             self._hand_over(self.write_eof).result()
             return
         if self._tls is not None:
