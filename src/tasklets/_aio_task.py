@@ -7,13 +7,13 @@ and each of its steps makes it ``asyncio.current_task()`` of that asyncio
 loop (``asyncio.timeout()``, task groups, anyio's cancel scopes and sniffio
 ask it). ``_enter_task``/``_leave_task`` and ``_register_task`` are asyncio's
 own (C on 3.11 to 3.13), and their dict and set are the ones
-``current_task()`` and ``all_tasks()`` read. Which stepper a task uses is
-chosen when it is made, so tasks of plain loops pay nothing for this.
+``current_task()`` and ``all_tasks()`` read. Whether a task is asyncio's is
+decided when it is made, so tasks of plain loops pay one test per step.
 """
 
 from __future__ import annotations
 
-from asyncio.tasks import _enter_task, _leave_task, _register_task  # loaded already: Cancelled is its CancelledError
+from asyncio.tasks import _current_tasks, _register_task  # type: ignore[attr-defined]  # typeshed lacks the dict; Cancelled is its CancelledError
 from collections.abc import Callable
 from concurrent.futures._base import PENDING
 from typing import Any
@@ -22,11 +22,15 @@ from ._aio_loop import EventLoop
 from ._exceptions import Cancelled
 from ._guest import GuestLoop
 
-__all__ = ["AsyncioTask", "register_task"]
+__all__ = ["AsyncioTask", "asyncio_current_tasks", "register_task"]
 
 
 #: Make a task of an asyncio loop one of ``asyncio.all_tasks()`` (until it is collected).
 register_task: Callable[[Any], None] = _register_task
+#: asyncio loop -> its current task: the dict ``asyncio.current_task()`` reads (C's own on 3.11 to
+#: 3.13) and ``_enter_task``/``_leave_task`` write. A task's step writes it directly: two calls and
+#: a frame fewer per step, the price of being asyncio's current task.
+asyncio_current_tasks: dict[Any, Any] = _current_tasks
 
 
 class AsyncioTask:
@@ -92,19 +96,3 @@ class AsyncioTask:
     def _fut_waiter(self) -> Any:
         # What anyio reads on asyncio tasks to decide whether a cancellation is due.
         return self._waiting_on
-
-    def _step_as_asyncio_task(self) -> None:
-        loop = self._loop
-        _enter_task(loop, self)  # type: ignore[arg-type]
-        try:
-            self._step()
-        finally:
-            _leave_task(loop, self)  # type: ignore[arg-type]
-
-    def _step_as_guest_task(self) -> None:
-        host = self._loop.host
-        _enter_task(host, self)  # type: ignore[arg-type]
-        try:
-            self._step()
-        finally:
-            _leave_task(host, self)  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _context
 from ._aio_loop import EventLoop
-from ._aio_task import AsyncioTask, register_task
+from ._aio_task import AsyncioTask, asyncio_current_tasks, register_task
 from ._aio_wait import asyncio_outcome, asyncio_proxy
 from ._bridge import is_asyncio_future, running_asyncio_loop
 from ._combinators import gather
@@ -90,6 +90,7 @@ class Task(Future[T], AsyncioTask):
         "_wakeup",
         "_stepper",
         "_cancels",
+        "_asyncio_host",
     )
 
     def __init__(
@@ -122,11 +123,11 @@ class Task(Future[T], AsyncioTask):
         self._wakeup = self._on_done
         # On an asyncio loop (its own, or a foreign one as a guest) the task is
         # in asyncio.all_tasks() and each step makes it asyncio's current_task();
-        # chosen here, so plain loops pay nothing for it (one identity test).
-        if type(loop) is Loop or not isinstance(loop, (EventLoop, GuestLoop)):
-            self._stepper = self._step
-        else:
-            self._stepper = self._step_as_guest_task if type(loop) is GuestLoop else self._step_as_asyncio_task
+        # decided here, so plain loops pay one test per step for it.
+        self._stepper = self._step
+        self._asyncio_host: Any = None  # the asyncio loop whose current_task() this task is while it steps
+        if type(loop) is not Loop and isinstance(loop, (EventLoop, GuestLoop)):
+            self._asyncio_host = loop.host if type(loop) is GuestLoop else loop
             register_task(self)
         self._loop: Loop = loop
         loop._tasks.add(self)
@@ -282,6 +283,9 @@ class Task(Future[T], AsyncioTask):
         loop = self._loop
         outer = loop._current_task
         loop._current_task = self
+        host = self._asyncio_host
+        if host is not None:
+            asyncio_current_tasks[host] = self  # what asyncio's _enter_task does, without a call
         try:
             while True:
                 if exc is None:
@@ -358,6 +362,11 @@ class Task(Future[T], AsyncioTask):
             self._finish(None, error)
         finally:
             loop._current_task = outer
+            if host is not None:
+                if outer is None:
+                    del asyncio_current_tasks[host]
+                else:  # stepped inside another task's step: that one is current again
+                    asyncio_current_tasks[host] = outer
 
     def _wait_on(self, future: Any) -> None:
         self._waiting_on = future
