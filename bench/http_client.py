@@ -385,7 +385,7 @@ class Target:
         if self.what == "rate-at-most":
             passed, sign = median <= self.bound, "<="
         if self.inverse:
-            measure = f"{cell.title}: {'speed' if self.what == 'rate' else 'CPU/req'} of {LABELS[self.peer]} / urlopen"
+            measure = f"{cell.title}: {'speed' if self.what == 'rate' else 'CPU/req'}, {self.peer} / tasklets"
         return Verdict(measure, median, min(values), max(values), f"{sign} {self.bound:.3g}", passed)
 
 
