@@ -301,15 +301,19 @@ class HTTPConnection:
 
     def next_chunk(self) -> Future[bytes]:
         """A future of the next piece of the body; ``b""`` once it has all arrived."""
-        chunk = self._queued_chunk()
+        chunk = self.queued_chunk()
         if chunk is not None:
             return done_future(chunk)
         result: Future[bytes] = Future()
         self._read_body(self._body_read(), result)
         return result
 
-    def _queued_chunk(self) -> bytes | None:
-        """The next piece of the body from the events already parsed (b"": the end); None if none is queued."""
+    def queued_chunk(self) -> bytes | None:
+        """The next piece of the body from the events already parsed (b"": the end); None if none is queued.
+
+        It reads nothing: a reader that wants the body whole takes what came
+        with the head this way, with no future per piece.
+        """
         events = self._events
         while events:
             event = events.popleft()
@@ -432,7 +436,7 @@ class HTTPConnection:
                 self.close()
                 result.set_exception(exc)
                 return
-            chunk = self._queued_chunk()
+            chunk = self.queued_chunk()
             if chunk is None and not data:
                 chunk = b""  # EOF, and the parser had nothing to say: nothing more can come
             if chunk is not None:

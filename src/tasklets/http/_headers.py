@@ -85,7 +85,10 @@ class Headers:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return bool(self._pairs) and isinstance(name, str) and name.lower() in self._lookup()
+        if not self._pairs or not isinstance(name, str):
+            return False
+        index = self._index  # built once: asked for every request and response, so no call to _lookup after
+        return name.lower() in (index if index is not None else self._lookup())
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._pairs)

@@ -36,7 +36,7 @@ from ._body import ChunkReader, decode_text, derive, detect_encoding, media_type
 from ._connection import HTTPConnection, as_client_error
 from ._decoders import IdentityDecoder, make_decoder
 from ._headers import Headers
-from ._response_extras import SentRequest, iter_lines, parse_links, stream_decoder
+from ._response_extras import AsyncChunk, SentRequest, UnreadableBody, iter_lines, parse_links, stream_decoder
 
 __all__ = ["Response", "MAX_DECODED_CHUNK"]
 
@@ -195,20 +195,41 @@ class Response:
         future = self._body
         if future is not None:
             return future
-        future = self._body = Future()
-        if self._loop.is_loop_thread():
-            self._collect(future, [])
-            if future.done():  # a body already at hand (a small one that came with its head)
-                return future
-            future.add_done_callback(self._on_chunk_done)  # cancelled by its reader: close now
-        else:
+        if not self._loop.is_loop_thread():
+            future = self._body = Future()
             future.add_done_callback(self._on_chunk_done)
             self._loop.call_soon_threadsafe(self._collect, future, [])
+            return future
+        # What came with the head is taken at once, with no future per piece: a
+        # body that came whole (most small ones) is handed out done.
+        parts: list[bytes] = []
+        try:
+            whole = self._collect_at_hand(parts)
+        except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
+            self.close()
+            future = self._body = failed_future(as_client_error(exc, f"reading {self.url}"))
+            return future
+        if whole is not None:
+            future = self._body = done_future(whole)
+            return future
+        future = self._body = Future()
+        self._collect(future, parts)
+        if not future.done():
+            future.add_done_callback(self._on_chunk_done)  # cancelled by its reader: close now
         return future
 
     def _collect(self, result: Future[bytes], parts: list[bytes]) -> None:
-        """Gather the body into ``result``: chunk by chunk while they are at hand, else one callback per wait."""
+        """Gather the body into ``result``: the pieces at hand, then the rest in one read or one callback per wait."""
         while not result.done():
+            try:
+                whole = self._collect_at_hand(parts)
+            except Exception as exc:
+                self.close()
+                result.set_exception(as_client_error(exc, f"reading {self.url}"))
+                return
+            if whole is not None:
+                result.set_result(whole)
+                return
             rest = self._read_rest(parts)
             if rest is not None:
                 rest.add_done_callback(lambda done: self._rest_collected(done, result))
@@ -219,6 +240,33 @@ class Response:
                 return
             if not self._chunk_collected(chunk, result, parts):
                 return
+
+    def _collect_at_hand(self, parts: list[bytes]) -> bytes | None:
+        """Add the pieces of the body that need no read to ``parts``; the whole body if it has ended, else None."""
+        while True:
+            piece = self._piece_at_hand()
+            if piece is None:
+                return None
+            if not piece:
+                return b"".join(parts)
+            parts.append(piece)
+
+    def _piece_at_hand(self) -> bytes | None:
+        """What :meth:`next_chunk` would give at once, without a future: the next decoded piece (``b""``: the
+        end) if no read is needed for it; None if one is."""
+        if self._finished:
+            return self._decoded_tail()
+        if not self._identity and self._decoder.has_pending():
+            pending = self._fed_on(b"")
+            if pending:
+                return pending
+        connection = self._connection
+        assert connection is not None  # (set to None only with _finished)
+        while (data := connection.queued_chunk()) is not None:
+            decoded = self._decode(data)
+            if decoded is not None:
+                return decoded
+        return None
 
     def _on_collected(self, chunk: Future[bytes], result: Future[bytes], parts: list[bytes]) -> None:
         if self._chunk_collected(chunk, result, parts):
@@ -359,7 +407,7 @@ class Response:
         try:
             body = yield from self.read(limit=limit)
         except Exception as exc:
-            return _UnreadableBody(exc)
+            return UnreadableBody(exc)
         return io.BytesIO(body)
 
     def _refuse_declared_excess(self, size: int, limit: int) -> None:
@@ -500,7 +548,7 @@ class Response:
         return self
 
     def __anext__(self) -> Any:
-        return _AsyncChunk(self.next_chunk())
+        return AsyncChunk(self.next_chunk())
 
     # -- closing ---------------------------------------------------------------------------------------------
 
@@ -536,33 +584,5 @@ class Response:
         self.close()
 
 
-class _UnreadableBody(io.RawIOBase):
-    """An error response's body that could not be read: reading it raises why."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        raise self.error
-
-
 def _succeeded(future: Future[Any]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
-
-
-class _AsyncChunk:
-    """``await`` the next chunk; ``StopAsyncIteration`` at the end of the body."""
-
-    __slots__ = ("_future",)
-
-    def __init__(self, future: Future[bytes]) -> None:
-        self._future = future
-
-    def __await__(self) -> Generator[Any, Any, bytes]:
-        chunk = yield from self._future.__await__()
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk

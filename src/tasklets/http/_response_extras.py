@@ -7,14 +7,16 @@ Pure helpers behind ``Response.request``, ``Response.links`` and
 from __future__ import annotations
 
 import codecs
+import io
 import re
 from collections import deque
 from collections.abc import Callable, Generator
+from typing import Any
 
 from .._future import Future, done_future
 from ._headers import Headers
 
-__all__ = ["LineSplitter", "SentRequest", "iter_lines", "parse_links", "stream_decoder"]
+__all__ = ["AsyncChunk", "LineSplitter", "SentRequest", "UnreadableBody", "iter_lines", "parse_links", "stream_decoder"]
 
 
 class SentRequest:
@@ -159,3 +161,31 @@ def stream_decoder(encoding: str) -> Callable[[bytes, bool], str]:
     """An incremental decoder for ``encoding``: ``decode(data, final)``; bad bytes become U+FFFD."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     return lambda data, final: decoder.decode(data, final)
+
+
+class UnreadableBody(io.RawIOBase):
+    """An error response's body that could not be read: reading it raises why."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise self.error
+
+
+class AsyncChunk:
+    """``await`` the next chunk; ``StopAsyncIteration`` at the end of the body."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Future[bytes]) -> None:
+        self._future = future
+
+    def __await__(self) -> Generator[Any, Any, bytes]:
+        chunk = yield from self._future.__await__()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk

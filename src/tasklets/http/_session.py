@@ -34,7 +34,7 @@ from ._auth import DigestAuth, basic_authorization, netrc_credentials, url_crede
 from ._client import BaseClient, HopRequest, check_request
 from ._connection import name_the_url
 from ._connector import Connector
-from ._cookies import cookie_header, store_cookies
+from ._cookies import SessionCookieJar, cookie_header, may_hold_cookies, store_cookies
 from ._forms import encode_body, encode_form
 from ._headers import Headers
 from ._pool import PoolLimits
@@ -120,7 +120,7 @@ class Client(BaseClient):
         self.base_url = base_url
         self.params = list(_pairs(params))
         self.auth = auth
-        self.cookies = http.cookiejar.CookieJar() if cookies is DEFAULT else cookies
+        self.cookies = SessionCookieJar() if cookies is DEFAULT else cookies
         self.follow_redirects = follow_redirects
         if isinstance(retries, int) and not isinstance(retries, bool):
             retries = Retry(retries)
@@ -268,13 +268,6 @@ class Client(BaseClient):
         joined = head + ("&" if "?" in head else "?") + query
         return joined + ("#" + fragment if fragment else "")
 
-    def _netrc(self, host: str) -> tuple[str, str] | None:
-        """``~/.netrc``'s credentials for ``host``: the file is read once per client and host."""
-        found = self._netrc_cache.get(host, self)
-        if found is self:
-            found = self._netrc_cache[host] = netrc_credentials(host)
-        return found  # type: ignore[return-value]
-
     def _auth_for(self, url: str, host: str, headers: Headers, auth: Any) -> Any:
         """The credentials of a request: ``auth``, else the URL's ``user:pass@``, else ``~/.netrc``."""
         if auth is None and "@" in url and "@" in url.partition("?")[0]:
@@ -282,7 +275,9 @@ class Client(BaseClient):
             if credentials is not None:
                 auth = credentials
         if auth is None and self.trust_env:
-            found = self._netrc(host)
+            found = self._netrc_cache.get(host, self)
+            if found is self:  # ~/.netrc is read once per client and host
+                found = self._netrc_cache[host] = netrc_credentials(host)
             if found is not None and "Authorization" not in headers:
                 auth = found
         if isinstance(auth, tuple):
@@ -340,8 +335,8 @@ class Chain:
         if self._added is not None and headers.get("Cookie") == self._added:
             headers.remove("Cookie")  # the last hop's: this one gets its own
             self._added = None
-        jar = self.jar
-        if (jar is not None and len(jar)) or (self.cookies and home):
+        jar = self.jar if may_hold_cookies(self.jar) else None
+        if jar is not None or (self.cookies and home):
             value = cookie_header(jar, str(request.url), self.cookies if home else None)
             if value and "Cookie" not in headers:
                 headers.set("Cookie", value)
