@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -186,6 +186,19 @@ def test_a_buffer_whose_body_broke_off_is_not_lent_again(client: Client) -> None
     assert recording.idle_bytes == 0
 
 
+def _reader_parked(response: Response) -> Generator[Any, Any, tasklets.Task[bytes]]:
+    """A task reading ``response`` whole, once its first step has parked its read (the rest has not come)."""
+
+    def read_all() -> Any:
+        return (yield from response.read())
+
+    reading = tasklets.spawn(read_all)
+    stepped: tasklets.Future[None] = tasklets.Future()
+    tasklets.current_loop().call_soon(stepped.set_result, None)  # queued behind the reader's first step
+    yield stepped
+    return reading
+
+
 def test_a_buffer_whose_read_was_cancelled_is_not_lent_again(client: Client) -> None:
     """Cancelled while the stream waits to receive into it, the buffer is never given back."""
     size = 1024 * 1024
@@ -197,17 +210,10 @@ def test_a_buffer_whose_read_was_cancelled_is_not_lent_again(client: Client) -> 
         parked.wait(10)
         conn.hold()
 
-    def read_all(response: Response) -> Any:
-        return (yield from response.read())
-
     def main() -> Any:
-        loop = tasklets.current_loop()
         recording = _record(client)
         response = yield client.urlopen(f"{raw.url}/")
-        reading = tasklets.spawn(read_all, response)
-        stepped: tasklets.Future[None] = tasklets.Future()
-        loop.call_soon(stepped.set_result, None)  # queued behind the reader's first step, which parks its read
-        yield stepped
+        reading = yield from _reader_parked(response)
         reading.cancel()
         parked.set()
         try:
@@ -234,16 +240,9 @@ def test_a_body_whose_end_arrives_after_the_read_waited(client: Client) -> None:
         parked.wait(10)  # the client's read of the rest waits for readiness now
         conn.send(body[100_000:])
 
-    def read_all(response: Response) -> Any:
-        return (yield from response.read())
-
     def main() -> Any:
-        loop = tasklets.current_loop()
         response = yield client.urlopen(f"{server.url}/")
-        reading = tasklets.spawn(read_all, response)
-        stepped: tasklets.Future[None] = tasklets.Future()
-        loop.call_soon(stepped.set_result, None)  # queued behind the reader's first step, which parks its read
-        yield stepped
+        reading = yield from _reader_parked(response)
         parked.set()
         return (yield reading)
 

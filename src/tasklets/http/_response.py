@@ -200,20 +200,10 @@ class Response:
             future.add_done_callback(self._on_chunk_done)
             self._loop.call_soon_threadsafe(self._collect, future, [])
             return future
-        # What came with the head is taken at once, with no future per piece: a
-        # body that came whole (most small ones) is handed out done.
-        parts: list[bytes] = []
-        try:
-            whole = self._collect_at_hand(parts)
-        except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
-            self.close()
-            future = self._body = failed_future(as_client_error(exc, f"reading {self.url}"))
-            return future
-        if whole is not None:
-            future = self._body = done_future(whole)
-            return future
+        # _collect takes what came with the head at once, with no future per
+        # piece: a body that came whole (most small ones) is handed out done.
         future = self._body = Future()
-        self._collect(future, parts)
+        self._collect(future, [])
         if not future.done():
             future.add_done_callback(self._on_chunk_done)  # cancelled by its reader: close now
         return future
@@ -223,7 +213,7 @@ class Response:
         while not result.done():
             try:
                 whole = self._collect_at_hand(parts)
-            except Exception as exc:
+            except Exception as exc:  # a corrupt body: the rest of it must not reach the next response
                 self.close()
                 result.set_exception(as_client_error(exc, f"reading {self.url}"))
                 return
