@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.error
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -11,6 +12,7 @@ from typing import Any, TextIO
 import pytest
 
 import tasklets
+from tasklets.cli._demo import _describe
 from tasklets.cli._pace import Pacer
 from tasklets.cli._report import Result, Summary, make_reporter
 from tasklets.cli._terminal import printable
@@ -168,3 +170,18 @@ class _CountingStream:
 
     def isatty(self) -> bool:
         return False
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        urllib.error.HTTPError("http://x/", 500, "\x1b[2J\x1b]0;title\x07", None, None),  # type: ignore[arg-type]
+        urllib.error.URLError(OSError("\x1b[31mred\u202e")),
+        ValueError("line\nbreak\x9b"),
+    ],
+    ids=["HTTPError reason", "URLError reason", "other"],
+)
+def test_the_demo_describes_a_failure_without_a_control_character(exc: BaseException) -> None:
+    described = _describe(exc)
+    assert described.isprintable(), described
+    assert "\\x" in described  # escaped, not dropped

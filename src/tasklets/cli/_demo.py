@@ -47,6 +47,7 @@ from .._as_completed import as_completed
 from .._runtime import run
 from .._task import task
 from ..http import Client, PoolLimits
+from ._terminal import printable
 
 __all__ = ["LOAD_DELAY", "LOAD_PAGES", "run_demo", "demo_urls"]
 
@@ -151,11 +152,14 @@ def example(client: Client, urls: list[str], out: TextIO) -> Generator[Any, Any,
 
 
 def _describe(exc: BaseException) -> str:
+    """One line on what broke, escaped: a reason or message may carry what a server sent."""
     if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTPError: {exc.code} {exc.msg}"
-    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
-        return f"{type(exc.reason).__name__}: {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
+        text = f"HTTPError: {exc.code} {exc.msg}"
+    elif isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        text = f"{type(exc.reason).__name__}: {exc.reason}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return printable(text)
 
 
 def _load_url_blocking(opener: urllib.request.OpenerDirector, url: str) -> bytes:
