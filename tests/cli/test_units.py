@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
+import tracemalloc
 import urllib.error
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -15,8 +17,11 @@ import tasklets
 from tasklets.cli._demo import _describe
 from tasklets.cli._pace import Pacer
 from tasklets.cli._report import Result, Summary, make_reporter
+from tasklets.cli._source import count_urls
 from tasklets.cli._terminal import printable
 from tasklets.testing import VirtualClock, run_strict
+
+from ._cli_support import BOUND
 
 
 class TestPacer:
@@ -148,6 +153,42 @@ class TestResultsToARegularFile:
         reporter = make_reporter(Summary(), as_json=False, progress=False, out=out, err=io.StringIO())
         reporter.result(Result("http://h/", 200, 1))
         assert out.writes == 1
+
+
+class TestCountingTheInput:
+    """The progress line's total: a regular file's URLs counted in a thread, a chunk at a time, never all held."""
+
+    @staticmethod
+    def _count(name: str, arguments: int = 0) -> concurrent.futures.Future[int]:
+        counted: concurrent.futures.Future[int] = concurrent.futures.Future()
+        count_urls(name, arguments, counted.set_result)
+        return counted
+
+    def test_urls_are_counted_comments_and_blank_lines_are_not(self, tmp_path: Path) -> None:
+        path = tmp_path / "urls.txt"
+        path.write_text("# a comment\n\nhttp://a/\n  http://b/  \nnot a url\n\n")
+        assert self._count(str(path), arguments=2).result(timeout=BOUND) == 2 + 3
+
+    @pytest.mark.parametrize("name", ["-", "missing.txt", "."], ids=["stdin", "missing", "a directory"])
+    def test_no_total_for_what_is_not_a_regular_file(self, name: str, tmp_path: Path, monkeypatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        counted = self._count(name)
+        assert not counted.done()  # nothing is counted, so nothing is ever called
+
+    def test_a_large_file_is_counted_without_holding_its_lines(self, tmp_path: Path) -> None:
+        lines = 100_000
+        path = tmp_path / "urls.txt"
+        with open(path, "w") as file:
+            file.writelines(f"http://127.0.0.1:9/a/path/that/is/not/short/{n:08d}?page=1\n" for n in range(lines))
+        assert path.stat().st_size >= 6_000_000  # held as str objects, over 10 MB
+        tracemalloc.start()  # traces every thread's allocations, the counting thread's too
+        try:
+            total = self._count(str(path)).result(timeout=BOUND)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert total == lines
+        assert peak < 2 * 1024 * 1024, peak  # a chunk (64 KiB) read and split at a time
 
 
 class _CountingStream:
