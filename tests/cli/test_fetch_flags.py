@@ -97,6 +97,19 @@ def test_backoff_doubles_between_attempts(uvicorn: RealServer) -> None:
     assert third - second >= 0.4 - 0.01  # 0.8 s, likewise
 
 
+def test_backoff_is_jittered(uvicorn: RealServer) -> None:
+    # --retry-backoff 2: a first retry waits 2 s less a random share of up to half, 1 to 2 s. Without jitter
+    # every URL's retry comes 2 s or more after its first try (a loaded machine only lengthens a wait); with
+    # it, the chance that none of six comes sooner than 1.9 s is 0.1 ** 6. Six URLs failing at once come
+    # back spread, not together.
+    paths = [unique("/flaky/KEY/1") for _ in range(6)]
+    done = run_cli("fetch", "--json", "--retries", "1", "--retry-backoff", "2", *(uvicorn.url(p) for p in paths))
+    assert done.returncode == 0, done.stderr
+    assert {record["attempts"] for record in records(done.stdout).values()} == {2}
+    gaps = sorted(second - first for first, second in (times(uvicorn, path) for path in paths))
+    assert gaps[0] < 1.9, gaps
+
+
 def test_retries_spent_is_one_failure_naming_the_attempts(real: RealServer) -> None:
     path = unique("/flaky/KEY/9")
     done = run_cli("fetch", "--retries", "2", "--retry-backoff", "0", real.url(path))
