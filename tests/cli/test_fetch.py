@@ -284,15 +284,20 @@ def test_a_huge_concurrency_costs_only_the_workers_the_urls_need(server: Server)
 
 def test_the_default_per_host_limit_is_8(server: Server, live) -> None:
     # Twenty held requests to one host: 8 of them reach the server, and no more, until the server lets them finish.
+    # A last URL names the same server as another host (localhost): its worker starts after the twenty's, so by
+    # the time its line is out, any ninth request to 127.0.0.1 would have been sent; only then is the peak read.
     urls = [server.url(f"/slow/{n}") for n in range(20)]
-    child = live("fetch", *urls)
+    other_host = server.url("/bytes/5").replace("127.0.0.1", "localhost")
+    child = live("fetch", *urls, other_host)
     server.wait_slow(8)
-    assert server.slow_peak == 8
+    assert child.next_line().startswith(f"Loaded 5 bytes from {other_host!r} in ")
+    assert (server.slow_peak, server.slow_seen) == (8, 8)
     server.release()
     status, rest = child.finish()
     assert status == 0, child.stderr
-    check_summary(parse("\n".join(rest))[2], count=20, failed=0)
+    check_summary(parse("\n".join(rest))[2], count=21, failed=0)
     assert server.slow_peak == 8
+    assert server.connections_peak == 8 + 1  # a ninth request, however late, would have opened a ninth
 
 
 def test_the_default_concurrency_is_64(server: Server, live) -> None:
