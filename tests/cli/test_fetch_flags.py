@@ -183,9 +183,10 @@ def test_rate_per_host_paces_each_host_on_its_own(uvicorn: RealServer) -> None:
     assert second[0] < first[-1], by_name
 
 
-def test_user_agent_is_sent(uvicorn: RealServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["-A", "--user-agent"])
+def test_user_agent_is_sent(uvicorn: RealServer, tmp_path: Path, flag: str) -> None:
     done = run_cli(
-        "fetch", "-o", str(tmp_path), "-A", "polite-bot/1.0 (+mailto:me@example.org)", uvicorn.url("/headers")
+        "fetch", "-o", str(tmp_path), flag, "polite-bot/1.0 (+mailto:me@example.org)", uvicorn.url("/headers")
     )
     assert done.returncode == 0, done.stderr
     (saved,) = tmp_path.iterdir()
@@ -309,11 +310,13 @@ def test_cacert_trusts_a_private_ca(tls: tuple[RealServer, str]) -> None:
     assert records(trusted.stdout)[url]["bytes"] == 64
 
 
-def test_insecure_skips_verification_with_a_warning(tls: tuple[RealServer, str]) -> None:
+@pytest.mark.parametrize("flag", ["-k", "--insecure"])
+def test_insecure_skips_verification_with_a_warning(tls: tuple[RealServer, str], flag: str) -> None:
     server, _ = tls
-    done = run_cli("fetch", "-k", server.url("/bytes/64"))
+    done = run_cli("fetch", flag, server.url("/bytes/64"))
     assert done.returncode == 0, done.stdout
     assert "warning: --insecure" in done.stderr and "not verified" in done.stderr
+    assert "warning" not in done.stdout  # the results stay clean for a script
 
 
 #: pproxy's command line, on asyncio's own loop (pproxy's uvloop path fails with uvloop >= 0.21 on Python 3.12+).
@@ -358,9 +361,10 @@ def test_proxy_carries_every_request(uvicorn: RealServer, proxy: tuple[int, Path
 # -- output --------------------------------------------------------------------------------------------------------
 
 
-def test_quiet_prints_only_failures_and_the_summary(uvicorn: RealServer) -> None:
+@pytest.mark.parametrize("flag", ["-q", "--quiet"])
+def test_quiet_prints_only_failures_and_the_summary(uvicorn: RealServer, flag: str) -> None:
     urls = [uvicorn.url("/bytes/1"), uvicorn.url("/status/404"), uvicorn.url("/bytes/2")]
-    done = run_cli("fetch", "-q", *urls)
+    done = run_cli("fetch", flag, *urls)
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert lines[0] == f"Something broke for {urls[1]!r} (HTTPError: 404 Not Found)"
