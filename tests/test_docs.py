@@ -132,6 +132,16 @@ def test_every_tutorial_program_runs_as_pasted(index: int, tmp_path: pathlib.Pat
     assert done.stdout.strip(), "a tutorial program shows something"
 
 
+def test_every_excerpt_in_the_tutorial_names_its_complete_program() -> None:
+    """An excerpt (a function of an example) cannot run as pasted: the text names the whole program, which
+    tests/test_examples.py runs."""
+    included = re.findall(r"^```\{literalinclude\} \.\./(examples/\w+\.py)$", TUTORIAL, flags=re.M)
+    assert included
+    for path in set(included):
+        assert (ROOT / path).is_file()
+        assert f"`{path}`" in TUTORIAL, f"the tutorial shows parts of {path} without naming it"
+
+
 def test_the_tutorial_explains_the_last_empty_chunk_where_read_is_introduced() -> None:
     section = TUTORIAL[TUTORIAL.index("## 5. Fetching a page") : TUTORIAL.index("## 6.")]
     assert 'b""' in section and "end of the body" in section
