@@ -3,10 +3,10 @@
 Coming from asyncio, you can keep writing coroutines: an ``async def``
 decorated with ``@tasklets.task`` (or passed to ``tasklets.run``/``spawn``)
 is a task, and ``await`` works on any tasklets future and on another task.
-A thread pool's ``concurrent.futures.Future`` has no ``__await__``: await it
-through a combinator (``await tasklets.gather([f])``, or ``wait_first([f])``
-for its value), or write that task as a generator and ``yield f``. ``async for`` over ``as_completed`` yields the
-original futures as they finish; ``async with`` works for ``TaskGroup``,
+A thread pool's ``concurrent.futures.Future`` has no ``__await__``: ``await
+tasklets.wrap_future(f)`` gives its value (``await tasklets.gather(fs)`` the
+values of several), or write that task as a generator and ``yield f``.
+``async for`` over ``as_completed`` yields the original futures as they finish; ``async with`` works for ``TaskGroup``,
 ``Semaphore``/``Lock`` and streams.
 
 Run it:  python examples/async_def.py
@@ -50,9 +50,9 @@ async def main() -> None:
     async for task in tasklets.as_completed(tasks):
         print("completed:", task.result())
 
-    # Executors' futures: a combinator adapts them (no run_in_executor/wrap_future needed).
+    # Executors' futures: wrap_future makes one awaitable; gather awaits several.
     with concurrent.futures.ThreadPoolExecutor() as pool:
-        print("from a thread pool:", await tasklets.wait_first([pool.submit(blocking_work, 21)]))
+        print("from a thread pool:", await tasklets.wrap_future(pool.submit(blocking_work, 21)))
         print("several:", await tasklets.gather([pool.submit(blocking_work, n) for n in range(3)]))
     print("to_thread:", await tasklets.to_thread(blocking_work, 5))  # a tasklets future: awaitable
 
