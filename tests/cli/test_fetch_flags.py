@@ -462,3 +462,7 @@ def test_help_lists_every_flag_of_docs_cli_md() -> None:
     assert synopsis is not None
     usage = help_text.split("\n\n")[0].removeprefix("usage: ")
     assert " ".join(synopsis[1].split()) == " ".join(usage.split())
+    # And each option is explained there, not only listed in the synopsis.
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", help_text)) - {"--help"}
+    documented = set(re.findall(r"`(--[a-z][a-z-]+)", (ROOT / "docs" / "cli.md").read_text()))
+    assert options and options - documented == set()
