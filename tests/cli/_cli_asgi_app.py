@@ -4,6 +4,7 @@ Routes (all GET):
 
 * ``/bytes/N``: N bytes of a pattern, ``Content-Length``; honours ``Range: bytes=A-``
   (206 and ``Content-Range``; 416 with ``bytes */N`` when A is past the end);
+  ``?chunked=1`` sends the 200 or 206 in 4 KiB pieces, no ``Content-Length``;
 * ``/norange/N``: the same body, ignoring ``Range`` (200, whole);
 * ``/chunked/N``: the same body in 4 KiB pieces, no ``Content-Length``;
 * ``/status/N``: that status; ``?retry_after=X`` adds ``Retry-After: X``;
@@ -45,7 +46,16 @@ def _release_event() -> asyncio.Event:
     return _released
 
 
-async def _send(send: Any, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+async def _send(
+    send: Any, status: int, body: bytes, headers: list[tuple[str, str]] | None = None, *, chunked: bool = False
+) -> None:
+    if chunked:
+        pairs = [(name.encode(), value.encode()) for name, value in headers or []]
+        await send({"type": "http.response.start", "status": status, "headers": pairs})
+        for start in range(0, len(body), 4096):
+            await send({"type": "http.response.body", "body": body[start : start + 4096], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
     pairs = [(b"content-length", str(len(body)).encode())]
     if not any(name.lower() == "content-type" for name, _ in headers or []):
         pairs.append((b"content-type", b"application/octet-stream"))
@@ -73,9 +83,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if start >= size:
                 await _send(send, 416, b"", [("Content-Range", f"bytes */{size}")])
                 return
-            await _send(send, 206, body[start:], [("Content-Range", f"bytes {start}-{size - 1}/{size}")])
+            content_range = [("Content-Range", f"bytes {start}-{size - 1}/{size}")]
+            await _send(send, 206, body[start:], content_range, chunked="chunked" in query)
             return
-        await _send(send, 200, body)
+        await _send(send, 200, body, chunked="chunked" in query)
     elif parts[0] == "norange":
         await _send(send, 200, pattern(int(parts[1])))
     elif parts[0] == "chunked":

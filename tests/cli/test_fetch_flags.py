@@ -208,6 +208,34 @@ def test_max_size_fails_the_url_and_saves_nothing(real: RealServer, tmp_path: Pa
     assert [p.name for p in tmp_path.iterdir()] == [safe_file_name(small)]  # the small one only, no partial file
 
 
+def test_max_size_without_output_dir_fails_the_url(real: RealServer) -> None:
+    big, small = real.url("/chunked/5000"), real.url("/bytes/100")
+    done = run_cli("fetch", "--json", "--max-size", "1K", big, small)
+    assert done.returncode == 1
+    by_url = records(done.stdout)
+    assert by_url[big]["error_class"] == "BodyTooLarge" and by_url[small]["bytes"] == 100
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("max_size", ["100K", "299500"], ids=["the rest is too large", "the whole file is"])
+def test_max_size_with_continue_leaves_the_part_as_it_was(
+    real: RealServer, tmp_path: Path, chunked: bool, max_size: str
+) -> None:
+    # --max-size bounds the file, not what this run adds to it: 1,000 bytes there and 299,000 to come make a
+    # file of 300,000, over a limit of 299,500. Nothing of the refused body is kept.
+    url = real.url(unique("/bytes/300000?KEY") + ("&chunked=1" if chunked else ""))
+    final = tmp_path / safe_file_name(url)
+    part = Path(f"{final}.part")
+    part.write_bytes(pattern(300000)[:1000])
+    done = run_cli("fetch", "--json", "-o", str(tmp_path), "--continue", "--max-size", max_size, url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    record = records(done.stdout)[url]
+    assert record["error_class"] == "BodyTooLarge" and record["path"] is None, record
+    assert [r for _, _, r, _ in real.requests()][-1] == "bytes=1000-"
+    assert part.read_bytes() == pattern(300000)[:1000]
+    assert not final.exists()
+
+
 def test_output_dir_is_created_and_said_so(uvicorn: RealServer, tmp_path: Path) -> None:
     target = tmp_path / "new" / "deeper"
     done = run_cli("fetch", "-o", str(target), uvicorn.url("/bytes/10"))

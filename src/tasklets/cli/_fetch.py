@@ -215,7 +215,7 @@ class Fetcher:
                     continue
                 raise
             with response:
-                self._check_declared_size(response)
+                self._check_declared_size(response, already=offset if response.status == 206 else 0)
                 if final is None:
                     size = yield from self._drain(response)
                     return _Fetched(response, size, None)
@@ -231,13 +231,16 @@ class Fetcher:
                 return _Fetched(response, size, final)
         raise _StartOver(f"{url}: the server would not resume, nor send the whole body")
 
-    def _check_declared_size(self, response: Any) -> None:
+    def _check_declared_size(self, response: Any, *, already: int = 0) -> None:
+        """Refuse a body whose ``Content-Length`` and the ``already`` bytes of a resumed file exceed --max-size."""
         limit = self.options.max_size
         if limit is None or response.headers.get("Content-Encoding") not in (None, "identity"):
             return
         declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(f"the body of {response.url} is {declared} bytes, over the --max-size of {limit} bytes")
+        if declared is not None and declared.isdigit() and already + int(declared) > limit:
+            raise BodyTooLarge(
+                f"the body of {response.url} is {already + int(declared)} bytes, over the --max-size of {limit} bytes"
+            )
 
     def _drain(self, response: Any) -> Generator[Any, Any, int]:
         size = 0
@@ -251,13 +254,16 @@ class Fetcher:
                 self.received(len(chunk))
         return size
 
-    def _write(self, response: Any, file: Any) -> Generator[Any, Any, int]:
+    def _write(self, response: Any, file: Any, *, already: int = 0) -> Generator[Any, Any, int]:
+        """Stream the body into ``file``; its size. Past --max-size, counting the ``already`` bytes of a
+        resumed file (the limit bounds the file), :class:`BodyTooLarge`."""
         size = 0
         limit = self.options.max_size
+        room = None if limit is None else limit - already
         for wait_for_chunk in response.read():
             chunk = yield wait_for_chunk
             size += len(chunk)
-            if limit is not None and size > limit:
+            if room is not None and size > room:
                 raise BodyTooLarge(f"the body of {response.url} is over the --max-size of {limit} bytes")
             file.write(chunk)
             if self.received is not None:
@@ -293,7 +299,7 @@ class Fetcher:
             mode, offset = "wb", 0
         with open(part, mode, buffering=0) as file:  # on disk as it comes: a crash keeps what arrived
             try:
-                return (yield from self._write(response, file))
+                return (yield from self._write(response, file, already=offset))
             except BodyTooLarge:
                 file.truncate(offset)
                 raise
