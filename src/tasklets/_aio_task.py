@@ -5,10 +5,11 @@ A task of an asyncio loop (:class:`~tasklets.asyncio.EventLoop`, or a
 registered with asyncio when it is made, so ``asyncio.all_tasks()`` lists it,
 and each of its steps makes it ``asyncio.current_task()`` of that asyncio
 loop (``asyncio.timeout()``, task groups, anyio's cancel scopes and sniffio
-ask it). ``_enter_task``/``_leave_task`` and ``_register_task`` are asyncio's
-own (C on 3.11 to 3.13), and their dict and set are the ones
-``current_task()`` and ``all_tasks()`` read. Whether a task is asyncio's is
-decided when it is made, so tasks of plain loops pay one test per step.
+ask it). ``_register_task`` is asyncio's own (C on 3.11 to 3.13); the step
+writes the dict that ``_enter_task``/``_leave_task`` write, and
+``current_task()`` reads, itself (see :data:`asyncio_current_tasks`).
+Whether a task is asyncio's is decided when it is made, so tasks of plain
+loops pay one test per step.
 """
 
 from __future__ import annotations

@@ -195,14 +195,13 @@ class Response:
         future = self._body
         if future is not None:
             return future
+        future = self._body = Future()
         if not self._loop.is_loop_thread():
-            future = self._body = Future()
             future.add_done_callback(self._on_chunk_done)
             self._loop.call_soon_threadsafe(self._collect, future, [])
             return future
         # _collect takes what came with the head at once, with no future per
         # piece: a body that came whole (most small ones) is handed out done.
-        future = self._body = Future()
         self._collect(future, [])
         if not future.done():
             future.add_done_callback(self._on_chunk_done)  # cancelled by its reader: close now
