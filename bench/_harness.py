@@ -210,10 +210,17 @@ class Report:
         return missed
 
 
-def rss_bytes() -> int:
-    """The resident set size of this process now, in bytes (Linux ``/proc``)."""
-    with open("/proc/self/statm") as statm:
+def rss_bytes(pid: int | None = None) -> int:
+    """The resident set size of process ``pid`` (this one by default) now, in bytes (Linux ``/proc``).
+
+    Raises:
+        RuntimeError: the process has exited but is not reaped yet (a zombie has no memory).
+        OSError: there is no process ``pid``.
+    """
+    with open(f"/proc/{'self' if pid is None else pid}/statm") as statm:
         resident_pages = int(statm.read().split()[1])
+    if not resident_pages:
+        raise RuntimeError(f"no resident set for process {pid} (has it exited?)")
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 

@@ -25,32 +25,45 @@ spent waiting for a core. The measures and their targets:
    from an asyncio task <= 2x an asyncio future's round trip.
 
 Times are measured inside the running loop, from just before the workload to
-just after it, so creating and closing loops is not counted.
+just after it, so creating and closing loops is not counted. The workloads of
+measures 1-5 are in ``_core_samples.py``, measure 6 is ``_asyncio_loop.py``,
+and ``--baseline`` is ``_core_ab.py``; this file runs and judges them.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import concurrent.futures
-import gc
 import json
 import os
 import platform
-import queue
-import random
 import sys
-import threading
 import time
-import tracemalloc
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 import tasklets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _core_ab
-from _harness import Report, interleave, median, ratio_of, rss_bytes, run_child
+import _core_samples
+from _core_samples import (
+    ASYNCIO_KINDS,
+    SAMPLES,
+    Completer,
+    asyncio_as_completed,
+    asyncio_cross_thread,
+    asyncio_round_trip,
+    asyncio_spawn,
+    asyncio_switch,
+    cf_as_completed,
+    child_memory,
+    tasklets_as_completed,
+    tasklets_cross_thread,
+    tasklets_round_trip,
+    tasklets_spawn,
+    tasklets_switch,
+)
+from _harness import Report, interleave, median, ratio_of, run_child
 
 try:
     import _asyncio_loop
@@ -60,333 +73,6 @@ try:
     import uvloop
 except ImportError:  # pragma: no cover - the bench extra installs it
     uvloop = None
-
-perf_counter = time.perf_counter
-
-ASYNCIO_KINDS = ("asyncio", "uvloop") if uvloop is not None else ("asyncio",)
-
-
-def run_asyncio(kind: str, main: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
-    """Run ``main(*args)`` on a fresh asyncio loop of ``kind`` ("asyncio" or "uvloop")."""
-    factory = uvloop.new_event_loop if kind == "uvloop" else asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main(*args))
-
-
-def _nothing() -> int:
-    return 1
-
-
-# -- 1. task switch ------------------------------------------------------------------------------
-
-
-def tasklets_switch(switches: int, tasks: int) -> float:
-    """Seconds per ``yield None``, with ``tasks`` tasks switching ``switches`` times in all."""
-
-    def worker(count: int) -> Any:
-        for _ in range(count):
-            yield None
-
-    def main() -> Any:
-        started = perf_counter()
-        workers = [tasklets.spawn(worker, switches // tasks) for _ in range(tasks)]
-        yield tasklets.gather(workers)
-        return (perf_counter() - started) / switches
-
-    return tasklets.run(main)
-
-
-def asyncio_switch(kind: str, switches: int, tasks: int) -> float:
-    """Seconds per ``await asyncio.sleep(0)``, with ``tasks`` tasks switching ``switches`` times."""
-
-    async def worker(count: int) -> None:
-        sleep = asyncio.sleep
-        for _ in range(count):
-            await sleep(0)
-
-    async def main() -> float:
-        started = perf_counter()
-        workers = [asyncio.create_task(worker(switches // tasks)) for _ in range(tasks)]
-        await asyncio.gather(*workers)
-        return (perf_counter() - started) / switches
-
-    return run_asyncio(kind, main)
-
-
-# -- 2. future round trip --------------------------------------------------------------------------
-
-
-def tasklets_round_trip(trips: int) -> float:
-    """Seconds per wait on a fresh ``tasklets.Future`` that the loop resolves."""
-
-    def main() -> Any:
-        loop = tasklets.current_loop()
-        future_type = tasklets.Future
-        call_soon = loop.call_soon
-        started = perf_counter()
-        for _ in range(trips):
-            f = future_type()
-            call_soon(f.set_result, 1)
-            yield f
-        return (perf_counter() - started) / trips
-
-    return tasklets.run(main)
-
-
-def asyncio_round_trip(kind: str, trips: int) -> float:
-    """Seconds per await on a fresh ``loop.create_future()`` that the loop resolves."""
-
-    async def main() -> float:
-        loop = asyncio.get_running_loop()
-        create_future = loop.create_future
-        call_soon = loop.call_soon
-        started = perf_counter()
-        for _ in range(trips):
-            f = create_future()
-            call_soon(f.set_result, 1)
-            await f
-        return (perf_counter() - started) / trips
-
-    return run_asyncio(kind, main)
-
-
-# -- 3. spawning many tasks ------------------------------------------------------------------------
-
-
-def _returns_at_once() -> Any:
-    return 1
-    yield  # a generator function: a task that finishes at its first step
-
-
-async def _returns_at_once_async() -> int:
-    return 1
-
-
-def tasklets_spawn(count: int) -> float:
-    """Seconds to spawn ``count`` tasks that return at once and wait for all of them."""
-
-    def main() -> Any:
-        spawn = tasklets.spawn
-        started = perf_counter()
-        tasks = [spawn(_returns_at_once) for _ in range(count)]
-        yield tasklets.gather(tasks)
-        return perf_counter() - started
-
-    return tasklets.run(main)
-
-
-def asyncio_spawn(kind: str, count: int) -> float:
-    """Seconds to ``create_task`` ``count`` coroutines that return at once and gather them."""
-
-    async def main() -> float:
-        create_task = asyncio.create_task
-        started = perf_counter()
-        tasks = [create_task(_returns_at_once_async()) for _ in range(count)]
-        await asyncio.gather(*tasks)
-        return perf_counter() - started
-
-    return run_asyncio(kind, main)
-
-
-def _blocked(f: Any) -> Any:
-    yield f
-
-
-async def _blocked_async(f: asyncio.Future[Any]) -> None:
-    await f
-
-
-def child_memory(library: str, count: int, mode: str) -> dict[str, float]:
-    """In a fresh interpreter: bytes per task while ``count`` tasks wait on one future.
-
-    ``mode`` "tracemalloc" counts Python allocations (what the objects
-    cost); "rss" reads the resident set size (what the process costs,
-    including allocator slack). Both are measured between the moment before
-    spawning and the moment every task has taken its first step and is
-    blocked; the tasks are then released and run to completion.
-    """
-    traced = mode == "tracemalloc"
-
-    def measure() -> int:
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
-
-    result: dict[str, float] = {}
-
-    def tasklets_main(n: int) -> Any:
-        blocker: tasklets.Future[None] = tasklets.Future()
-        before = measure()
-        if traced:
-            tracemalloc.reset_peak()
-        tasks = [tasklets.spawn(_blocked, blocker) for _ in range(n)]
-        yield None  # every task takes its first step and blocks on ``blocker``
-        after = measure()
-        result["per_task"] = (after - before) / n
-        if traced:
-            result["peak_per_task"] = (tracemalloc.get_traced_memory()[1] - before) / n
-        blocker.set_result(None)
-        yield tasklets.gather(tasks)
-
-    async def asyncio_main(n: int) -> None:
-        blocker = asyncio.get_running_loop().create_future()
-        before = measure()
-        if traced:
-            tracemalloc.reset_peak()
-        tasks = [asyncio.create_task(_blocked_async(blocker)) for _ in range(n)]
-        await asyncio.sleep(0)  # every task takes its first step and blocks on ``blocker``
-        after = measure()
-        result["per_task"] = (after - before) / n
-        if traced:
-            result["peak_per_task"] = (tracemalloc.get_traced_memory()[1] - before) / n
-        blocker.set_result(None)
-        await asyncio.gather(*tasks)
-
-    def run_once(n: int) -> None:
-        if library == "tasklets":
-            tasklets.run(tasklets_main, n)
-        else:
-            run_asyncio(library, asyncio_main, n)
-
-    if traced:
-        tracemalloc.start()
-    run_once(1000)  # warm up: lazy imports, caches, interned names
-    run_once(count)
-    return result
-
-
-# -- 4. as_completed -----------------------------------------------------------------------------------
-
-
-def tasklets_as_completed(size: int, repeats: int, seed: int) -> float:
-    """Seconds per future to iterate ``tasklets.as_completed`` over ``size`` futures, ``repeats`` times.
-
-    The loop completes the futures in a shuffled order (``call_soon`` of
-    ``set_result``, queued before the iteration starts); the timed part is
-    building the iterator and yielding every signal future, which includes
-    the loop running those completions.
-    """
-
-    def main() -> Any:
-        loop = tasklets.current_loop()
-        rng = random.Random(seed)
-        elapsed = 0.0
-        for _ in range(repeats):
-            futures = [tasklets.Future() for _ in range(size)]
-            order = futures[:]
-            rng.shuffle(order)
-            for number, f in enumerate(order):
-                loop.call_soon(f.set_result, number)
-            started = perf_counter()
-            for signal in tasklets.as_completed(futures):
-                _ = yield signal  # not 'yield from': the task sends each result back in
-            elapsed += perf_counter() - started
-        return elapsed / (size * repeats)
-
-    return tasklets.run(main)
-
-
-def asyncio_as_completed(kind: str, size: int, repeats: int, seed: int) -> float:
-    """Seconds per future for ``asyncio.as_completed`` over loop futures completed in shuffled order."""
-
-    async def main() -> float:
-        loop = asyncio.get_running_loop()
-        rng = random.Random(seed)
-        elapsed = 0.0
-        for _ in range(repeats):
-            futures = [loop.create_future() for _ in range(size)]
-            order = futures[:]
-            rng.shuffle(order)
-            for number, f in enumerate(order):
-                loop.call_soon(f.set_result, number)
-            started = perf_counter()
-            for next_done in asyncio.as_completed(futures):
-                await next_done
-            elapsed += perf_counter() - started
-        return elapsed / (size * repeats)
-
-    return run_asyncio(kind, main)
-
-
-class Completer:
-    """A thread that completes batches of ``concurrent.futures`` futures in the order given."""
-
-    def __init__(self) -> None:
-        self._batches: queue.SimpleQueue[list[concurrent.futures.Future[int]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="completer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (batch := self._batches.get()) is not None:
-            for number, f in enumerate(batch):
-                f.set_result(number)
-
-    def complete(self, batch: list[concurrent.futures.Future[int]]) -> None:
-        """Hand ``batch`` over; the thread completes its futures in list order."""
-        self._batches.put(batch)
-
-    def close(self) -> None:
-        """Stop the thread once it has completed what it was given."""
-        self._batches.put(None)
-        self._thread.join()
-
-
-def cf_as_completed(completer: Completer, size: int, repeats: int, seed: int) -> float:
-    """Seconds per future for ``concurrent.futures.as_completed`` while a thread completes them.
-
-    The thread completes the futures in a shuffled order; the timed part
-    starts with the hand-over to that thread and ends when the main thread
-    has taken every result, so it includes the completions, as for the loops.
-    """
-    rng = random.Random(seed)
-    elapsed = 0.0
-    for _ in range(repeats):
-        futures: list[concurrent.futures.Future[int]] = [concurrent.futures.Future() for _ in range(size)]
-        order = futures[:]
-        rng.shuffle(order)
-        started = perf_counter()
-        completer.complete(order)
-        for f in concurrent.futures.as_completed(futures):
-            f.result()
-        elapsed += perf_counter() - started
-    return elapsed / (size * repeats)
-
-
-# -- 5. cross-thread completion -----------------------------------------------------------------------
-
-
-def tasklets_cross_thread(pool: concurrent.futures.Executor, count: int, tasks: int) -> float:
-    """Seconds per ``yield pool.submit(fn)``, ``tasks`` tasks waiting ``count`` times in all."""
-
-    def worker(times: int) -> Any:
-        submit = pool.submit
-        for _ in range(times):
-            yield submit(_nothing)
-
-    def main() -> Any:
-        started = perf_counter()
-        workers = [tasklets.spawn(worker, count // tasks) for _ in range(tasks)]
-        yield tasklets.gather(workers)
-        return (perf_counter() - started) / count
-
-    return tasklets.run(main)
-
-
-def asyncio_cross_thread(kind: str, pool: concurrent.futures.Executor, count: int, tasks: int) -> float:
-    """Seconds per ``await asyncio.wrap_future(pool.submit(fn))``, ``tasks`` tasks, ``count`` in all."""
-
-    async def worker(times: int) -> None:
-        submit = pool.submit
-        wrap_future = asyncio.wrap_future
-        for _ in range(times):
-            await wrap_future(submit(_nothing))
-
-    async def main() -> float:
-        started = perf_counter()
-        workers = [asyncio.create_task(worker(count // tasks)) for _ in range(tasks)]
-        await asyncio.gather(*workers)
-        return (perf_counter() - started) / count
-
-    return run_asyncio(kind, main)
 
 
 # -- the run --------------------------------------------------------------------------------------------
@@ -536,20 +222,6 @@ def bench_cross_thread(report: Report, rounds: int, count: int, tasks: int) -> N
         report.figure(kind, median(figures[kind]) * 1e6, "us", ratio_of(ours, figures[kind]), targets[kind])
 
 
-def _cross_thread_sample(count: int, tasks: int) -> float:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        return tasklets_cross_thread(pool, count, tasks)
-
-
-#: The tasklets sample of each time measure, as ``--child-sample`` runs it (see ``_core_ab.py``).
-SAMPLES: dict[str, Callable[..., float]] = {
-    "switch": tasklets_switch,
-    "round-trip": tasklets_round_trip,
-    "spawn": tasklets_spawn,
-    "as-completed": tasklets_as_completed,
-    "cross-thread": _cross_thread_sample,
-}
-
 MEASURES = ("switch", "round-trip", "spawn", "as-completed", "cross-thread", "asyncio-loop")
 
 
@@ -579,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child_memory(library, int(count), mode)))
         return 0
 
+    clock = time.process_time if args.cpu_time else time.perf_counter
     if args.cpu_time:
-        global perf_counter
-        perf_counter = time.process_time
+        # Every module of measures reads its own global clock at each sample: switch them all.
+        _core_samples.perf_counter = time.process_time
         if _asyncio_loop is not None:
             _asyncio_loop.perf_counter = time.process_time
     if args.tasklets_loop == "plain" and _asyncio_loop is not None:  # else run() makes a plain Loop anyway
@@ -604,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'quick, ' if quick else ''}{rounds} rounds, interleaved{', CPU time' if args.cpu_time else ''}"
     )
     print("Figures: median over rounds. Ratio: median [min-max] of per-round ratios ours/this (< 1: we are faster).")
-    started = perf_counter()
+    started = clock()
     report = Report()
     if "switch" in only:
         bench_switch(report, rounds, 100_000 // scale)
@@ -620,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if "asyncio-loop" in only:
         _asyncio_loop.bench_asyncio_loop(report, rounds, 100_000 // scale, _progress)
     missed = report.summary()
-    print(f"   ({perf_counter() - started:.0f} s)")
+    print(f"   ({clock() - started:.0f} s)")
     return missed
 
 
