@@ -36,14 +36,17 @@ def median_ratio(runs: dict[str, list[dict[str, Any] | None]], a: str, b: str) -
 
 def median_cpu_ratio(runs: dict[str, list[dict[str, Any] | None]], a: str, b: str) -> float | None:
     """Median over rounds of cpu_per_msg(b)/cpu_per_msg(a): like ``median_ratio``, >1 when ``a`` is cheaper."""
-    if a not in runs or b not in runs:
-        return None
-    ratios = [
-        y["server_us_per_msg"] / x["server_us_per_msg"]
-        for x, y in zip(runs[a], runs[b])
+    ratios = _cpu_ratios(runs, b, a)
+    return statistics.median(ratios) if ratios else None
+
+
+def _cpu_ratios(runs: dict[str, list[dict[str, Any] | None]], a: str, b: str) -> list[float]:
+    """Per round, ``a``'s server CPU per message over ``b``'s, counting only rounds where both ran and measured."""
+    return [
+        x["server_us_per_msg"] / y["server_us_per_msg"]
+        for x, y in zip(runs.get(a, []), runs.get(b, []))
         if x and y and x.get("server_us_per_msg") and y.get("server_us_per_msg")
     ]
-    return statistics.median(ratios) if ratios else None
 
 
 def size_label(size: int) -> str:
@@ -133,11 +136,7 @@ def _cpu_range_details(results: Results, a: str, b: str) -> str:
     """``a``'s server CPU per message over ``b``'s in every cell, median [min-max] of rounds (< 1: ``a`` cheaper)."""
     texts = []
     for (size, conns), runs in results.items():
-        ratios = [
-            x["server_us_per_msg"] / y["server_us_per_msg"]
-            for x, y in zip(runs.get(a, []), runs.get(b, []))
-            if x and y and x.get("server_us_per_msg") and y.get("server_us_per_msg")
-        ]
+        ratios = _cpu_ratios(runs, a, b)
         value = f"{statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]" if ratios else "n/a"
         texts.append(f"{size_label(size)} x {conns}: {value}")
     return ", ".join(texts) or "not run"
@@ -148,14 +147,14 @@ def verdict(ok: bool | None) -> str:
     return "n/a " if ok is None else "PASS" if ok else "MISS"
 
 
-def _ratio_target(results: Results, rival: str, cells: list[tuple[int, int]], strict: bool) -> tuple[str, str]:
+def _ratio_target(results: Results, rival: str, cells: list[tuple[int, int]]) -> tuple[str, str]:
     """The verdict on messages/s ratios (what the issue asks), and the same on server CPU per message."""
     by_rate = {cell: median_ratio(results[cell], "tasklets", rival) for cell in cells}
     by_cpu = {cell: median_cpu_ratio(results[cell], "tasklets", rival) for cell in cells}
     verdicts = []
     for ratios in (by_rate, by_cpu):
         known = [r for r in ratios.values() if r is not None]
-        ok = None if len(known) != len(ratios) or not known else all(r > 1 if strict else r >= 1 for r in known)
+        ok = None if len(known) != len(ratios) or not known else all(r >= 1 for r in known)
         verdicts.append(ok)
     rates = _range_details({cell: results[cell] for cell in cells}, "tasklets", rival)
     text = f"messages/s: {rates}; by server CPU per message [{verdict(verdicts[1])}]: {_details(by_cpu)}"
@@ -170,7 +169,7 @@ def targets(plain: Results, tls: Results, memory: dict[str, list[float | None]])
     a target.
     """
     lines = []
-    mark, text = _ratio_target(plain, "uvloop-streams", list(plain), strict=False)
+    mark, text = _ratio_target(plain, "uvloop-streams", list(plain))
     lines.append(f"- [{mark}] tasklets ≥ uvloop streams in every cell ({text})")
     by_cpu = {cell: median_cpu_ratio(runs, "tasklets", "asyncio-protocols") for cell, runs in plain.items()}
     lines.append(
@@ -187,7 +186,7 @@ def targets(plain: Results, tls: Results, memory: dict[str, list[float | None]])
             f"- [info] tasklets / its baseline, messages/s: {_range_details(plain, 'tasklets', BASELINE)}; "
             f"server CPU per message: {_cpu_range_details(plain, 'tasklets', BASELINE)}"
         )
-    mark, text = _ratio_target(tls, "asyncio-streams", list(tls), strict=False)
+    mark, text = _ratio_target(tls, "asyncio-streams", list(tls))
     lines.append(f"- [{mark}] TLS echo: tasklets ≥ asyncio streams with ssl ({text})")
     ours = _median(memory.get("tasklets", []))
     theirs = _median(memory.get("asyncio-streams", []))

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             memory = memory_phase(kids, kinds, cfg)
         if "profile" in phases and args.profile_kind in kinds:
             log(f"profiling the {args.profile_kind} server:")
-            profile_cells = [(int(c.split("x")[0]), int(c.split("x")[1])) for c in args.profile_cells]
+            profile_cells = [_cell(text) for text in args.profile_cells]
             profile = profile_phase(kids, cfg, tmp, args.profile_kind, profile_cells)
     report = {
         "quick": args.quick,
@@ -282,7 +282,13 @@ def _cells_to_json(results: Results) -> dict[str, Any]:
 
 
 def _cells_from_json(data: dict[str, Any]) -> Results:
-    return {(int(key.split("x")[0]), int(key.split("x")[1])): runs for key, runs in data.items()}
+    return {_cell(key): runs for key, runs in data.items()}
+
+
+def _cell(text: str) -> tuple[int, int]:
+    """``SIZExCONNS`` (how --profile-cells and the JSON name a cell) as ``(size, conns)``."""
+    size, conns = text.split("x")
+    return int(size), int(conns)
 
 
 def render(report: dict[str, Any]) -> None:

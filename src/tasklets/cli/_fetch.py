@@ -217,7 +217,7 @@ class Fetcher:
             with response:
                 self._check_declared_size(response, already=offset if response.status == 206 else 0)
                 if final is None:
-                    size = yield from self._drain(response)
+                    size = yield from self._write(response, None)
                     return _Fetched(response, size, None)
                 if part is None:
                     size = yield from self._save(response, final)
@@ -242,21 +242,9 @@ class Fetcher:
                 f"the body of {response.url} is {already + int(declared)} bytes, over the --max-size of {limit} bytes"
             )
 
-    def _drain(self, response: Any) -> Generator[Any, Any, int]:
-        size = 0
-        limit = self.options.max_size
-        for wait_for_chunk in response.read():
-            chunk = yield wait_for_chunk
-            size += len(chunk)
-            if limit is not None and size > limit:
-                raise BodyTooLarge(f"the body of {response.url} is over the --max-size of {limit} bytes")
-            if self.received is not None:
-                self.received(len(chunk))
-        return size
-
-    def _write(self, response: Any, file: Any, *, already: int = 0) -> Generator[Any, Any, int]:
-        """Stream the body into ``file``; its size. Past --max-size, counting the ``already`` bytes of a
-        resumed file (the limit bounds the file), :class:`BodyTooLarge`."""
+    def _write(self, response: Any, file: Any | None, *, already: int = 0) -> Generator[Any, Any, int]:
+        """Stream the body into ``file`` (or nowhere: None); its size. Past --max-size, counting the
+        ``already`` bytes of a resumed file (the limit bounds the file), :class:`BodyTooLarge`."""
         size = 0
         limit = self.options.max_size
         room = None if limit is None else limit - already
@@ -265,7 +253,8 @@ class Fetcher:
             size += len(chunk)
             if room is not None and size > room:
                 raise BodyTooLarge(f"the body of {response.url} is over the --max-size of {limit} bytes")
-            file.write(chunk)
+            if file is not None:
+                file.write(chunk)
             if self.received is not None:
                 self.received(len(chunk))
         return size
