@@ -282,7 +282,7 @@ ALLOWED_REACH_THROUGH = {
     # without a call, and appends to the loop's ready queue directly.
     **{
         ("tasklets._task", name): "the stepper inlines Future's wait and outcome"
-        for name in ("_state", "_result", "_exception", "_lock", "_callbacks", "_plain_callbacks")
+        for name in ("_state", "_result", "_exception", "_mutex", "_callbacks", "_plain_callbacks")
     },
     **{
         ("tasklets._task", name): "the stepper schedules itself on its loop without a call"
@@ -374,8 +374,6 @@ def test_no_module_imports_another_modules_private_names() -> None:
     allowed = {
         # The loop's cheap thread-identity function, for the kernel's friends' hot paths.
         ("tasklets._task", "_get_ident"),
-        # SignalFuture inlines Future.__init__ (as_completed makes one per input).
-        ("tasklets._combinators", "_allocate_lock"),
         # The matcher reads outcomes the way tasks do.
         ("tasklets._matcher", "_outcome"),
         ("tasklets._matcher", "_resolved"),

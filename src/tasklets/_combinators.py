@@ -28,7 +28,7 @@ from concurrent.futures._base import PENDING
 from typing import Any, TypeVar, overload
 
 from ._exceptions import InvalidStateError, TimeoutError
-from ._future import Future, _allocate_lock, cancel_soon, copy_outcome, detach, is_future_like, read_outcome
+from ._future import Future, cancel_soon, copy_outcome, detach, is_future_like, read_outcome
 from ._timers import Timer
 from ._where import default_executor, loop_for_caller
 
@@ -70,7 +70,7 @@ class SignalFuture(Future[T]):
         self._state = PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._lock = _allocate_lock()
+        self._mutex = [True]
         self._blocking = None
         self._callbacks = None
         self.completed: Any = None

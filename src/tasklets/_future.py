@@ -9,12 +9,14 @@ class keeps the stdlib's attribute names and state machine, so
 ``concurrent.futures.wait``/``as_completed`` (which reach into ``_condition``,
 ``_state`` and ``_waiters``) work unchanged, but:
 
-* every state change is guarded by a raw ``_thread`` lock (40 ns to allocate,
-  60 ns to take), which is what makes completion from a foreign thread safe
-  against a callback being registered on the loop thread at the same moment;
+* every state change is guarded by the future's mutex (``_mutex.py``: a
+  one-item list, taken by ``pop()`` and given back by ``append()``, for a
+  fraction of the price of a ``threading.Lock``), which is what makes
+  completion from a foreign thread safe against a callback being registered
+  on the loop thread at the same moment;
 * the ``Condition`` that blocking waiters sleep on is built *on that same
-  lock* only when somebody first asks for ``_condition`` (a blocking
-  ``result()`` or ``concurrent.futures.wait``), so holding the lock is holding
+  mutex* only when somebody first asks for ``_condition`` (a blocking
+  ``result()`` or ``concurrent.futures.wait``), so holding the mutex is holding
   the condition and no notification can be missed;
 * ``_waiters`` (the stdlib's hook for ``wait``/``as_completed``) and the
   callback list are created on first use.
@@ -42,6 +44,7 @@ from typing import Any, TypeVar
 from . import _context
 from ._bridge import await_elsewhere, running_asyncio_loop
 from ._exceptions import BlockingResultError, CancelledError, InvalidStateError
+from ._mutex import BlockingWaiters, MutexLock, take
 from ._where import default_executor
 
 __all__ = [
@@ -59,7 +62,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger("tasklets")
 
-_allocate_lock = threading.Lock
 _DONE_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 _STATE_NAMES = {
     PENDING: "pending",
@@ -82,14 +84,14 @@ class Future(concurrent.futures.Future[T]):
     #: call it rather than appending to ``_callbacks`` themselves.
     _plain_callbacks = True
 
-    __slots__ = ("_state", "_result", "_exception", "_lock", "_blocking", "_callbacks")
+    __slots__ = ("_state", "_result", "_exception", "_mutex", "_blocking", "_callbacks")
 
     def __init__(self) -> None:
         self._state = PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._lock = _allocate_lock()
-        self._blocking: _BlockingWaiters | None = None
+        self._mutex: list[bool] = [True]  # a _mutex.py mutex, made inline: this runs for every future
+        self._blocking: BlockingWaiters | None = None
         self._callbacks: list[Callable[[Any], object]] | None = None
 
     # -- the stdlib's private hooks, created on demand -------------------------
@@ -97,22 +99,26 @@ class Future(concurrent.futures.Future[T]):
     # The stdlib's attributes become lazy properties on purpose (see the module docstring).
     @property
     def _condition(self) -> threading.Condition:  # type: ignore[override]
-        """The stdlib's condition, built lazily on the future's own lock."""
+        """The stdlib's condition, built lazily on the future's own mutex."""
         blocking = self._blocking
         if blocking is None:
-            with self._lock:
+            mutex = self._mutex
+            take(mutex)
+            try:
                 blocking = self._blocking
                 if blocking is None:
-                    blocking = self._blocking = _BlockingWaiters(self._lock)
+                    blocking = self._blocking = BlockingWaiters(mutex)
+            finally:
+                mutex.append(True)
         return blocking.cond
 
     @property
     def _waiters(self) -> list[Any]:  # type: ignore[override]  # lazy, as _condition
-        # Only touched by the stdlib's wait()/as_completed(), with the lock held
+        # Only touched by the stdlib's wait()/as_completed(), with the mutex held
         # (they take ``_condition`` first, so ``_blocking`` exists by now).
         blocking = self._blocking
         if blocking is None:
-            blocking = self._blocking = _BlockingWaiters(self._lock)
+            blocking = self._blocking = BlockingWaiters(self._mutex)
         return blocking.waiters
 
     @property
@@ -220,8 +226,11 @@ class Future(concurrent.futures.Future[T]):
         that must run on a loop has to hand itself over with
         ``loop.call_soon_threadsafe``.
         """
-        lock = self._lock
-        lock.acquire()  # explicit acquire/release: half the cost of ``with`` on this hot path
+        mutex = self._mutex
+        try:
+            mutex.pop()  # take(mutex), inlined on this hot path
+        except IndexError:
+            take(mutex)
         try:
             state = self._state
             if state is PENDING or state is RUNNING:
@@ -232,7 +241,7 @@ class Future(concurrent.futures.Future[T]):
                     callbacks.append(fn)
                 return
         finally:
-            lock.release()
+            mutex.append(True)
         self._run_callback(fn)
 
     def remove_done_callback(self, fn: Callable[[Future[T]], object]) -> int:
@@ -241,7 +250,7 @@ class Future(concurrent.futures.Future[T]):
         Combinators use this to detach from futures they no longer watch, so
         an abandoned wait does not pin its state in memory.
         """
-        with self._lock:
+        with MutexLock(self._mutex):
             callbacks = self._callbacks
             if not callbacks:
                 return 0
@@ -283,8 +292,11 @@ class Future(concurrent.futures.Future[T]):
         Streams use it when a reader may have been cancelled from another
         thread a moment ago: the data then goes back into their buffer.
         """
-        lock = self._lock
-        lock.acquire()
+        mutex = self._mutex
+        try:
+            mutex.pop()  # take(mutex), inlined on this hot path
+        except IndexError:
+            take(mutex)
         try:
             state = self._state
             if state is not PENDING and state is not RUNNING:
@@ -296,7 +308,7 @@ class Future(concurrent.futures.Future[T]):
             callbacks = self._callbacks
             self._callbacks = None
         finally:
-            lock.release()
+            mutex.append(True)
         if callbacks:
             for fn in callbacks:
                 try:
@@ -316,10 +328,10 @@ class Future(concurrent.futures.Future[T]):
 
         The one completion step for code that completes futures of its own
         kind on behalf of others (the matcher of ``as_completed``): the check,
-        ``before()`` and the outcome happen under the future's lock, so a
+        ``before()`` and the outcome happen under the future's mutex, so a
         future cancelled from another thread a moment ago is left as it is
         and ``before()`` does not run; blocked waiters are woken and the
-        callbacks run outside the lock, as ``set_result`` does.
+        callbacks run outside the mutex, as ``set_result`` does.
 
         Args:
             value: the result (when ``exc`` is None and ``cancel`` is false).
@@ -328,8 +340,11 @@ class Future(concurrent.futures.Future[T]):
             before: what must be visible together with the outcome (the
                 input a signal future carries).
         """
-        lock = self._lock
-        lock.acquire()
+        mutex = self._mutex
+        try:
+            mutex.pop()  # take(mutex), inlined on this hot path
+        except IndexError:
+            take(mutex)
         try:
             state = self._state
             if state is not PENDING and state is not RUNNING:
@@ -352,7 +367,7 @@ class Future(concurrent.futures.Future[T]):
             callbacks = self._callbacks
             self._callbacks = None
         finally:
-            lock.release()
+            mutex.append(True)
         if callbacks:
             for fn in callbacks:
                 try:
@@ -362,7 +377,7 @@ class Future(concurrent.futures.Future[T]):
         return True
 
     def _complete_unseen(self, value: Any, exc: BaseException | None = None, cancel: bool = False) -> None:
-        """Complete a future nobody else can see yet: no lock, no waiters, no callbacks to run.
+        """Complete a future nobody else can see yet: no mutex, no waiters, no callbacks to run.
 
         The fast path of code that hands out futures born done (``done_future``,
         the signals of an iteration whose inputs finished before it got to them).
@@ -403,7 +418,7 @@ class Future(concurrent.futures.Future[T]):
         """
         if isinstance(exception, type):
             exception = exception()
-        with self._lock:
+        with MutexLock(self._mutex):
             if self._state in _DONE_STATES:
                 raise self._already_done()
             self._exception = exception
@@ -418,7 +433,7 @@ class Future(concurrent.futures.Future[T]):
         ``msg`` is accepted for asyncio's sake (its tasks pass their cancel
         message to the future they wait on) and otherwise unused.
         """
-        with self._lock:
+        with MutexLock(self._mutex):
             state = self._state
             if state is FINISHED or state is RUNNING:
                 return False
@@ -432,7 +447,7 @@ class Future(concurrent.futures.Future[T]):
 
     def set_running_or_notify_cancel(self) -> bool:
         """The executor protocol: mark running, or report that it was cancelled."""
-        with self._lock:
+        with MutexLock(self._mutex):
             if self._state is PENDING:
                 self._state = RUNNING
                 return True
@@ -458,26 +473,10 @@ class Future(concurrent.futures.Future[T]):
         return self.result()
 
 
-class _BlockingWaiters:
-    """What threads blocked on a future need: a condition and the stdlib's waiters."""
-
-    __slots__ = ("cond", "waiters")
-
-    def __init__(self, lock: Any) -> None:
-        self.cond = threading.Condition(lock)
-        self.waiters: list[Any] = []
-
-    def wake(self, future: Future[Any], how: str) -> None:
-        """Called with the future's lock held, once it is done."""
-        self.cond.notify_all()
-        for waiter in self.waiters:
-            getattr(waiter, how)(future)
-
-
 def done_future(value: Any) -> Future[Any]:
     """A future born resolved with ``value``: the fast paths' answer when no wait is needed.
 
-    Nobody else can see it yet, so its state is set without the lock.
+    Nobody else can see it yet, so its state is set without the mutex.
     """
     future: Future[Any] = Future()
     future._result = value
@@ -502,7 +501,7 @@ def read_outcome(future: Any) -> tuple[Any, BaseException | None, bool]:
     raising is a failure, and raising a ``concurrent.futures.CancelledError``
     a cancellation, unless the object has a ``cancelled()`` to ask. The
     exception of a cancelled future is the ``CancelledError`` its ``result()``
-    raises. A finished tasklets future is read without its lock, as a task
+    raises. A finished tasklets future is read without its mutex, as a task
     reads it; a ``concurrent.futures.Future`` through ``cancelled()`` and
     ``exception()``; any other object's ``result()`` is called once (it may
     block: a Dask future's fetches the value), on the calling thread.

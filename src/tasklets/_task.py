@@ -56,6 +56,7 @@ from ._exceptions import BadYieldError, Cancelled
 from ._future import Future, cancel_soon, copy_outcome, is_future_like, read_outcome
 from ._guest import GuestLoop, guest_loop_for
 from ._loop import Loop, _get_ident
+from ._mutex import take
 from ._where import default_executor, loop_for_caller
 
 __all__ = ["Task", "task", "spawn", "current_task"]
@@ -299,8 +300,11 @@ class Task(Future[T], AsyncioTask):
                 if isinstance(yielded, Future):
                     if yielded._plain_callbacks:
                         # add_done_callback inlined: this is the hottest wait of all.
-                        lock = yielded._lock
-                        lock.acquire()
+                        mutex = yielded._mutex
+                        try:
+                            mutex.pop()  # _mutex.take(mutex), inlined
+                        except IndexError:
+                            take(mutex)
                         state = yielded._state
                         if state is PENDING or state is RUNNING:
                             self._waiting_on = yielded
@@ -309,11 +313,11 @@ class Task(Future[T], AsyncioTask):
                                 yielded._callbacks = [self._wakeup]
                             else:
                                 callbacks.append(self._wakeup)
-                            lock.release()
+                            mutex.append(True)
                             if self._must_cancel:
                                 self._cancel_on_loop(self._cancel_message)  # cancelled from inside this step
                             return
-                        lock.release()
+                        mutex.append(True)
                     elif not yielded.done():
                         self._wait_on(yielded)
                         return
