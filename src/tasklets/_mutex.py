@@ -13,10 +13,11 @@ GIL, and under the free-threaded build's per-object locks), so::
     mutex.pop()          # take it; IndexError: another thread holds it
     mutex.append(True)   # give it back
 
-is a lock at a fraction of the price. What it guards is a few bytecodes that
-never block on the future (callbacks and waiters run after the mutex is
-given back), so a thread that finds it taken yields its time slice until the
-holder gives it back (:func:`take`) rather than sleeping on a kernel object.
+is a lock at a fraction of the price. What it guards is short (a state
+change, and the wake-up of threads blocked on the future, if any; callbacks
+run after the mutex is given back), so a thread that finds it taken yields
+its time slice until the holder gives it back (:func:`take`) rather than
+sleeping on a kernel object.
 :class:`MutexLock` presents a mutex as a lock, for the ``threading.Condition``
 that blocking ``result()`` calls and ``concurrent.futures.wait`` sleep on:
 holding the condition's lock is holding the future's mutex.
