@@ -102,14 +102,10 @@ class Future(concurrent.futures.Future[T]):
         """The stdlib's condition, built lazily on the future's own mutex."""
         blocking = self._blocking
         if blocking is None:
-            mutex = self._mutex
-            take(mutex)
-            try:
+            with MutexLock(self._mutex):
                 blocking = self._blocking
                 if blocking is None:
-                    blocking = self._blocking = BlockingWaiters(mutex)
-            finally:
-                mutex.append(True)
+                    blocking = self._blocking = BlockingWaiters(self._mutex)
         return blocking.cond
 
     @property

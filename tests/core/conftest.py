@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,3 +28,12 @@ def loop() -> Iterator[tasklets.Loop]:
     made = tasklets.Loop()
     yield made
     made.close()
+
+
+@pytest.fixture
+def busy_switching() -> Iterator[None]:
+    """Make the interpreter switch threads very often, so races get their chance."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(previous)

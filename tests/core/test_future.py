@@ -5,9 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import os
-import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -311,15 +309,6 @@ class TestInsideTasks:
             yield
 
         assert vrun(main) == 6
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Make the interpreter switch threads very often, so races get their chance."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(previous)
 
 
 @pytest.mark.usefixtures("busy_switching")

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tasklets import Future
 from tasklets._mutex import MutexLock, new_mutex, take
-
-
-@pytest.fixture
-def switch_often() -> Iterator[None]:
-    """Let threads take turns every microsecond, so that unguarded code would interleave."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(previous)
 
 
 class TestMutex:
@@ -58,7 +46,7 @@ class TestMutex:
         assert order == ["first", "other"]
         assert mutex == [True]
 
-    def test_it_excludes_other_threads(self, switch_often: None) -> None:
+    def test_it_excludes_other_threads(self, busy_switching: None) -> None:
         mutex = new_mutex()
         count = [0]
 
@@ -101,16 +89,26 @@ class TestMutexLock:
             assert mutex == []
         assert mutex == [True]
 
-    def test_a_condition_on_it_wakes_a_thread_blocked_on_a_future(self) -> None:
-        future: Future[int] = Future()
-        got: list[int] = []
-        reader = threading.Thread(target=lambda: got.append(future.result(timeout=60)))
-        reader.start()
-        for _ in range(60_000):  # until the reader has built the condition: it is (about to be) waiting
-            if future._blocking is not None or not reader.is_alive():
-                break
-            reader.join(0.001)
-        future.set_result(7)
-        reader.join(60)
-        assert got == [7]
-        assert future._mutex == [True]
+    def test_a_condition_on_it_waits_and_notifies_both_ways(self) -> None:
+        # Each side can only get past its wait_for when the other has released the lock in
+        # its own wait and notified: no step depends on timing.
+        mutex = new_mutex()
+        cond = threading.Condition(MutexLock(mutex))  # type: ignore[arg-type]
+        state = {"started": False, "go": False, "woken": False}
+
+        def waiter() -> None:
+            with cond:
+                state["started"] = True
+                cond.notify_all()
+                assert cond.wait_for(lambda: state["go"], timeout=60)
+                state["woken"] = True
+
+        thread = threading.Thread(target=waiter)
+        with cond:
+            thread.start()
+            assert cond.wait_for(lambda: state["started"], timeout=60)
+            state["go"] = True
+            cond.notify_all()
+        thread.join(60)
+        assert state["woken"]
+        assert mutex == [True]
